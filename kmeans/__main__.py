@@ -1,0 +1,5 @@
+import sys
+
+from kmeans.cli import main
+
+sys.exit(main())

@@ -1,0 +1,111 @@
+"""Small value types passed between the strategies."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import attrs
+import numpy as np
+from numpy.typing import NDArray
+
+FloatArray = NDArray[np.floating[Any]]
+Float64Array = NDArray[np.float64]
+IntArray = NDArray[np.intp]
+
+
+@attrs.frozen(eq=False)
+class Block:
+    """A chunk of rows, the unit every strategy works on.
+
+    ``points`` is ``(n, d)`` float32 or float64; ``weights`` is ``(n,)`` float64 and may be
+    a read-only broadcast view (unit weights cost no memory); ``start`` is the global
+    index of the block's first row, so that row ``i`` of the block is row ``start + i``
+    of the dataset. Randomness keyed on global row indices is what makes seeded
+    results independent of how rows are split into blocks.
+    """
+
+    points: FloatArray
+    weights: Float64Array
+    start: int = 0
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.points.shape[0])
+
+    def row_indices(self) -> NDArray[np.int64]:
+        """Global indices of this block's rows."""
+        return np.arange(self.start, self.start + self.n_rows, dtype=np.int64)
+
+
+@attrs.frozen
+class IterationRecord:
+    """What one Lloyd iteration did; passed to callbacks and kept in ``history_``.
+
+    ``inertia`` is the cost of the centers the iteration *started* from (with each row
+    assigned to its closest center); ``center_shift`` is the largest distance a center
+    moved in the update, in the units of the data; ``elapsed`` is seconds since the
+    fit started; ``n_empty`` counts clusters that were empty and got relocated.
+    """
+
+    iteration: int
+    inertia: float
+    center_shift: float
+    elapsed: float
+    n_empty: int = 0
+    restart: int = 0
+
+
+Callback = Callable[[IterationRecord], None]
+
+
+@attrs.frozen(eq=False)
+class LloydResult:
+    """The outcome of one Lloyd run (one restart)."""
+
+    centers: Float64Array
+    inertia: float
+    n_iter: int
+    cluster_weights: Float64Array
+    history: tuple[IterationRecord, ...]
+    converged: bool
+    seed: int
+
+
+@attrs.frozen(eq=False)
+class FitResult:
+    """What a backend's fit returns to the estimator.
+
+    ``labels`` is backend-native: an ndarray for in-memory input, possibly a lazy
+    object (an RDD) for distributed input; ``None`` means "compute on demand".
+    """
+
+    centers: Float64Array
+    inertia: float
+    n_iter: int
+    cluster_weights: Float64Array
+    history: tuple[IterationRecord, ...]
+    converged: bool
+    seed: int
+    labels: Any = None
+    restarts: Sequence[float] = ()
+
+
+@attrs.frozen(eq=False)
+class FitSpec:
+    """Everything a backend needs to run a fit, already validated and resolved.
+
+    ``initializer`` and ``distance`` are strategy objects (never names); ``seed`` is a
+    concrete integer (``seed=None`` was replaced by fresh entropy before this point).
+    """
+
+    n_clusters: int
+    initializer: Any
+    distance: Any
+    max_iter: int
+    tol: float
+    n_init: int
+    seed: int
+    callbacks: tuple[Callback, ...] = ()
+    compress: bool | str = "auto"
+    empty_cluster: str = "farthest"

@@ -1,0 +1,128 @@
+"""Input checks that run before any expensive pass, with errors that name the fix."""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from kmeans._types import Float64Array
+from kmeans.errors import ValidationError
+
+
+def check_points(X: Any, *, name: str = "X") -> NDArray[Any]:
+    """``X`` as a 2-D numeric array ``(n_rows, n_features)``, in its own dtype.
+
+    An ``(h, w, c)`` image array is flattened to ``(h * w, c)`` pixels. Raises
+    :class:`ValidationError` for empty, 1-D, 4-D+, non-numeric or non-finite input.
+    """
+    try:
+        arr = np.asarray(X)
+    except (ValueError, TypeError) as exc:
+        raise ValidationError(
+            f"{name} could not be read as a numeric array ({exc}); rows must all have the same length"
+        ) from exc
+    if arr.dtype.kind not in "biuf":
+        raise ValidationError(
+            f"{name} has non-numeric dtype {arr.dtype}; K-means needs real numbers "
+            f"(convert with np.asarray({name}, dtype=float) if the values are numeric)"
+        )
+    if arr.ndim == 3:
+        arr = arr.reshape(-1, arr.shape[-1])
+    elif arr.ndim == 1:
+        raise ValidationError(
+            f"{name} is 1-D with shape {arr.shape}; K-means needs a 2-D array (n_rows, n_features). "
+            f"Use {name}.reshape(-1, 1) for a single feature or {name}.reshape(1, -1) for a single row"
+        )
+    elif arr.ndim != 2:
+        raise ValidationError(
+            f"{name} has {arr.ndim} dimensions (shape {arr.shape}); expected (n_rows, n_features) "
+            "or an (height, width, channels) image"
+        )
+    if arr.shape[0] == 0:
+        raise ValidationError(f"{name} is empty: it has 0 rows (shape {arr.shape}); K-means needs at least one row")
+    if arr.shape[1] == 0:
+        raise ValidationError(f"{name} has 0 features (shape {arr.shape}); K-means needs at least one column")
+    if arr.dtype.kind == "f":
+        check_finite(arr, name=name)
+    return arr
+
+
+def check_finite(arr: NDArray[Any], *, name: str = "X") -> None:
+    """Raise if any value is NaN or infinite, saying how many rows are affected."""
+    # A float64 sum is finite exactly when no value is NaN or inf (or it overflowed);
+    # only then do we pay for the element-wise check.
+    if np.isfinite(np.sum(arr, dtype=np.float64)):
+        return
+    bad = ~np.isfinite(arr)
+    if not bad.any():
+        return
+    rows = np.flatnonzero(bad.any(axis=1))
+    kinds = []
+    if np.isnan(arr[rows]).any():
+        kinds.append("NaN")
+    if np.isinf(arr[rows]).any():
+        kinds.append("infinite")
+    raise ValidationError(
+        f"{name} contains {' and '.join(kinds)} values in {rows.size} of {arr.shape[0]} rows "
+        f"(first at row {int(rows[0])}); remove or impute them before clustering"
+    )
+
+
+def check_weights(sample_weight: Any, n_rows: int) -> Float64Array | None:
+    """``sample_weight`` as a float64 ``(n_rows,)`` array, or ``None`` for unit weights."""
+    if sample_weight is None:
+        return None
+    try:
+        w = np.asarray(sample_weight)
+    except (ValueError, TypeError) as exc:
+        raise ValidationError(f"sample_weight could not be read as a numeric array ({exc})") from exc
+    if w.dtype.kind not in "biuf":
+        raise ValidationError(f"sample_weight has non-numeric dtype {w.dtype}")
+    w = w.astype(np.float64, copy=False)
+    if w.ndim == 0:
+        w = np.full(n_rows, float(w))
+    if w.ndim != 1 or w.shape[0] != n_rows:
+        raise ValidationError(f"sample_weight has shape {w.shape} but X has {n_rows} rows; expected shape ({n_rows},)")
+    if np.isnan(w).any():
+        raise ValidationError(f"sample_weight contains NaN in {int(np.isnan(w).sum())} rows")
+    if np.isinf(w).any():
+        raise ValidationError(f"sample_weight contains infinite values in {int(np.isinf(w).sum())} rows")
+    if (w < 0).any():
+        raise ValidationError(
+            f"sample_weight contains negative values in {int((w < 0).sum())} rows (first at row "
+            f"{int(np.flatnonzero(w < 0)[0])}); weights must be >= 0"
+        )
+    if not (w > 0).any():
+        raise ValidationError("sample_weight is zero for every row; at least one row needs a positive weight")
+    return w
+
+
+def check_positive_int(value: Any, name: str, *, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValidationError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise ValidationError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_tol(tol: Any) -> float:
+    if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not np.isfinite(float(tol)) or tol < 0:
+        raise ValidationError(f"tol must be a finite number >= 0, got {tol!r}")
+    return float(tol)
+
+
+def check_centers(centers: Any, k: int | None, n_features: int, *, name: str = "init") -> Float64Array:
+    """An explicit ``(k, n_features)`` array of finite initial centers, as float64."""
+    try:
+        c = np.asarray(centers, dtype=np.float64)
+    except (ValueError, TypeError) as exc:
+        raise ValidationError(f"{name} could not be read as a numeric (k, d) array ({exc})") from exc
+    expected = f"({k if k is not None else 'n_clusters'}, {n_features})"
+    if c.ndim != 2 or (k is not None and c.shape[0] != k) or c.shape[1] != n_features:
+        raise ValidationError(f"{name} has shape {c.shape}; expected {expected} = (n_clusters, n_features)")
+    if not np.isfinite(c).all():
+        raise ValidationError(f"{name} contains NaN or infinite values")
+    return c

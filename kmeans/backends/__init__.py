@@ -1,0 +1,1 @@
+"""Engines. ``numpy`` is always available; the Spark backends import pyspark lazily."""

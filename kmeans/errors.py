@@ -1,0 +1,32 @@
+"""Exceptions raised by :mod:`kmeans`.
+
+Every error derives from a standard Python exception so that callers who catch
+``ValueError`` or ``ImportError`` keep working, and from :class:`KMeansError` so
+that callers can catch everything this library raises in one clause.
+"""
+
+from __future__ import annotations
+
+
+class KMeansError(Exception):
+    """Base class of every exception raised by this library."""
+
+
+class ValidationError(KMeansError, ValueError):
+    """Bad input data or parameters, detected before any expensive work."""
+
+
+class UnknownStrategyError(KMeansError, ValueError):
+    """A backend, initializer or distance name that no registry knows."""
+
+
+class NotFittedError(KMeansError, AttributeError):
+    """A fitted attribute or method was used before :meth:`KMeans.fit`."""
+
+
+class MissingDependencyError(KMeansError, ImportError):
+    """An optional dependency (pyspark, Pillow, ...) is not installed."""
+
+
+class ModelFormatError(KMeansError, ValueError):
+    """A saved model file is malformed or from an unknown format version."""

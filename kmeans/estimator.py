@@ -1,0 +1,265 @@
+"""The user-facing estimator, :class:`KMeans`."""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from kmeans import registry
+from kmeans._random import fresh_seed
+from kmeans._types import Callback, FitSpec, Float64Array, IterationRecord
+from kmeans._validation import check_points, check_positive_int, check_tol, check_weights
+from kmeans.errors import NotFittedError, ValidationError
+from kmeans.init._sampling import distinct_rows
+from kmeans.init.explicit import ExplicitCenters
+
+_PARAMS = ("n_clusters", "init", "n_init", "max_iter", "tol", "seed", "backend", "distance", "compress", "callbacks")
+
+
+def resolve_backend(backend: Any) -> Any:
+    if isinstance(backend, str):
+        return registry.backends[backend]
+    if not hasattr(backend, "fit") or not hasattr(backend, "dataset"):
+        raise ValidationError(
+            f"backend must be a registered name or an object with dataset() and fit(); got {backend!r}"
+        )
+    return backend
+
+
+def resolve_distance(distance: Any) -> Any:
+    if isinstance(distance, str):
+        return registry.distances[distance]
+    if not hasattr(distance, "assign") or not hasattr(distance, "update"):
+        raise ValidationError(
+            f"distance must be a registered name or a kmeans.distance.Distance(assign, update); got {distance!r}"
+        )
+    return distance
+
+
+def resolve_init(init: Any) -> Any:
+    if isinstance(init, str):
+        return registry.initializers[init]
+    if hasattr(init, "init") and callable(init.init):
+        return init
+    if isinstance(init, (np.ndarray, list, tuple)):
+        return ExplicitCenters(init)
+    raise ValidationError(
+        f"init must be a registered name ({', '.join(repr(n) for n in registry.initializers)}), "
+        f"an (n_clusters, n_features) array, or an object with an init() method; got {init!r}"
+    )
+
+
+class KMeans:
+    """K-means clustering whose every step is a swappable strategy.
+
+    Minimizes the weighted cost ``sum_i w_i cost(x_i, c_{label_i})`` by Lloyd iterations.
+    With ``distance="l2"`` the cost is the squared Euclidean distance and centers are
+    weighted means (classic k-means); with ``distance="l1"`` it is the Manhattan distance
+    and centers are exact weighted coordinate-wise medians (k-medians).
+
+    Parameters are stored as given; :meth:`fit` validates them. Strategies are names
+    (see :mod:`kmeans.registry`) or objects satisfying the protocols of
+    :mod:`kmeans.protocols`.
+
+    Parameters
+    ----------
+    n_clusters: number of clusters ``k``.
+    init: ``"k-means++"`` (default), ``"random"``, another registered name, an
+        ``(n_clusters, n_features)`` array of initial centers, or an ``Initializer``.
+    n_init: number of initializations; the run with the lowest inertia wins. ``"auto"``
+        is 1 for k-means++ / k-means|| / explicit centers and 10 for other initializers.
+    max_iter: maximum number of Lloyd updates.
+    tol: stop when no center moved more than ``tol`` (metric distance, data units) in
+        an update; ``0`` runs exactly ``max_iter`` updates.
+    seed: integer seed; the same seed gives the same result on every backend and any
+        partitioning. ``None`` draws one (recorded in ``seed_``).
+    backend: ``"numpy"`` (default), ``"spark-rdd"``, ``"spark-ml"`` or a ``Backend``.
+    distance: ``"l2"`` (default), ``"l1"`` or a :class:`kmeans.distance.Distance`.
+    compress: fold identical rows into weighted rows before fitting. ``"auto"`` does it
+        for integer data (such as 8-bit pixels); it changes speed, not the optimum, but
+        seeded initializers then draw from distinct rows.
+    callbacks: functions called with an :class:`IterationRecord` after every iteration.
+    """
+
+    def __init__(
+        self,
+        n_clusters: int = 8,
+        *,
+        init: Any = "k-means++",
+        n_init: int | str = "auto",
+        max_iter: int = 300,
+        tol: float = 1e-4,
+        seed: int | None = None,
+        backend: Any = "numpy",
+        distance: Any = "l2",
+        compress: bool | str = "auto",
+        callbacks: Sequence[Callback] = (),
+    ) -> None:
+        self.n_clusters = n_clusters
+        self.init = init
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.seed = seed
+        self.backend = backend
+        self.distance = distance
+        self.compress = compress
+        self.callbacks = callbacks
+
+    # -- parameters -------------------------------------------------------------------
+
+    def get_params(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in _PARAMS}
+
+    def set_params(self, **params: Any) -> KMeans:
+        for name, value in params.items():
+            if name not in _PARAMS:
+                raise ValidationError(f"unknown parameter {name!r}; known parameters: {', '.join(_PARAMS)}")
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        defaults = KMeans().get_params()
+        shown = [f"n_clusters={self.n_clusters}"]
+        for name, value in self.get_params().items():
+            if name == "n_clusters":
+                continue
+            if isinstance(value, np.ndarray) or value != defaults[name]:
+                shown.append(f"{name}={'<array>' if isinstance(value, np.ndarray) else repr(value)}")
+        return f"KMeans({', '.join(shown)})"
+
+    def _spec(self, n_features: int | None = None) -> tuple[Any, FitSpec]:
+        k = check_positive_int(self.n_clusters, "n_clusters")
+        max_iter = check_positive_int(self.max_iter, "max_iter")
+        tol = check_tol(self.tol)
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral)):
+            raise ValidationError(f"seed must be an integer or None, got {self.seed!r}")
+        if self.compress not in (True, False, "auto"):
+            raise ValidationError(f"compress must be True, False or 'auto', got {self.compress!r}")
+        backend = resolve_backend(self.backend)
+        distance = resolve_distance(self.distance)
+        initializer = resolve_init(self.init)
+        explicit = isinstance(initializer, ExplicitCenters)
+        if self.n_init == "auto":
+            n_init = 1 if explicit or getattr(initializer, "name", "") in ("k-means++", "k-means||") else 10
+        else:
+            n_init = check_positive_int(self.n_init, "n_init")
+            if explicit and n_init > 1:
+                warnings.warn(
+                    f"explicit initial centers were given, so n_init={n_init} restarts "
+                    "would all be identical; running 1",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+                n_init = 1
+        if explicit and initializer.centers.shape[0] != k:
+            raise ValidationError(f"init has {initializer.centers.shape[0]} centers but n_clusters={k}")
+        seed = fresh_seed() if self.seed is None else int(self.seed)
+        spec = FitSpec(
+            n_clusters=k,
+            initializer=initializer,
+            distance=distance,
+            max_iter=max_iter,
+            tol=tol,
+            n_init=n_init,
+            seed=seed,
+            callbacks=tuple(self.callbacks),
+            compress=self.compress,
+        )
+        return backend, spec
+
+    # -- fitting ----------------------------------------------------------------------
+
+    def fit(self, X: Any, sample_weight: Any = None, *, features: Any = None) -> KMeans:
+        """Cluster ``X``: an ``(n, d)`` array, an ``(h, w, c)`` image, or engine-native data.
+
+        ``sample_weight`` gives each row a non-negative weight (a row of weight 2 counts
+        like two identical rows). ``features`` names DataFrame columns on Spark backends.
+        """
+        backend, spec = self._spec()
+        dataset = backend.dataset(X, sample_weight, features=features)
+        k = spec.n_clusters
+        if k > dataset.n_rows:
+            raise ValidationError(f"n_clusters={k} is larger than the number of rows ({dataset.n_rows})")
+        if isinstance(spec.initializer, ExplicitCenters) and spec.initializer.centers.shape[1] != dataset.n_features:
+            raise ValidationError(
+                f"init has shape {spec.initializer.centers.shape}; expected ({k}, {dataset.n_features}) = "
+                "(n_clusters, n_features)"
+            )
+        if not dataset.distinct and k > 1:
+            n_distinct = distinct_rows(dataset, k).shape[0]
+            if n_distinct < k:
+                raise ValidationError(
+                    f"n_clusters={k} is larger than the number of distinct rows of positive weight ({n_distinct}); "
+                    f"use n_clusters <= {n_distinct}"
+                )
+        result = backend.fit(dataset, spec)
+        self.cluster_centers_: Float64Array = result.centers
+        self.inertia_: float = float(result.inertia)
+        self.n_iter_: int = int(result.n_iter)
+        self.cluster_sizes_: Float64Array = result.cluster_weights
+        self.history_: list[IterationRecord] = list(result.history)
+        self.converged_: bool = bool(result.converged)
+        self.seed_: int = spec.seed
+        self.labels_: Any = result.labels
+        self.n_features_in_: int = dataset.n_features
+        self.backend_: Any = backend
+        self.distance_: Any = spec.distance
+        return self
+
+    def fit_predict(self, X: Any, sample_weight: Any = None, *, features: Any = None) -> Any:
+        """Fit, then return the label of every row of ``X``."""
+        return self.fit(X, sample_weight, features=features).labels_
+
+    # -- using a fitted model ---------------------------------------------------------
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "cluster_centers_"):
+            raise NotFittedError(
+                "this KMeans instance is not fitted yet; call fit(X) first (or kmeans.load_model(path))"
+            )
+
+    def _local_points(self, X: Any) -> Any:
+        arr = check_points(X)
+        if arr.shape[1] != self.n_features_in_:
+            raise ValidationError(
+                f"X has {arr.shape[1]} features, but this model was fitted with {self.n_features_in_}"
+            )
+        return arr if arr.dtype in (np.float32, np.float64) else arr.astype(np.float64)
+
+    def predict(self, X: Any, *, features: Any = None) -> Any:
+        """Index of the closest center for every row (lowest index on ties).
+
+        Arrays give arrays; on Spark backends an RDD gives an RDD of labels and a
+        DataFrame gives the DataFrame with a ``prediction`` column.
+        """
+        self._check_fitted()
+        if isinstance(X, (np.ndarray, list, tuple)):
+            return self.distance_.assign.assign(self._local_points(X), self.cluster_centers_)[0]
+        return self.backend_.predict(X, self.cluster_centers_, self.distance_.assign, features=features)
+
+    def transform(self, X: Any) -> Float64Array:
+        """Distance from every row to every center, ``(n, k)``: Euclidean for L2, Manhattan for L1."""
+        self._check_fitted()
+        costs = self.distance_.assign.pairwise(self._local_points(X), self.cluster_centers_)
+        if self.distance_.name == "l2":
+            return np.sqrt(costs)  # type: ignore[no-any-return]
+        return costs  # type: ignore[no-any-return]
+
+    def score(self, X: Any, sample_weight: Any = None) -> float:
+        """Opposite of the weighted cost of ``X`` against the centers (higher is better)."""
+        self._check_fitted()
+        pts = self._local_points(X)
+        w = check_weights(sample_weight, pts.shape[0])
+        costs = self.distance_.assign.assign(pts, self.cluster_centers_)[1]
+        return -float(np.sum(costs) if w is None else np.dot(w, costs))
+
+    def save(self, path: Any) -> None:
+        """Write the fitted model as JSON (atomically; see :func:`kmeans.load_model`)."""
+        from kmeans.io import save_model
+
+        save_model(self, path)

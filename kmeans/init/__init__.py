@@ -1,0 +1,1 @@
+"""Initializers: how the first centers are chosen (see :class:`kmeans.protocols.Initializer`)."""

@@ -1,0 +1,100 @@
+"""Deterministic sampling built on ``Dataset.map_reduce`` alone.
+
+Every draw is keyed on ``(seed, global row index)`` (see :mod:`kmeans._random`), and the
+rows with the smallest keys win, ties going to the lowest row index. A top-m selection
+merges associatively, so any engine and any partitioning selects the same rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import numpy as np
+from numpy.typing import NDArray
+
+from kmeans._types import Block, Float64Array
+from kmeans.protocols import Dataset
+
+
+@attrs.frozen(eq=False)
+class Candidates:
+    """Rows with their keys, sorted by ``(key, row)``."""
+
+    keys: Float64Array
+    rows: NDArray[np.int64]
+    points: Float64Array
+    weights: Float64Array
+
+    def top(self, m: int) -> Candidates:
+        order = np.lexsort((self.rows, self.keys))[:m]
+        return Candidates(self.keys[order], self.rows[order], self.points[order], self.weights[order])
+
+    @staticmethod
+    def concat(a: Candidates, b: Candidates) -> Candidates:
+        return Candidates(
+            np.concatenate([a.keys, b.keys]),
+            np.concatenate([a.rows, b.rows]),
+            np.concatenate([a.points, b.points]),
+            np.concatenate([a.weights, b.weights]),
+        )
+
+
+def smallest_keys(dataset: Dataset, key_fn: Callable[[Block], Float64Array], m: int) -> Candidates:
+    """The ``m`` rows with the smallest finite ``key_fn`` keys, as float64 points."""
+
+    def fn(block: Block) -> Candidates:
+        keys = np.asarray(key_fn(block), dtype=np.float64)
+        finite = np.isfinite(keys)
+        idx = np.flatnonzero(finite)
+        if idx.size > m:
+            kth = np.partition(keys[idx], m - 1)[m - 1]
+            idx = idx[keys[idx] <= kth]  # keeps every tie at the boundary
+        cand = Candidates(
+            keys[idx],
+            block.start + idx.astype(np.int64),
+            np.asarray(block.points[idx], dtype=np.float64),
+            np.asarray(block.weights[idx], dtype=np.float64),
+        )
+        return cand.top(m)
+
+    def merge(a: Candidates, b: Candidates) -> Candidates:
+        return Candidates.concat(a, b).top(m)
+
+    return dataset.map_reduce(fn, merge)
+
+
+def first_distinct(points: Float64Array, limit: int) -> NDArray[np.intp]:
+    """Indices of the first ``limit`` pairwise-distinct rows of ``points``, in order."""
+    if points.shape[0] == 0:
+        return np.empty(0, dtype=np.intp)
+    _, first = np.unique(points, axis=0, return_index=True)
+    return np.sort(first)[:limit]
+
+
+def distinct_rows(dataset: Dataset, limit: int) -> Float64Array:
+    """Up to ``limit`` distinct rows of positive weight (which ones is unspecified).
+
+    Cheap when distinct rows are plentiful: each block looks at a growing prefix of its
+    rows and stops as soon as it has ``limit`` distinct ones.
+    """
+
+    def fn(block: Block) -> Float64Array:
+        pts = np.asarray(block.points[block.weights > 0], dtype=np.float64)
+        size = min(pts.shape[0], max(2 * limit, 64))
+        while True:
+            found = pts[first_distinct(pts[:size], limit)]
+            if found.shape[0] >= limit or size >= pts.shape[0]:
+                return found
+            size = min(pts.shape[0], size * 4)
+
+    def merge(a: Float64Array, b: Float64Array) -> Float64Array:
+        both = np.concatenate([a, b])
+        return both[first_distinct(both, limit)]
+
+    return dataset.map_reduce(fn, merge)
+
+
+def as_float64(points: Any) -> Float64Array:
+    return np.asarray(points, dtype=np.float64)

@@ -1,0 +1,143 @@
+"""The five strategy protocols the Lloyd driver composes.
+
+Any object with these methods works; nothing needs to inherit from anything. The
+built-in strategies are frozen attrs classes, found by name in :mod:`kmeans.registry`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+import numpy as np
+
+from kmeans._types import Block, FitResult, FitSpec, Float64Array, FloatArray, IntArray
+
+T = TypeVar("T")
+
+
+@runtime_checkable
+class Dataset(Protocol):
+    """The data as one engine holds it: a sequence of :class:`Block` objects.
+
+    Contract:
+    - ``map_reduce(fn, merge)`` applies ``fn`` to every block and combines the partial
+      results with ``merge``. ``merge`` must be associative; engines may merge in any
+      tree shape, so results may differ only by floating-point rounding.
+    - Block ``start`` offsets are global row indices: ``0 .. n_rows - 1`` over the
+      dataset, the same whatever the engine or the number of blocks.
+    - ``compress()`` folds identical rows into one row whose weight is the sum of
+      theirs; compressed rows come in ascending lexicographic order of their values,
+      on every engine, so seeded strategies pick the same rows.
+    """
+
+    @property
+    def n_rows(self) -> int: ...
+
+    @property
+    def n_features(self) -> int: ...
+
+    @property
+    def total_weight(self) -> float: ...
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """``float32`` or ``float64``: the dtype of every block's ``points``."""
+        ...
+
+    @property
+    def integer_valued(self) -> bool:
+        """True when every value is known to be an integer (e.g. uint8 pixels)."""
+        ...
+
+    @property
+    def distinct(self) -> bool:
+        """True when rows are known to be pairwise distinct (after ``compress``)."""
+        ...
+
+    def map_reduce(self, fn: Callable[[Block], T], merge: Callable[[T, T], T]) -> T: ...
+
+    def compress(self) -> Dataset: ...
+
+
+@runtime_checkable
+class AssignStep(Protocol):
+    """The metric: assigns rows to their closest center.
+
+    ``cost`` is what the objective sums (weighted): the squared Euclidean distance for
+    L2, the Manhattan distance for L1. Ties go to the lowest center index.
+    """
+
+    name: str
+
+    def assign(self, points: FloatArray, centers: Float64Array) -> tuple[IntArray, Float64Array]:
+        """``(labels, costs)`` for ``points`` ``(n, d)`` against ``centers`` ``(k, d)``."""
+        ...
+
+    def pairwise(self, points: FloatArray, centers: Float64Array) -> Float64Array:
+        """The ``(n, k)`` matrix of costs, for initializers."""
+        ...
+
+    def shift(self, old: Float64Array, new: Float64Array) -> Float64Array:
+        """How far each center moved, ``(k,)``, in the units of the data."""
+        ...
+
+
+@runtime_checkable
+class UpdateStep(Protocol):
+    """How centers follow assignments, as a mergeable summary.
+
+    Per iteration the driver calls ``partial`` on every block, folds the partials with
+    ``merge`` (a monoid: associative, any grouping) and calls ``finalize``. ``finalize``
+    returns the new ``(k, d)`` centers, or a :class:`Refine` asking for one more pass
+    with a new state (the exact median narrows its histograms that way). A cluster of
+    zero weight keeps its old center; the driver's empty-cluster policy handles it.
+    """
+
+    name: str
+
+    def plan(self, dataset: Dataset, k: int) -> Any:
+        """Per-fit preparation (for example value ranges); its result is the first state."""
+        ...
+
+    def partial(self, block: Block, labels: IntArray, k: int, state: Any) -> Any: ...
+
+    def merge(self, a: Any, b: Any) -> Any: ...
+
+    def finalize(self, summary: Any, old_centers: Float64Array, state: Any) -> Float64Array | Refine: ...
+
+
+class Refine:
+    """Returned by :meth:`UpdateStep.finalize` to request another pass with ``state``."""
+
+    __slots__ = ("state",)
+
+    def __init__(self, state: Any) -> None:
+        self.state = state
+
+
+@runtime_checkable
+class Initializer(Protocol):
+    """Chooses the first ``k`` centers using only :class:`Dataset` primitives.
+
+    Must be deterministic given ``seed``; should not depend on the block layout.
+    """
+
+    name: str
+
+    def init(self, dataset: Dataset, k: int, assign: AssignStep, seed: int) -> Float64Array: ...
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """An engine: turns user input into a :class:`Dataset`, runs fits and predictions."""
+
+    name: str
+
+    def dataset(self, X: Any, sample_weight: Any = None, *, features: Any = None) -> Dataset:
+        """Validate ``X`` (and weights) and wrap them; raises before any expensive pass."""
+        ...
+
+    def fit(self, dataset: Dataset, spec: FitSpec) -> FitResult: ...
+
+    def predict(self, X: Any, centers: Float64Array, assign: AssignStep, *, features: Any = None) -> Any: ...
