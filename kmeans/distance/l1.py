@@ -23,10 +23,10 @@ import attrs
 import numpy as np
 from numpy.typing import NDArray
 
+from kmeans._kernels import assign_manhattan
 from kmeans._ops import weighted_bincount
 from kmeans._types import Block, Float64Array, FloatArray, IntArray
 from kmeans.distance.base import Distance
-from kmeans.distance.l2 import chunk_rows
 from kmeans.protocols import Refine
 
 #: Histogram bins per cluster and coordinate in each pass.
@@ -48,21 +48,9 @@ class Manhattan:
     """Manhattan (cityblock) cost, ``sum_j |x_j - c_j|``, computed exactly in float64."""
 
     name: str = "manhattan"
-    chunk_elements: int = 1 << 16
 
     def assign(self, points: FloatArray, centers: Float64Array) -> tuple[IntArray, Float64Array]:
-        n, k = points.shape[0], centers.shape[0]
-        labels = np.empty(n, dtype=np.intp)
-        costs = np.empty(n, dtype=np.float64)
-        step = chunk_rows(k, self.chunk_elements)
-        buf = np.empty((min(step, n), k), dtype=np.float64)
-        for s in range(0, n, step):
-            x = points[s : s + step]
-            dist = _manhattan(x, centers, buf[: x.shape[0]])
-            lab = np.argmin(dist, axis=1)
-            labels[s : s + x.shape[0]] = lab
-            costs[s : s + x.shape[0]] = np.take_along_axis(dist, lab[:, None], axis=1)[:, 0]
-        return labels, costs
+        return assign_manhattan(points, centers)
 
     def pairwise(self, points: FloatArray, centers: Float64Array) -> Float64Array:
         return _manhattan(points, centers, np.empty((points.shape[0], centers.shape[0]), dtype=np.float64))
