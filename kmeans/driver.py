@@ -26,7 +26,7 @@ from typing import Any
 import attrs
 import numpy as np
 
-from kmeans._ops import weighted_bincount
+from kmeans._ops import weighted_bincount, weighted_sum
 from kmeans._random import derive_seed
 from kmeans._types import Block, Callback, FitResult, FitSpec, Float64Array, IntArray, IterationRecord, LloydResult
 from kmeans.protocols import AssignStep, Dataset, Refine, UpdateStep
@@ -72,7 +72,7 @@ def summarize(
 
     def fn(block: Block) -> _PassSummary:
         labels, costs = assign.assign(block.points, centers)
-        inertia = float(np.dot(block.weights, costs))
+        inertia = weighted_sum(block.weights, costs)
         labels = _override(labels, block, moves)
         return _PassSummary(
             update.partial(block, labels, k, state),
@@ -94,7 +94,7 @@ def evaluate(dataset: Dataset, centers: Float64Array, assign: AssignStep) -> tup
 
     def fn(block: Block) -> tuple[float, Float64Array]:
         labels, costs = assign.assign(block.points, centers)
-        return float(np.dot(block.weights, costs)), weighted_bincount(labels, block.weights, k)
+        return weighted_sum(block.weights, costs), weighted_bincount(labels, block.weights, k)
 
     def merge(a: tuple[float, Float64Array], b: tuple[float, Float64Array]) -> tuple[float, Float64Array]:
         return a[0] + b[0], a[1] + b[1]

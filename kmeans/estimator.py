@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from kmeans import registry
+from kmeans._ops import weighted_sum
 from kmeans._random import fresh_seed
 from kmeans._types import Callback, FitSpec, Float64Array, IterationRecord
 from kmeans._validation import check_points, check_positive_int, check_tol, check_weights
@@ -256,7 +257,7 @@ class KMeans:
         pts = self._local_points(X)
         w = check_weights(sample_weight, pts.shape[0])
         costs = self.distance_.assign.assign(pts, self.cluster_centers_)[1]
-        return -float(np.sum(costs) if w is None else np.dot(w, costs))
+        return -(float(np.sum(costs)) if w is None else weighted_sum(w, costs))
 
     def save(self, path: Any) -> None:
         """Write the fitted model as JSON (atomically; see :func:`kmeans.load_model`)."""

@@ -220,14 +220,14 @@ class NumPyBackend:
             labels = labels[inverse]
         return attrs.evolve(result, labels=labels)
 
-    def predict(self, X: Any, centers: Float64Array, assign: AssignStep, *, features: Any = None) -> IntArray:
+    def predict(self, X: Any, centers: Float64Array, assign: AssignStep, *, features: Any = None) -> NDArray[np.int32]:
         ds = self.dataset(X, features=features)
         return dataset_labels(ds, centers, assign)
 
 
-def dataset_labels(dataset: Any, centers: Float64Array, assign: AssignStep) -> IntArray:
+def dataset_labels(dataset: Any, centers: Float64Array, assign: AssignStep) -> NDArray[np.int32]:
     """Labels of every row of an in-memory dataset, in row order."""
-    out = np.empty(dataset.n_rows, dtype=np.intp)
+    out = np.empty(dataset.n_rows, dtype=np.int32)  # like scikit-learn: half the memory of intp
 
     def fn(block: Block) -> None:
         out[block.start : block.start + block.n_rows] = assign.assign(block.points, centers)[0]

@@ -76,6 +76,13 @@ class SquaredEuclidean:
         return labels, costs
 
     def pairwise(self, points: FloatArray, centers: Float64Array) -> Float64Array:
+        if points.shape[1] <= self.direct_max_features:
+            direct: Float64Array = np.zeros((points.shape[0], centers.shape[0]))
+            for j in range(points.shape[1]):
+                diff = points[:, j, None] - centers[None, :, j]
+                diff *= diff
+                direct += diff
+            return direct
         x = points.astype(np.float64, copy=False)
         d = np.einsum("ij,ij->i", x, x)[:, None] - 2.0 * (x @ centers.T) + np.einsum("ij,ij->i", centers, centers)
         out: Float64Array = np.maximum(d, 0.0, out=d)

@@ -19,6 +19,7 @@ from collections.abc import Callable
 import attrs
 import numpy as np
 
+from kmeans._ops import weighted_sum
 from kmeans._random import derive_seed, exponential_keys
 from kmeans._types import Block, Float64Array, FloatArray
 from kmeans.errors import ValidationError
@@ -82,7 +83,7 @@ class KMeansPlusPlus:
             def pots(block: Block, cands: Float64Array = cands) -> Float64Array:
                 d = min_cost(block)
                 return np.array(
-                    [np.dot(block.weights, np.minimum(d, _cost_to(assign, block.points, c))) for c in cands]
+                    [weighted_sum(block.weights, np.minimum(d, _cost_to(assign, block.points, c))) for c in cands]
                 )
 
             totals = dataset.map_reduce(pots, lambda a, b: a + b)
