@@ -104,3 +104,28 @@ def weighted_sums(
     w = np.zeros(1) if unit else np.ascontiguousarray(weights, dtype=np.float64)
     _weighted_sums(points, w, unit, labels, sums, wsum)
     return sums, wsum
+
+
+@njit(inline="always", **_JIT)  # type: ignore[untyped-decorator,misc]
+def _splitmix_uniform(seed: Any, row: Any) -> float:  # pragma: no cover - compiled
+    z = seed + np.uint64(row) * np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> np.uint64(31))
+    return (np.float64(z >> np.uint64(11)) + 0.5) * (1.0 / 9007199254740992.0)
+
+
+@njit(**_JIT)  # type: ignore[untyped-decorator,misc]
+def _uniform(seed: Any, rows: Any, out: Any) -> None:  # pragma: no cover - compiled
+    for i in range(rows.shape[0]):
+        out[i] = _splitmix_uniform(seed, rows[i])
+
+
+@njit(**_JIT)  # type: ignore[untyped-decorator,misc]
+def _exponential_keys(seed: Any, rows: Any, weights: Any, out: Any) -> None:  # pragma: no cover - compiled
+    for i in range(rows.shape[0]):
+        w = weights[i]
+        if w > 0.0:
+            out[i] = -np.log(_splitmix_uniform(seed, rows[i])) / w
+        else:
+            out[i] = np.inf

@@ -13,7 +13,8 @@ import secrets
 import numpy as np
 from numpy.typing import NDArray
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+from kmeans._kernels import _exponential_keys, _uniform
+
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 _MASK64 = (1 << 64) - 1
@@ -46,12 +47,12 @@ def fresh_seed() -> int:
 def uniform(seed: int, rows: NDArray[np.int64]) -> NDArray[np.float64]:
     """One uniform draw in the open interval (0, 1) per global row index.
 
-    ``uniform(seed, rows)[i]`` depends only on ``seed`` and ``rows[i]``.
+    ``uniform(seed, rows)[i]`` depends only on ``seed`` and ``rows[i]``: SplitMix64 of
+    ``seed + row * 0x9E3779B97F4A7C15``, its top 53 bits, plus one half, times ``2**-53``.
     """
-    with np.errstate(over="ignore"):
-        z = np.uint64(seed & _MASK64) + rows.astype(np.uint64) * _GOLDEN
-    bits = _mix(z) >> np.uint64(11)  # 53 random bits
-    return (bits.astype(np.float64) + 0.5) * (1.0 / (1 << 53))
+    out = np.empty(rows.shape[0], dtype=np.float64)
+    _uniform(np.uint64(seed & _MASK64), np.ascontiguousarray(rows, dtype=np.int64), out)
+    return out
 
 
 def exponential_keys(seed: int, rows: NDArray[np.int64], weights: NDArray[np.floating]) -> NDArray[np.float64]:
@@ -60,8 +61,9 @@ def exponential_keys(seed: int, rows: NDArray[np.int64], weights: NDArray[np.flo
     Taking the ``m`` rows with the smallest keys draws ``m`` rows without replacement
     with probability proportional to ``weights`` (Efraimidis & Spirakis 2006). Rows of
     weight 0 get key ``+inf`` and are never drawn before a row of positive weight.
+    One compiled pass, the same function on every engine.
     """
-    u = uniform(seed, rows)
-    w = np.asarray(weights, dtype=np.float64)
-    with np.errstate(divide="ignore"):
-        return np.where(w > 0, -np.log(u) / np.where(w > 0, w, 1.0), np.inf)
+    out = np.empty(rows.shape[0], dtype=np.float64)
+    w = np.ascontiguousarray(np.broadcast_to(weights, rows.shape), dtype=np.float64)
+    _exponential_keys(np.uint64(seed & _MASK64), np.ascontiguousarray(rows, dtype=np.int64), w, out)
+    return out
