@@ -1,0 +1,163 @@
+"""Squared-Euclidean assignment and the weighted-mean update."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kmeans._types import Block
+from kmeans.distance.l2 import L2, SquaredEuclidean, WeightedMean
+from tests import oracle
+
+
+def _data(seed: int, n: int, d: int, k: int, dtype: type = np.float64) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, d)).astype(dtype), rng.normal(size=(k, d))
+
+
+@pytest.mark.parametrize("k", [1, 2, 7, 300])
+def test_assign_matches_brute_force(k: int) -> None:
+    points, centers = _data(k, 1000, 3, k)
+    labels, costs = SquaredEuclidean().assign(points, centers)
+    want_labels, want_costs = oracle.assign(points, centers)
+    np.testing.assert_array_equal(labels, want_labels)
+    np.testing.assert_allclose(costs, want_costs, rtol=1e-12)
+
+
+def test_assign_crosses_chunk_boundaries() -> None:
+    # 256 rows per chunk: 1000 rows span several chunks, including a partial last one.
+    points, centers = _data(1, 1000, 4, 5)
+    labels, _ = SquaredEuclidean(chunk_elements=16).assign(points, centers)
+    np.testing.assert_array_equal(labels, oracle.assign(points, centers)[0])
+
+
+def test_assign_tie_goes_to_lowest_center_index() -> None:
+    points = np.array([[1.0, 0.0], [0.0, 0.0], [2.0, 0.0]])
+    centers = np.array([[2.0, 0.0], [0.0, 0.0], [2.0, 0.0], [0.0, 0.0]])
+    labels, _ = SquaredEuclidean().assign(points, centers)
+    # Row 0 is equidistant from all four centers; rows 1 and 2 match a duplicated center.
+    assert labels.tolist() == [0, 1, 0]
+
+
+def test_assign_tie_between_mirror_centers_goes_to_lowest_index() -> None:
+    points = np.array([[0.0, 5.0], [0.0, -3.0]])
+    centers = np.array([[1.0, 0.0], [-1.0, 0.0]])
+    labels, costs = SquaredEuclidean().assign(points, centers)
+    assert labels.tolist() == [0, 0]
+    assert costs.tolist() == [26.0, 10.0]
+
+
+def test_costs_are_never_negative_even_under_cancellation() -> None:
+    # Far from the origin ||x||² - 2x·c + ||c||² cancels catastrophically (and may come out
+    # negative); the reported cost is recomputed directly, so it is >= 0 and exact.
+    rng = np.random.default_rng(7)
+    points = 1e6 + rng.normal(scale=1e-3, size=(200, 3))
+    centers = points[:4].copy()
+    labels, costs = SquaredEuclidean().assign(points, centers)
+    assert (costs >= 0).all()
+    np.testing.assert_allclose(costs, oracle.sq_euclidean(points, centers)[np.arange(200), labels], rtol=1e-12)
+
+
+def test_float32_points_stay_float32_in_the_product(monkeypatch: pytest.MonkeyPatch) -> None:
+    points, centers = _data(2, 600, 3, 4, np.float32)
+    seen: list[np.dtype] = []
+    real_matmul = np.matmul
+
+    def spy(a: np.ndarray, b: np.ndarray, *args: object, **kwargs: object) -> np.ndarray:
+        seen.append(np.result_type(a, b))
+        return real_matmul(a, b, *args, **kwargs)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(np, "matmul", spy)
+    labels, costs = SquaredEuclidean().assign(points, centers)
+    assert seen and set(seen) == {np.dtype(np.float32)}
+    assert costs.dtype == np.float64
+    np.testing.assert_array_equal(labels, oracle.assign(points, centers)[0])
+
+
+def test_float32_costs_are_computed_in_float64() -> None:
+    points, centers = _data(3, 200, 3, 4, np.float32)
+    labels, costs = SquaredEuclidean().assign(points, centers)
+    want = ((points.astype(np.float64) - centers[labels]) ** 2).sum(axis=1)
+    np.testing.assert_allclose(costs, want, rtol=1e-14)
+
+
+def test_pairwise_matches_brute_force_and_is_clamped_at_zero() -> None:
+    points, centers = _data(4, 100, 3, 6)
+    centers[0] = points[0] * (1 + 1e-16)
+    got = SquaredEuclidean().pairwise(points, centers)
+    np.testing.assert_allclose(got, oracle.sq_euclidean(points, centers), rtol=1e-9, atol=1e-12)
+    assert (got >= 0).all()
+
+
+def test_shift_is_euclidean_distance_per_center() -> None:
+    old = np.array([[0.0, 0.0], [1.0, 1.0]])
+    new = np.array([[3.0, 4.0], [1.0, 1.0]])
+    assert SquaredEuclidean().shift(old, new).tolist() == [5.0, 0.0]
+
+
+def _mean_of(points: np.ndarray, weights: np.ndarray | None, labels: np.ndarray, old: np.ndarray) -> np.ndarray:
+    update = WeightedMean()
+    w = np.ones(points.shape[0]) if weights is None else weights
+    summary = update.partial(Block(points, w), labels, old.shape[0], None)
+    return update.finalize(summary, old, None)  # type: ignore[no-any-return]
+
+
+def test_weighted_mean_hand_computed() -> None:
+    points = np.array([[0.0, 0.0], [4.0, 8.0], [10.0, 10.0]])
+    weights = np.array([3.0, 1.0, 2.0])
+    labels = np.array([0, 0, 1])
+    got = _mean_of(points, weights, labels, np.zeros((2, 2)))
+    assert got.tolist() == [[1.0, 2.0], [10.0, 10.0]]
+
+
+def test_weighted_mean_with_unit_broadcast_weights_is_the_plain_mean() -> None:
+    points, old = _data(5, 300, 3, 4)
+    labels = oracle.assign(points, old)[0]
+    update = WeightedMean()
+    unit = np.broadcast_to(np.float64(1.0), (300,))
+    got = update.finalize(update.partial(Block(points, unit), labels, 4, None), old, None)
+    np.testing.assert_allclose(got, oracle.update(points, np.ones(300), labels, old), rtol=1e-13)
+
+
+def test_weighted_mean_of_an_empty_cluster_keeps_the_old_center() -> None:
+    points = np.array([[1.0], [3.0]])
+    old = np.array([[2.0], [100.0]])
+    assert _mean_of(points, None, np.array([0, 0]), old).tolist() == [[2.0], [100.0]]
+
+
+def test_zero_weight_rows_do_not_move_the_mean() -> None:
+    points = np.array([[1.0], [3.0], [1000.0]])
+    got = _mean_of(points, np.array([1.0, 1.0, 0.0]), np.array([0, 0, 0]), np.zeros((1, 1)))
+    assert got.tolist() == [[2.0]]
+
+
+def test_float32_block_sums_in_float64() -> None:
+    # 2**24 + 1 is not a float32; float32 accumulation of many ones would stall at 2**24.
+    points = np.ones((2**12, 1), dtype=np.float32)
+    weights = np.full(2**12, 2.0**12 + 1)
+    update = WeightedMean()
+    sums, total = update.partial(Block(points, weights), np.zeros(2**12, dtype=np.intp), 1, None)
+    assert sums.dtype == np.float64
+    assert sums[0, 0] == total[0] == 2.0**12 * (2.0**12 + 1)
+
+
+def test_merged_partials_equal_one_partial_over_all_rows() -> None:
+    points, old = _data(6, 500, 3, 5)
+    weights = np.random.default_rng(6).uniform(0.5, 2, 500)
+    labels = oracle.assign(points, old)[0]
+    update = WeightedMean()
+    whole = update.partial(Block(points, weights), labels, 5, None)
+    parts = [
+        update.partial(Block(points[s : s + 97], weights[s : s + 97], s), labels[s : s + 97], 5, None)
+        for s in range(0, 500, 97)
+    ]
+    merged = parts[0]
+    for p in parts[1:]:
+        merged = update.merge(merged, p)
+    np.testing.assert_allclose(update.finalize(merged, old, None), update.finalize(whole, old, None), rtol=1e-13)
+
+
+def test_l2_pairs_squared_euclidean_with_the_mean() -> None:
+    assert isinstance(L2.assign, SquaredEuclidean)
+    assert isinstance(L2.update, WeightedMean)
+    assert L2.name == "l2"
