@@ -62,6 +62,15 @@ class Registry(Mapping[str, T], Generic[T]):
         obj = getattr(module, attr)
         return obj() if isinstance(obj, type) else obj
 
+    def __contains__(self, name: object) -> bool:
+        # Mapping's default looks the entry up and catches only KeyError: that would raise
+        # UnknownStrategyError on a miss and import lazy entries just to test membership.
+        return name in self._entries
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """The strategy registered as ``name`` (imported if lazy), or ``default``."""
+        return self[name] if name in self._entries else default
+
     def is_loaded(self, name: str) -> bool:
         return name in self._entries and not isinstance(self._entries[name], str)
 
