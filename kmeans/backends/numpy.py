@@ -40,21 +40,28 @@ def _float_points(arr: NDArray[Any]) -> FloatArray:
     return arr.astype(np.float64)
 
 
-def _packed_keys(arr: NDArray[Any]) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]] | None:
-    """Row keys ``sum_j (x_j - min_j) * stride_j`` that sort like the rows, or None."""
-    mins = arr.min(axis=0).astype(np.int64)
-    spans = arr.max(axis=0).astype(np.int64) - mins + 1
+def _packed_keys(arr: NDArray[Any]) -> tuple[NDArray[np.int64], NDArray[Any], list[int]] | None:
+    """Row keys ``sum_j (x_j - min_j) * stride_j`` that sort like the rows, or None.
+
+    Returns ``(keys, mins, strides)``; ``mins`` is in ``arr``'s own dtype. Spans are
+    computed with Python integers, so 64-bit ranges that overflow int64 are detected
+    (and fall back to a row-wise sort) instead of wrapping.
+    """
+    mins, maxs = arr.min(axis=0), arr.max(axis=0)
+    spans = [int(hi) - int(lo) + 1 for lo, hi in zip(mins.tolist(), maxs.tolist(), strict=True)]
     total = 1
-    for s in spans.tolist():
-        total *= int(s)
+    for s in spans:
+        total *= s
     if total >= _MAX_PACKED:
         return None
-    strides = np.ones(arr.shape[1], dtype=np.int64)
+    strides = [1] * arr.shape[1]
     for j in range(arr.shape[1] - 2, -1, -1):
         strides[j] = strides[j + 1] * spans[j + 1]
     keys = np.zeros(arr.shape[0], dtype=np.int64)
     for j in range(arr.shape[1]):
-        keys += (arr[:, j].astype(np.int64) - mins[j]) * strides[j]
+        # Offsets from the minimum fit in int64 (span < 2**62); the int64 subtraction may
+        # wrap for uint64 input, but modulo 2**64 it is still exact.
+        keys += (arr[:, j].astype(np.int64) - mins[j : j + 1].astype(np.int64)) * strides[j]
     return keys, mins, strides
 
 
@@ -71,7 +78,8 @@ def compress_rows(arr: NDArray[Any], weights: Float64Array | None) -> tuple[NDAr
         rows = np.empty((uniq.shape[0], arr.shape[1]), dtype=arr.dtype)
         rest = uniq.copy()
         for j in range(arr.shape[1]):
-            rows[:, j] = rest // strides[j] + mins[j]
+            # offset + min in the input dtype: wraps back to the exact value modulo 2**bits
+            rows[:, j] = (rest // strides[j]).astype(arr.dtype) + mins[j : j + 1]
             rest %= strides[j]
     else:
         rows, inverse = np.unique(arr, axis=0, return_inverse=True)
