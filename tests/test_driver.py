@@ -1,0 +1,249 @@
+"""The generic Lloyd driver: iteration count, convergence, restarts, callbacks, empty clusters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from kmeans._random import derive_seed
+from kmeans._types import FitSpec, IterationRecord
+from kmeans.backends.numpy import NumPyDataset
+from kmeans.distance.base import Distance
+from kmeans.distance.l1 import L1
+from kmeans.distance.l2 import L2
+from kmeans.driver import farthest_rows, fit_restarts, lloyd
+from kmeans.init.explicit import ExplicitCenters
+from tests import oracle
+
+DISTANCES = [L2, L1]
+
+
+def _run(X: np.ndarray, centers: Any, *, distance: Distance = L2, w: np.ndarray | None = None, **kw: Any) -> Any:
+    kw.setdefault("max_iter", 10)
+    kw.setdefault("tol", 0.0)
+    return lloyd(
+        NumPyDataset(np.asarray(X, dtype=np.float64), w),
+        np.asarray(centers, dtype=np.float64),
+        distance.assign,
+        distance.update,
+        **kw,
+    )
+
+
+def _blobs(seed: int, n: int = 300, d: int = 2) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.uniform(-10, 10, size=(4, d))[rng.integers(0, 4, n)] + rng.normal(size=(n, d))
+
+
+@pytest.mark.parametrize("max_iter", [1, 3, 17])
+def test_tol_zero_runs_exactly_max_iter_updates(max_iter: int) -> None:
+    X = np.array([[0.0], [2.0]])  # converges after one update, yet keeps iterating
+    result = _run(X, [[0.0]], max_iter=max_iter, tol=0.0)
+    assert result.n_iter == max_iter == len(result.history)
+    assert not result.converged
+
+
+def test_converges_when_no_center_moves_more_than_tol() -> None:
+    # One update moves the center from 0 to 1 (shift 1), the next does not move it.
+    X = np.array([[0.0], [2.0]])
+    at_tol = _run(X, [[0.0]], tol=1.0)
+    assert (at_tol.n_iter, at_tol.converged) == (1, True)
+    below = _run(X, [[0.0]], tol=0.999)
+    assert (below.n_iter, below.converged) == (2, True)
+    assert [h.center_shift for h in below.history] == [1.0, 0.0]
+
+
+def test_shift_is_measured_in_the_metric_of_the_distance() -> None:
+    # The L1 median moves (2, 2) -> (0, 0): Manhattan shift 4, Euclidean would be 2.83.
+    X = np.array([[0.0, 0.0], [0.0, 0.0], [2.0, 2.0]])
+    assert _run(X, [[2.0, 2.0]], distance=L1, tol=3.9).n_iter == 2
+    assert _run(X, [[2.0, 2.0]], distance=L1, tol=4.0).n_iter == 1
+    assert _run(X, [[2.0, 2.0]], distance=L1, tol=0.0, max_iter=1).history[0].center_shift == 4.0
+
+
+@pytest.mark.parametrize("distance", DISTANCES, ids=lambda d: d.name)
+@pytest.mark.parametrize("n_iter", [1, 2, 6])
+def test_lloyd_matches_the_brute_force_oracle(distance: Distance, n_iter: int) -> None:
+    X = _blobs(n_iter)
+    w = np.random.default_rng(0).integers(1, 5, X.shape[0]).astype(np.float64)
+    init = X[[0, 1, 2, 3, 4]]
+    got = _run(X, init, distance=distance, w=w, max_iter=n_iter)
+    centers, labels, inertia = oracle.lloyd(X, init, n_iter, w, distance.name)
+    np.testing.assert_allclose(got.centers, centers, rtol=1e-12, atol=1e-12)
+    assert got.inertia == pytest.approx(inertia, rel=1e-12)
+    np.testing.assert_allclose(got.cluster_weights, np.bincount(labels, weights=w, minlength=5))
+
+
+def test_inertia_matches_the_final_centers() -> None:
+    X = _blobs(1)
+    result = _run(X, X[:3], max_iter=2)
+    assert result.inertia == pytest.approx(oracle.inertia(X, result.centers), rel=1e-12)
+    assert result.cluster_weights.sum() == X.shape[0]
+
+
+def test_history_inertia_is_the_cost_of_the_starting_centers() -> None:
+    X = _blobs(2)
+    centers = X[:4]
+    result = _run(X, centers, max_iter=3)
+    expected = [oracle.inertia(X, centers)]
+    for _ in range(2):
+        centers = oracle.lloyd(X, centers, 1)[0]
+        expected.append(oracle.inertia(X, centers))
+    np.testing.assert_allclose([h.inertia for h in result.history], expected, rtol=1e-12)
+
+
+def test_callbacks_receive_one_record_per_iteration() -> None:
+    seen: list[IterationRecord] = []
+    result = _run(_blobs(3), _blobs(3)[:3], max_iter=4, callbacks=[seen.append], restart=2)
+    assert seen == list(result.history)
+    assert [r.iteration for r in seen] == [1, 2, 3, 4]
+    assert all(isinstance(r, IterationRecord) and r.restart == 2 for r in seen)
+    elapsed = [r.elapsed for r in seen]
+    assert elapsed == sorted(elapsed) and elapsed[0] >= 0
+
+
+def test_every_callback_is_called() -> None:
+    a: list[int] = []
+    b: list[float] = []
+    _run(
+        _blobs(4), _blobs(4)[:2], max_iter=3, callbacks=[lambda r: a.append(r.iteration), lambda r: b.append(r.inertia)]
+    )
+    assert a == [1, 2, 3] and len(b) == 3
+
+
+# -- empty clusters ---------------------------------------------------------------------
+
+X_LINE = np.array([[0.0], [1.0], [2.0], [10.0], [11.0], [12.0]])
+
+
+@pytest.mark.parametrize("distance", DISTANCES, ids=lambda d: d.name)
+def test_empty_cluster_takes_the_farthest_row(distance: Distance) -> None:
+    # Center 1000 gets no row. Rows 0, 2, 3, 5 are all farthest (cost 1 under both
+    # metrics); the lowest row index wins, so the empty cluster moves to x = 0.
+    result = _run(X_LINE, [[1.0], [11.0], [1000.0]], distance=distance, max_iter=1)
+    assert result.history[0].n_empty == 1
+    expected_c0 = 1.5 if distance is L2 else 1.0  # mean / lower median of {1, 2}
+    assert result.centers.tolist() == [[expected_c0], [11.0], [0.0]]
+
+
+def test_several_empty_clusters_take_the_farthest_rows_in_order() -> None:
+    result = _run(X_LINE, [[1.0], [11.0], [1000.0], [-1000.0]], max_iter=1)
+    assert result.history[0].n_empty == 2
+    # Empty clusters 2 and 3 (ascending) take rows 0 and 2 (farthest, then lowest index).
+    assert result.centers.tolist() == [[1.0], [11.0], [0.0], [2.0]]
+
+
+def test_relocated_row_carries_its_weight() -> None:
+    w = np.array([5.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+    result = _run(X_LINE, [[1.0], [11.0], [1000.0]], w=w, max_iter=1)
+    # Row 0 (weight 5) left cluster 0: its mean is over rows 1 and 2 only.
+    assert result.centers.tolist() == [[1.5], [11.0], [0.0]]
+
+
+def test_farthest_rows_skips_zero_weight_rows() -> None:
+    w = np.array([0.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+    ds = NumPyDataset(X_LINE, w)
+    assert farthest_rows(ds, np.array([[1.0], [11.0]]), L2.assign, 2) == [2, 3]
+
+
+@pytest.mark.parametrize("block_rows", [1, 2, 4])
+def test_farthest_rows_do_not_depend_on_block_layout(block_rows: int) -> None:
+    ds = NumPyDataset(X_LINE, block_rows=block_rows)
+    assert farthest_rows(ds, np.array([[1.0], [11.0]]), L2.assign, 4) == [0, 2, 3, 5]
+
+
+@pytest.mark.parametrize("distance", DISTANCES, ids=lambda d: d.name)
+def test_centers_are_never_nan_even_when_every_row_sits_on_a_center(distance: Distance) -> None:
+    # Moving the only row of cluster 0 to the empty cluster 2 empties cluster 0 in turn.
+    X = np.array([[0.0, 0.0], [10.0, 10.0]])
+    result = _run(X, [[0.0, 0.0], [10.0, 10.0], [1e9, 1e9]], distance=distance, max_iter=5)
+    assert np.isfinite(result.centers).all()
+    assert result.centers.tolist() == [[0.0, 0.0], [10.0, 10.0], [0.0, 0.0]]
+    assert result.inertia == 0.0
+
+
+@pytest.mark.parametrize("distance", DISTANCES, ids=lambda d: d.name)
+def test_duplicate_initial_centers_are_separated(distance: Distance) -> None:
+    X = _blobs(5)
+    result = _run(X, [X[0], X[0], X[0]], distance=distance, max_iter=5)
+    assert np.unique(result.centers, axis=0).shape[0] == 3
+    assert (result.cluster_weights > 0).all()
+
+
+def test_empty_cluster_policy_matches_the_oracle_over_iterations() -> None:
+    X = _blobs(6)
+    init = np.array([X[0], X[0] + 1e-3, [500.0, 500.0], [-500.0, 0.0]])
+    got = _run(X, init, max_iter=4)
+    centers, _, inertia = oracle.lloyd(X, init, 4)
+    np.testing.assert_allclose(got.centers, centers, rtol=1e-12)
+    assert got.inertia == pytest.approx(inertia, rel=1e-12)
+
+
+# -- restarts ----------------------------------------------------------------------------
+
+
+class Scripted:
+    """An initializer that hands out prepared centers, one set per call, recording seeds."""
+
+    name = "scripted"
+
+    def __init__(self, *centers: list[list[float]]) -> None:
+        self.centers = [np.asarray(c, dtype=np.float64) for c in centers]
+        self.seeds: list[int] = []
+
+    def init(self, dataset: Any, k: int, assign: Any, seed: int) -> np.ndarray:
+        self.seeds.append(seed)
+        return self.centers[len(self.seeds) - 1]
+
+
+def _spec(initializer: Any, n_init: int, **kw: Any) -> FitSpec:
+    return FitSpec(
+        n_clusters=2,
+        initializer=initializer,
+        distance=L2,
+        max_iter=kw.pop("max_iter", 1),
+        tol=0.0,
+        n_init=n_init,
+        seed=kw.pop("seed", 11),
+        **kw,
+    )
+
+
+def test_n_init_keeps_the_restart_with_the_lowest_inertia() -> None:
+    X = np.array([[0.0], [1.0], [10.0], [11.0]])
+    init = Scripted([[0.0], [1.0]], [[0.0], [10.0]], [[10.0], [11.0]])
+    result = fit_restarts(NumPyDataset(X), _spec(init, 3))
+    assert result.centers.tolist() == [[0.5], [10.5]]
+    assert result.inertia == 1.0
+    assert result.restarts[1] == 1.0 and min(result.restarts) == 1.0 and len(result.restarts) == 3
+    assert result.seed == derive_seed(11, 1)
+    assert [h.restart for h in result.history] == [1]
+
+
+def test_restarts_use_derived_seeds() -> None:
+    init = Scripted([[0.0], [1.0]], [[0.0], [1.0]])
+    fit_restarts(NumPyDataset(np.array([[0.0], [1.0]])), _spec(init, 2, seed=5))
+    assert init.seeds == [derive_seed(5, 0), derive_seed(5, 1)]
+    assert len(set(init.seeds)) == 2
+
+
+def test_equal_inertia_keeps_the_earliest_restart() -> None:
+    init = Scripted([[0.0], [10.0]], [[10.0], [0.0]])
+    result = fit_restarts(NumPyDataset(np.array([[0.0], [10.0]])), _spec(init, 2))
+    assert result.seed == derive_seed(11, 0)
+    assert result.centers.tolist() == [[0.0], [10.0]]
+
+
+def test_callbacks_hear_every_restart() -> None:
+    seen: list[IterationRecord] = []
+    init = Scripted([[0.0], [1.0]], [[0.0], [10.0]])
+    fit_restarts(NumPyDataset(np.array([[0.0], [1.0], [10.0]])), _spec(init, 2, max_iter=2, callbacks=(seen.append,)))
+    assert [(r.restart, r.iteration) for r in seen] == [(0, 1), (0, 2), (1, 1), (1, 2)]
+
+
+def test_explicit_centers_through_fit_restarts() -> None:
+    X = _blobs(7)
+    result = fit_restarts(NumPyDataset(X), _spec(ExplicitCenters(X[:2]), 1, max_iter=3))
+    np.testing.assert_allclose(result.centers, oracle.lloyd(X, X[:2], 3)[0], rtol=1e-12)
