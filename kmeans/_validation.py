@@ -29,8 +29,10 @@ def check_points(X: Any, *, name: str = "X") -> NDArray[Any]:
             f"{name} has non-numeric dtype {arr.dtype}; K-means needs real numbers "
             f"(convert with np.asarray({name}, dtype=float) if the values are numeric)"
         )
+    if arr.ndim == 1 and arr.shape[0] == 0:
+        raise ValidationError(f"{name} is empty: it has no rows; K-means needs at least one row")
     if arr.ndim == 3:
-        arr = arr.reshape(-1, arr.shape[-1])
+        arr = arr.reshape(arr.shape[0] * arr.shape[1], arr.shape[2])
     elif arr.ndim == 1:
         raise ValidationError(
             f"{name} is 1-D with shape {arr.shape}; K-means needs a 2-D array (n_rows, n_features). "
