@@ -157,7 +157,7 @@ class KMeans:
                     stacklevel=3,
                 )
                 n_init = 1
-        if explicit and initializer.centers.shape[0] != k:
+        if explicit and initializer.centers.ndim == 2 and initializer.centers.shape[0] != k:
             raise ValidationError(f"init has {initializer.centers.shape[0]} centers but n_clusters={k}")
         seed = fresh_seed() if self.seed is None else int(self.seed)
         spec = FitSpec(
@@ -186,7 +186,9 @@ class KMeans:
         k = spec.n_clusters
         if k > dataset.n_rows:
             raise ValidationError(f"n_clusters={k} is larger than the number of rows ({dataset.n_rows})")
-        if isinstance(spec.initializer, ExplicitCenters) and spec.initializer.centers.shape[1] != dataset.n_features:
+        if isinstance(spec.initializer, ExplicitCenters) and (
+            spec.initializer.centers.ndim != 2 or spec.initializer.centers.shape[1] != dataset.n_features
+        ):
             raise ValidationError(
                 f"init has shape {spec.initializer.centers.shape}; expected ({k}, {dataset.n_features}) = "
                 "(n_clusters, n_features)"

@@ -14,7 +14,10 @@ from kmeans.protocols import AssignStep, Dataset
 
 
 def _as_float64(centers: Any) -> Float64Array:
-    return np.array(centers, dtype=np.float64)
+    try:
+        return np.array(centers, dtype=np.float64)
+    except (ValueError, TypeError) as exc:
+        raise ValidationError(f"init could not be read as a numeric (k, d) array ({exc})") from exc
 
 
 @attrs.frozen(eq=False)
