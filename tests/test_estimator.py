@@ -1,0 +1,253 @@
+"""The user-facing KMeans estimator."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import pytest
+
+from kmeans import IterationRecord, KMeans
+from kmeans.backends.numpy import NumPyBackend
+from kmeans.distance.l1 import L1
+from kmeans.init.random import Random
+from tests import oracle
+
+
+def _blobs(seed: int = 0, n: int = 400, d: int = 3, dtype: Any = np.float64) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (rng.uniform(-10, 10, size=(5, d))[rng.integers(0, 5, n)] + rng.normal(size=(n, d))).astype(dtype)
+
+
+X = _blobs()
+
+
+@pytest.fixture(scope="module")
+def model() -> KMeans:
+    return KMeans(5, seed=0).fit(X)
+
+
+def test_fit_returns_the_estimator() -> None:
+    km = KMeans(2, seed=0)
+    assert km.fit(X) is km
+
+
+def test_fitted_attributes_have_the_documented_shapes_and_types(model: KMeans) -> None:
+    assert model.cluster_centers_.shape == (5, 3) and model.cluster_centers_.dtype == np.float64
+    assert model.labels_.shape == (400,) and model.labels_.dtype == np.intp
+    assert isinstance(model.inertia_, float) and isinstance(model.n_iter_, int)
+    assert model.cluster_sizes_.shape == (5,) and model.cluster_sizes_.sum() == 400
+    assert model.n_features_in_ == 3
+    assert len(model.history_) == model.n_iter_
+    assert all(isinstance(h, IterationRecord) for h in model.history_)
+
+
+def test_labels_inertia_and_sizes_describe_the_final_centers(model: KMeans) -> None:
+    labels, costs = oracle.assign(X, model.cluster_centers_)
+    np.testing.assert_array_equal(model.labels_, labels)
+    assert model.inertia_ == pytest.approx(costs.sum(), rel=1e-12)
+    np.testing.assert_array_equal(model.cluster_sizes_, np.bincount(labels, minlength=5))
+
+
+def test_predict_equals_labels_on_the_training_data(model: KMeans) -> None:
+    np.testing.assert_array_equal(model.predict(X), model.labels_)
+
+
+def test_fit_predict_equals_fit_then_labels() -> None:
+    np.testing.assert_array_equal(KMeans(5, seed=3).fit_predict(X), KMeans(5, seed=3).fit(X).labels_)
+
+
+def test_score_is_minus_the_inertia_on_the_training_data(model: KMeans) -> None:
+    assert model.score(X) == pytest.approx(-model.inertia_, rel=1e-12)
+
+
+def test_score_uses_sample_weight(model: KMeans) -> None:
+    w = np.random.default_rng(1).uniform(0, 2, 400)
+    assert model.score(X, w) == pytest.approx(-np.dot(w, oracle.assign(X, model.cluster_centers_)[1]), rel=1e-12)
+
+
+def test_transform_gives_euclidean_distances_for_l2(model: KMeans) -> None:
+    np.testing.assert_allclose(
+        model.transform(X[:20]), np.sqrt(oracle.sq_euclidean(X[:20], model.cluster_centers_)), rtol=1e-9, atol=1e-9
+    )
+
+
+def test_transform_gives_manhattan_distances_for_l1() -> None:
+    km = KMeans(3, seed=0, distance="l1").fit(X)
+    np.testing.assert_allclose(km.transform(X[:20]), oracle.manhattan(X[:20], km.cluster_centers_), rtol=1e-12)
+
+
+def test_same_seed_gives_the_same_model() -> None:
+    a, b = KMeans(5, seed=42, init="random").fit(X), KMeans(5, seed=42, init="random").fit(X)
+    np.testing.assert_array_equal(a.cluster_centers_, b.cluster_centers_)
+    np.testing.assert_array_equal(a.labels_, b.labels_)
+
+
+def test_seed_none_draws_and_records_a_seed() -> None:
+    a = KMeans(5, init="random", n_init=1).fit(X)
+    b = KMeans(5, init="random", n_init=1, seed=a.seed_).fit(X)
+    assert isinstance(a.seed_, int)
+    np.testing.assert_array_equal(a.cluster_centers_, b.cluster_centers_)
+
+
+@pytest.mark.parametrize(("n_threads", "block_rows"), [(1, None), (2, 7), (2, 64), (1, 1000)])
+@pytest.mark.parametrize("init", ["random", "k-means++"])
+def test_result_does_not_depend_on_threads_or_block_size(n_threads: int, block_rows: int | None, init: str) -> None:
+    ref = KMeans(4, seed=5, init=init, backend=NumPyBackend(n_threads=1)).fit(X)
+    got = KMeans(4, seed=5, init=init, backend=NumPyBackend(n_threads=n_threads, block_rows=block_rows)).fit(X)
+    np.testing.assert_allclose(got.cluster_centers_, ref.cluster_centers_, rtol=1e-12)
+    np.testing.assert_array_equal(got.labels_, ref.labels_)
+
+
+def test_float32_input_gives_float64_centers_close_to_float64_fit() -> None:
+    X32 = X.astype(np.float32)
+    init = X[:5].astype(np.float32).astype(np.float64)
+    a = KMeans(5, init=init, max_iter=10, tol=0.0).fit(X32)
+    b = KMeans(5, init=init, max_iter=10, tol=0.0).fit(X32.astype(np.float64))
+    assert a.cluster_centers_.dtype == np.float64
+    np.testing.assert_array_equal(a.labels_, b.labels_)
+    np.testing.assert_allclose(a.cluster_centers_, b.cluster_centers_, rtol=1e-6)
+
+
+def test_uint8_pixels_work_as_is() -> None:
+    rng = np.random.default_rng(2)
+    pixels = rng.integers(0, 256, size=(30, 40, 3), dtype=np.uint8)
+    model = KMeans(4, seed=0).fit(pixels)
+    assert model.labels_.shape == (1200,)
+    assert model.cluster_sizes_.sum() == 1200
+    np.testing.assert_array_equal(model.predict(pixels), model.labels_)
+
+
+@pytest.mark.parametrize("compress", [True, False, "auto"])
+def test_compress_changes_nothing_but_speed(compress: bool | str) -> None:
+    pixels = np.random.default_rng(3).integers(0, 8, size=(2000, 3)).astype(np.uint8)
+    init = np.array([[0.0, 0.0, 0.0], [7.0, 7.0, 7.0], [0.0, 7.0, 3.0]])
+    ref = KMeans(3, init=init, max_iter=8, tol=0.0, compress=False).fit(pixels)
+    got = KMeans(3, init=init, max_iter=8, tol=0.0, compress=compress).fit(pixels)
+    np.testing.assert_allclose(got.cluster_centers_, ref.cluster_centers_, rtol=1e-12)
+    np.testing.assert_array_equal(got.labels_, ref.labels_)
+    assert got.inertia_ == pytest.approx(ref.inertia_, rel=1e-12)
+
+
+def test_l1_on_pixels_gives_integer_centers_that_match_the_oracle() -> None:
+    pixels = np.random.default_rng(4).integers(0, 256, size=(3000, 3)).astype(np.uint8)
+    init = pixels[:4].astype(np.float64)
+    model = KMeans(4, init=init, distance="l1", max_iter=5, tol=0.0).fit(pixels)
+    centers, labels, inertia = oracle.lloyd(pixels.astype(np.float64), init, 5, distance="l1")
+    np.testing.assert_array_equal(model.cluster_centers_, centers)
+    np.testing.assert_array_equal(model.labels_, labels)
+    assert model.inertia_ == pytest.approx(inertia, rel=1e-12)
+    assert model.distance_ is L1
+
+
+def test_one_cluster_is_the_weighted_mean() -> None:
+    w = np.random.default_rng(5).uniform(0.1, 1, 400)
+    model = KMeans(1, seed=0).fit(X, sample_weight=w)
+    np.testing.assert_allclose(model.cluster_centers_[0], np.average(X, axis=0, weights=w), rtol=1e-12)
+
+
+def test_as_many_clusters_as_distinct_rows_gives_zero_inertia() -> None:
+    data = np.repeat(np.array([[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]]), 3, axis=0)
+    model = KMeans(3, seed=0, init="random").fit(data)
+    assert model.inertia_ == 0.0
+    assert sorted(model.cluster_centers_.tolist()) == [[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]]
+
+
+def test_sample_weight_counts_like_repeated_rows() -> None:
+    counts = np.random.default_rng(6).integers(1, 4, 400)
+    init = X[:5]
+    a = KMeans(5, init=init, max_iter=6, tol=0.0).fit(X, sample_weight=counts)
+    b = KMeans(5, init=init, max_iter=6, tol=0.0).fit(np.repeat(X, counts, axis=0))
+    np.testing.assert_allclose(a.cluster_centers_, b.cluster_centers_, rtol=1e-12)
+    assert a.inertia_ == pytest.approx(b.inertia_, rel=1e-12)
+    np.testing.assert_array_equal(a.cluster_sizes_, b.cluster_sizes_)
+
+
+def test_zero_weight_rows_still_get_labels() -> None:
+    w = np.ones(400)
+    w[:10] = 0.0
+    model = KMeans(5, seed=0).fit(X, sample_weight=w)
+    np.testing.assert_array_equal(model.labels_[:10], model.predict(X[:10]))
+    assert model.cluster_sizes_.sum() == 390
+
+
+def test_callbacks_see_every_iteration_and_history_keeps_them() -> None:
+    seen: list[IterationRecord] = []
+    model = KMeans(5, seed=0, max_iter=7, tol=0.0, callbacks=[seen.append]).fit(X)
+    assert model.n_iter_ == 7 and not model.converged_
+    assert seen == model.history_
+    assert [h.iteration for h in model.history_] == list(range(1, 8))
+
+
+def test_tol_stops_early_and_reports_convergence() -> None:
+    model = KMeans(5, seed=0, max_iter=300, tol=1e-4).fit(X)
+    assert model.converged_ and model.n_iter_ < 300
+    assert model.history_[-1].center_shift <= 1e-4
+
+
+def test_n_init_auto_is_one_for_kmeans_plus_plus_and_ten_for_random() -> None:
+    starts: list[int] = []
+    KMeans(3, seed=0, max_iter=1, callbacks=[lambda r: starts.append(r.restart)]).fit(X)
+    assert starts == [0]
+    starts.clear()
+    KMeans(3, seed=0, init="random", max_iter=1, callbacks=[lambda r: starts.append(r.restart)]).fit(X)
+    assert starts == list(range(10))
+
+
+def test_n_init_keeps_the_best_restart() -> None:
+    starts: list[np.ndarray] = []
+
+    class Recording(Random):
+        def init(self, dataset: Any, k: int, assign: Any, seed: int) -> np.ndarray:
+            starts.append(super().init(dataset, k, assign, seed))
+            return starts[-1]
+
+    best = KMeans(6, seed=0, init=Recording(), n_init=4, max_iter=20).fit(X)
+    each = [KMeans(6, init=c, max_iter=20).fit(X).inertia_ for c in starts]
+    assert len(each) == 4 and len(set(each)) > 1
+    assert best.inertia_ == min(each)
+    assert each.index(best.inertia_) == best.history_[0].restart
+
+
+def test_n_init_with_explicit_centers_warns_and_runs_once() -> None:
+    with pytest.warns(RuntimeWarning, match=r"explicit initial centers were given, so n_init=3 restarts"):
+        model = KMeans(2, init=X[:2], n_init=3, max_iter=2, tol=0.0).fit(X)
+    assert {h.restart for h in model.history_} == {0}
+
+
+def test_explicit_centers_do_not_warn_with_n_init_auto() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        KMeans(2, init=X[:2]).fit(X)
+
+
+def test_get_params_and_set_params() -> None:
+    km = KMeans(3, tol=0.5)
+    assert km.get_params()["n_clusters"] == 3 and km.get_params()["tol"] == 0.5
+    assert km.set_params(n_clusters=4, distance="l1") is km
+    assert (km.n_clusters, km.distance) == (4, "l1")
+
+
+def test_set_params_rejects_unknown_names() -> None:
+    from kmeans.errors import ValidationError
+
+    with pytest.raises(ValidationError, match=r"unknown parameter 'n_cluster'; known parameters: n_clusters"):
+        KMeans().set_params(n_cluster=3)
+
+
+def test_constructor_only_stores_parameters() -> None:
+    km = KMeans(n_clusters=-1, init="nope", backend="nope")  # validated by fit, not here
+    assert km.n_clusters == -1 and not hasattr(km, "cluster_centers_")
+
+
+def test_repr_shows_non_default_parameters() -> None:
+    assert repr(KMeans(3)) == "KMeans(n_clusters=3)"
+    assert repr(KMeans(3, distance="l1", tol=0.0)) == "KMeans(n_clusters=3, tol=0.0, distance='l1')"
+    assert repr(KMeans(2, init=np.zeros((2, 2)))) == "KMeans(n_clusters=2, init=<array>)"
+
+
+def test_refit_replaces_the_fitted_state() -> None:
+    km = KMeans(2, seed=0).fit(X)
+    km.set_params(n_clusters=3).fit(X[:, :2])
+    assert km.cluster_centers_.shape == (3, 2) and km.n_features_in_ == 2
