@@ -200,3 +200,34 @@ def test_l1_pairs_manhattan_with_the_median() -> None:
     assert isinstance(L1.assign, Manhattan)
     assert isinstance(L1.update, WeightedMedian)
     assert L1.name == "l1"
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [-1.7e308, 1.7e308, 5.0, 6.0, 7.0],  # the range overflows to inf
+        [np.finfo(np.float64).max, -np.finfo(np.float64).max, 0.0, 1.0],
+        [5e-324, 0.0, 1e-323, 1.5e-323, -5e-324],  # subnormals
+        [1.0, 1.0 + 2**-52, 1.0 + 2**-51, 1.0 + 3 * 2**-52],  # adjacent doubles
+    ],
+    ids=["overflowing-range", "float-max", "subnormal", "adjacent"],
+)
+def test_median_is_exact_at_the_edges_of_float64(values: list[float]) -> None:
+    # Regression: a range wider than the largest double made the bin width inf and crashed.
+    points = np.array(values)[:, None]
+    for weights in (np.ones(len(values)), np.arange(1.0, len(values) + 1)):
+        got, _ = run_median(points, weights, np.zeros(len(values), dtype=np.intp), np.zeros((1, 1)))
+        assert got[0, 0] == oracle.lower_weighted_median(points[:, 0], weights)
+
+
+def test_median_of_values_spread_over_every_binade_is_exact_in_few_passes() -> None:
+    # Regression: linear bins peel off only a few binades per pass, so values spread over
+    # 2**-1074 .. 2**1023 exhausted MAX_PASSES and returned a wrong (zero) median.
+    values = np.ldexp(1.0, np.arange(-1074, 1024, 3))
+    points = np.concatenate([values, -values[::2]])[:, None]
+    rng = np.random.default_rng(7)
+    for _ in range(3):
+        weights = rng.integers(1, 5, size=points.shape[0]).astype(np.float64)
+        got, passes = run_median(points, weights, np.zeros(points.shape[0], dtype=np.intp), np.zeros((1, 1)))
+        assert got[0, 0] == oracle.lower_weighted_median(points[:, 0], weights)
+        assert passes <= 16

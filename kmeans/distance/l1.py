@@ -13,6 +13,12 @@ holding the median contains more than one distinct value, the next pass re-bins 
 that bin's ``[min, max]``. Each pass strictly shrinks the candidate set, so the median is
 exact after a few passes (one pass for integer data spanning fewer than 256 values, such
 as 8-bit pixels). Weights are summed in float64: exact for integer weights (counts).
+
+The first ``LINEAR_PASSES`` passes use equal-width bins in value space, which settle
+ordinary data in two to four passes. Values spread over many orders of magnitude would
+shrink slowly that way, so later passes use equal-width bins over the order-preserving
+64-bit integer image of the doubles: each such pass divides the number of representable
+candidates by ``B``, so at most 8 more passes are ever needed (``B = 256``).
 """
 
 from __future__ import annotations
@@ -31,9 +37,56 @@ from kmeans.protocols import Refine
 
 #: Histogram bins per cluster and coordinate in each pass.
 BINS = 256
-#: Passes after which the refinement gives up (never reached in practice: each pass
-#: divides the candidate range by about ``BINS``).
+#: Passes with equal-width bins in value space before switching to bins over the bit
+#: patterns of the doubles (which bound the remaining passes by 64 / log2(BINS)).
+LINEAR_PASSES = 6
+#: A safety net never reached: LINEAR_PASSES + 64 / log2(BINS) + 1 passes always suffice.
 MAX_PASSES = 200
+_INT64_MIN = np.int64(np.iinfo(np.int64).min)
+
+
+def ordered_bits(values: Float64Array) -> NDArray[np.int64]:
+    """An int64 for each double that sorts like the doubles (``-0.0`` and ``0.0`` map to 0)."""
+    bits = np.ascontiguousarray(values, dtype=np.float64).view(np.int64)
+    out: NDArray[np.int64] = np.where(bits < 0, _INT64_MIN - bits, bits)
+    return out
+
+
+def _bit_length(x: NDArray[np.uint64]) -> NDArray[np.int64]:
+    """``int.bit_length`` of every element, exactly (no float rounding)."""
+    out = np.zeros(x.shape, dtype=np.int64)
+    x = x.copy()
+    for step in (32, 16, 8, 4, 2, 1):
+        big = x >= (np.uint64(1) << np.uint64(step))
+        out += np.where(big, step, 0)
+        x = np.where(big, x >> np.uint64(step), x)
+    return out + (x > 0)
+
+
+def _linear_bins(v: Float64Array, lo: Float64Array, hi: Float64Array, bins: int) -> IntArray:
+    """Equal-width bins of ``[lo, hi]`` in value space; monotone in ``v``, ``lo -> 0``, ``hi -> bins - 1``."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        width = hi - lo
+        wide = ~np.isfinite(width)
+        if wide.any():  # the range exceeds the largest double: halve everything (exact for such values)
+            v, lo, width = (
+                np.where(wide, v * 0.5, v),
+                np.where(wide, lo * 0.5, lo),
+                np.where(wide, hi * 0.5 - lo * 0.5, width),
+            )
+        pos = np.where(width > 0, (v - lo) / width * bins, 0.0)
+    return np.minimum(pos.astype(np.intp), bins - 1)
+
+
+def _bit_bins(v: Float64Array, lo: Float64Array, hi: Float64Array, bins: int) -> IntArray:
+    """Equal-width bins of ``[lo, hi]`` over :func:`ordered_bits`; monotone, ``lo -> 0``."""
+    klo = ordered_bits(lo)
+    # Differences of ordered bits fit in uint64; the int64 subtraction wraps, exactly mod 2**64.
+    with np.errstate(over="ignore"):
+        span = (ordered_bits(hi) - klo).view(np.uint64)
+        offset = (ordered_bits(v) - klo).view(np.uint64)
+    shift = np.maximum(_bit_length(span) - (bins.bit_length() - 1), 0).astype(np.uint64)
+    return (offset >> shift).astype(np.intp)
 
 
 def _manhattan(points: FloatArray, centers: Float64Array, out: Float64Array) -> Float64Array:
@@ -138,11 +191,8 @@ class WeightedMedian:
                 below += np.bincount(cell[low], weights=w[low], minlength=k * d)
             inside = ~low & (v <= hi) & ~state.done[labels, j]
             vi, loi, hii = v[inside], lo[inside], hi[inside]
-            width = hii - loi
-            with np.errstate(invalid="ignore", divide="ignore"):
-                pos = np.where(width > 0, (vi - loi) / width * B, 0.0)
-            bins = np.minimum(pos.astype(np.intp), B - 1)
-            flat = cell[inside] * B + bins
+            binner = _linear_bins if state.passes < LINEAR_PASSES else _bit_bins
+            flat = cell[inside] * B + binner(vi, loi, hii, B)
             hist += np.bincount(flat, weights=w[inside], minlength=k * d * B)
             np.minimum.at(bin_min, flat, vi)
             np.maximum.at(bin_max, flat, vi)
