@@ -218,6 +218,10 @@ class KMeans:
         """Fit, then return the label of every row of ``X``."""
         return self.fit(X, sample_weight, features=features).labels_
 
+    def fit_transform(self, X: Any, sample_weight: Any = None) -> Float64Array:
+        """Fit, then return the distance from every row of ``X`` to every center (see :meth:`transform`)."""
+        return self.fit(X, sample_weight).transform(X)
+
     # -- using a fitted model ---------------------------------------------------------
 
     def _check_fitted(self) -> None:
