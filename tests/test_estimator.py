@@ -251,3 +251,80 @@ def test_refit_replaces_the_fitted_state() -> None:
     km = KMeans(2, seed=0).fit(X)
     km.set_params(n_clusters=3).fit(X[:, :2])
     assert km.cluster_centers_.shape == (3, 2) and km.n_features_in_ == 2
+
+
+def test_fit_transform_equals_fit_then_transform() -> None:
+    a = KMeans(4, seed=1).fit_transform(X)
+    b = KMeans(4, seed=1).fit(X).transform(X)
+    np.testing.assert_array_equal(a, b)
+    assert a.shape == (400, 4)
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [lambda a: np.asfortranarray(a), lambda a: np.repeat(a, 2, axis=1)[:, ::2], lambda a: a.tolist()],
+    ids=["fortran", "strided", "list"],
+)
+def test_memory_layout_of_the_input_does_not_matter(layout: Any) -> None:
+    ref = KMeans(4, seed=2).fit(X)
+    got = KMeans(4, seed=2).fit(layout(X))
+    np.testing.assert_array_equal(got.cluster_centers_, ref.cluster_centers_)
+    np.testing.assert_array_equal(got.labels_, ref.labels_)
+    np.testing.assert_array_equal(got.predict(layout(X)), ref.labels_)
+
+
+def test_a_pandas_dataframe_is_accepted() -> None:
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame(X, columns=["a", "b", "c"])
+    np.testing.assert_array_equal(KMeans(3, seed=0).fit(df).labels_, KMeans(3, seed=0).fit(X).labels_)
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64, np.uint16])
+def test_integer_input_matches_the_same_values_as_floats(dtype: type) -> None:
+    data = np.random.default_rng(7).integers(0, 50, size=(300, 2)).astype(dtype)
+    init = data[:3].astype(np.float64)
+    a = KMeans(3, init=init, max_iter=10, tol=0.0).fit(data)
+    b = KMeans(3, init=init, max_iter=10, tol=0.0).fit(data.astype(np.float64))
+    np.testing.assert_allclose(a.cluster_centers_, b.cluster_centers_, rtol=1e-12)
+    np.testing.assert_array_equal(a.labels_, b.labels_)
+
+
+def test_fit_mutates_neither_data_nor_weights_nor_init() -> None:
+    data, w, init = X.copy(), np.random.default_rng(8).uniform(0.5, 1.5, 400), X[:4].copy()
+    data.setflags(write=False)
+    w.setflags(write=False)
+    init.setflags(write=False)
+    model = KMeans(4, init=init, max_iter=5, tol=0.0).fit(data, w)
+    np.testing.assert_array_equal(init, X[:4])
+    assert not np.shares_memory(model.cluster_centers_, init)
+
+
+def test_starting_from_fitted_centers_converges_at_once() -> None:
+    first = KMeans(5, seed=0, tol=0.0, max_iter=100).fit(X)
+    again = KMeans(5, init=first.cluster_centers_, tol=1e-12).fit(X)
+    assert again.n_iter_ == 1 and again.converged_
+    np.testing.assert_allclose(again.cluster_centers_, first.cluster_centers_, rtol=1e-12)
+
+
+def test_unit_weights_equal_no_weights() -> None:
+    a = KMeans(4, seed=3).fit(X, sample_weight=np.ones(400))
+    b = KMeans(4, seed=3).fit(X)
+    np.testing.assert_array_equal(a.cluster_centers_, b.cluster_centers_)
+    assert a.inertia_ == b.inertia_
+
+
+@pytest.mark.parametrize("distance", ["l2", "l1"])
+def test_scaling_all_weights_scales_only_the_inertia(distance: str) -> None:
+    w = np.random.default_rng(9).integers(1, 5, 400).astype(np.float64)
+    a = KMeans(4, seed=4, distance=distance).fit(X, sample_weight=w)
+    b = KMeans(4, seed=4, distance=distance).fit(X, sample_weight=8 * w)
+    np.testing.assert_allclose(b.cluster_centers_, a.cluster_centers_, rtol=1e-12)
+    assert b.inertia_ == pytest.approx(8 * a.inertia_, rel=1e-12)
+
+
+def test_zero_weight_rows_do_not_influence_centers() -> None:
+    far = np.vstack([X, np.full((5, 3), 1e6)])
+    w = np.r_[np.ones(400), np.zeros(5)]
+    a = KMeans(4, init=X[:4], max_iter=10, tol=0.0).fit(far, sample_weight=w)
+    b = KMeans(4, init=X[:4], max_iter=10, tol=0.0).fit(X)
+    np.testing.assert_allclose(a.cluster_centers_, b.cluster_centers_, rtol=1e-12)

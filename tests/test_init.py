@@ -14,7 +14,7 @@ from kmeans.init.kmeans_plus_plus import KMeansPlusPlus
 from kmeans.init.random import Random
 
 INITIALIZERS = [Random(), KMeansPlusPlus()]
-LAYOUTS = [(1 << 20, 1), (1, 1), (37, 1), (37, 2), (500, 2)]
+LAYOUTS = [(1 << 20, 1), (5, 1), (37, 1), (37, 2), (500, 2)]
 
 
 def _blobs(seed: int = 0, n: int = 900, d: int = 3) -> np.ndarray:
@@ -95,9 +95,9 @@ def test_random_raises_when_there_are_too_few_distinct_rows() -> None:
 def test_random_draws_rows_in_proportion_to_weight() -> None:
     X = np.arange(4, dtype=np.float64)[:, None]
     w = np.array([1.0, 2.0, 3.0, 4.0])
-    picks = np.array([Random().init(NumPyDataset(X, w), 1, L2.assign, s)[0, 0] for s in range(4000)])
+    picks = np.array([Random().init(NumPyDataset(X, w), 1, L2.assign, s)[0, 0] for s in range(2000)])
     freq = np.bincount(picks.astype(int), minlength=4) / picks.size
-    np.testing.assert_allclose(freq, w / w.sum(), atol=0.03)
+    np.testing.assert_allclose(freq, w / w.sum(), atol=0.045)  # about 4 standard deviations
 
 
 def test_kmeans_plus_plus_spreads_centers_over_separated_blobs() -> None:
