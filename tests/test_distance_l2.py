@@ -15,51 +15,55 @@ def _data(seed: int, n: int, d: int, k: int, dtype: type = np.float64) -> tuple[
     return rng.normal(size=(n, d)).astype(dtype), rng.normal(size=(k, d))
 
 
+#: Both assignment paths: the compiled direct kernel (few features) and chunked GEMM.
+PATHS = [SquaredEuclidean(direct_max_features=1 << 30), SquaredEuclidean(direct_max_features=0, chunk_elements=16)]
+IDS = ["direct", "gemm"]
+
+
+@pytest.mark.parametrize("metric", PATHS, ids=IDS)
 @pytest.mark.parametrize("k", [1, 2, 7, 300])
-def test_assign_matches_brute_force(k: int) -> None:
-    points, centers = _data(k, 1000, 3, k)
-    labels, costs = SquaredEuclidean().assign(points, centers)
+@pytest.mark.parametrize("d", [1, 3, 20])
+def test_assign_matches_brute_force(metric: SquaredEuclidean, k: int, d: int) -> None:
+    # chunk_elements=16 gives 256-row chunks: 1000 rows span several, including a partial one.
+    points, centers = _data(k, 1000, d, k)
+    labels, costs = metric.assign(points, centers)
     want_labels, want_costs = oracle.assign(points, centers)
     np.testing.assert_array_equal(labels, want_labels)
     np.testing.assert_allclose(costs, want_costs, rtol=1e-12)
 
 
-def test_assign_crosses_chunk_boundaries() -> None:
-    # 256 rows per chunk: 1000 rows span several chunks, including a partial last one.
-    points, centers = _data(1, 1000, 4, 5)
-    labels, _ = SquaredEuclidean(chunk_elements=16).assign(points, centers)
-    np.testing.assert_array_equal(labels, oracle.assign(points, centers)[0])
-
-
-def test_assign_tie_goes_to_lowest_center_index() -> None:
+@pytest.mark.parametrize("metric", PATHS, ids=IDS)
+def test_assign_tie_goes_to_lowest_center_index(metric: SquaredEuclidean) -> None:
     points = np.array([[1.0, 0.0], [0.0, 0.0], [2.0, 0.0]])
     centers = np.array([[2.0, 0.0], [0.0, 0.0], [2.0, 0.0], [0.0, 0.0]])
-    labels, _ = SquaredEuclidean().assign(points, centers)
+    labels, _ = metric.assign(points, centers)
     # Row 0 is equidistant from all four centers; rows 1 and 2 match a duplicated center.
     assert labels.tolist() == [0, 1, 0]
 
 
-def test_assign_tie_between_mirror_centers_goes_to_lowest_index() -> None:
+@pytest.mark.parametrize("metric", PATHS, ids=IDS)
+def test_assign_tie_between_mirror_centers_goes_to_lowest_index(metric: SquaredEuclidean) -> None:
     points = np.array([[0.0, 5.0], [0.0, -3.0]])
     centers = np.array([[1.0, 0.0], [-1.0, 0.0]])
-    labels, costs = SquaredEuclidean().assign(points, centers)
+    labels, costs = metric.assign(points, centers)
     assert labels.tolist() == [0, 0]
     assert costs.tolist() == [26.0, 10.0]
 
 
-def test_costs_are_never_negative_even_under_cancellation() -> None:
+@pytest.mark.parametrize("metric", PATHS, ids=IDS)
+def test_costs_are_never_negative_even_under_cancellation(metric: SquaredEuclidean) -> None:
     # Far from the origin ||x||² - 2x·c + ||c||² cancels catastrophically (and may come out
     # negative); the reported cost is recomputed directly, so it is >= 0 and exact.
     rng = np.random.default_rng(7)
     points = 1e6 + rng.normal(scale=1e-3, size=(200, 3))
     centers = points[:4].copy()
-    labels, costs = SquaredEuclidean().assign(points, centers)
+    labels, costs = metric.assign(points, centers)
     assert (costs >= 0).all()
     np.testing.assert_allclose(costs, oracle.sq_euclidean(points, centers)[np.arange(200), labels], rtol=1e-12)
 
 
 def test_float32_points_stay_float32_in_the_product(monkeypatch: pytest.MonkeyPatch) -> None:
-    points, centers = _data(2, 600, 3, 4, np.float32)
+    points, centers = _data(2, 600, 20, 4, np.float32)  # 20 features: the default takes the GEMM path
     seen: list[np.dtype] = []
     real_matmul = np.matmul
 
@@ -74,17 +78,20 @@ def test_float32_points_stay_float32_in_the_product(monkeypatch: pytest.MonkeyPa
     np.testing.assert_array_equal(labels, oracle.assign(points, centers)[0])
 
 
-def test_float32_costs_are_computed_in_float64() -> None:
+@pytest.mark.parametrize("metric", PATHS, ids=IDS)
+def test_float32_costs_are_computed_in_float64(metric: SquaredEuclidean) -> None:
     points, centers = _data(3, 200, 3, 4, np.float32)
-    labels, costs = SquaredEuclidean().assign(points, centers)
+    labels, costs = metric.assign(points, centers)
     want = ((points.astype(np.float64) - centers[labels]) ** 2).sum(axis=1)
     np.testing.assert_allclose(costs, want, rtol=1e-14)
 
 
-def test_pairwise_matches_brute_force_and_is_clamped_at_zero() -> None:
-    points, centers = _data(4, 100, 3, 6)
+@pytest.mark.parametrize("metric", PATHS, ids=IDS)
+@pytest.mark.parametrize("d", [3, 20])
+def test_pairwise_matches_brute_force_and_is_never_negative(metric: SquaredEuclidean, d: int) -> None:
+    points, centers = _data(4, 100, d, 6)
     centers[0] = points[0] * (1 + 1e-16)
-    got = SquaredEuclidean().pairwise(points, centers)
+    got = metric.pairwise(points, centers)
     np.testing.assert_allclose(got, oracle.sq_euclidean(points, centers), rtol=1e-9, atol=1e-12)
     assert (got >= 0).all()
 
@@ -161,3 +168,15 @@ def test_l2_pairs_squared_euclidean_with_the_mean() -> None:
     assert isinstance(L2.assign, SquaredEuclidean)
     assert isinstance(L2.update, WeightedMean)
     assert L2.name == "l2"
+
+
+@pytest.mark.parametrize("metric", PATHS, ids=IDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_assign_is_exact_for_data_far_from_the_origin(metric: SquaredEuclidean, dtype: type) -> None:
+    # Regression: on the GEMM path ||c||² - 2x·c cancels when the offset dwarfs the spread
+    # (float32 embeddings or coordinates): most labels came out wrong.
+    rng = np.random.default_rng(8)
+    centers = 1000.0 + rng.normal(scale=0.01, size=(8, 20))
+    points = (centers[rng.integers(0, 8, 2000)] + rng.normal(scale=0.002, size=(2000, 20))).astype(dtype)
+    labels, _ = metric.assign(points, centers)
+    np.testing.assert_array_equal(labels, oracle.assign(points, centers)[0])

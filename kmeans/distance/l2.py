@@ -56,12 +56,18 @@ class SquaredEuclidean:
         n, k = points.shape[0], centers.shape[0]
         labels = np.empty(n, dtype=np.intp)
         costs = np.empty(n, dtype=np.float64)
-        c = centers.astype(points.dtype, copy=False)
+        # The expansion is shift-invariant; taking it about the centers' mean keeps its
+        # terms at the scale of the spread, not of the offset from the origin (data far from
+        # 0, e.g. float32 embeddings, otherwise cancel to wrong labels). x - origin is exact
+        # when x is within a factor 2 of it (Sterbenz).
+        origin = centers.mean(axis=0).astype(points.dtype)
+        c = (centers - origin).astype(points.dtype, copy=False)
         minus_2ct = np.ascontiguousarray(-2.0 * c.T)
         c_sq = np.einsum("ij,ij->i", c, c)
         center_cols = np.ascontiguousarray(centers.T)  # (d, k) float64, for the exact costs
         step = chunk_rows(k, self.chunk_elements)
         buf = np.empty((min(step, n), k), dtype=points.dtype)
+        xbuf = np.empty((min(step, n), points.shape[1]), dtype=points.dtype)
         for s in range(0, n, step):
             x = points[s : s + step]
             m = x.shape[0]
@@ -69,7 +75,7 @@ class SquaredEuclidean:
             if k == 1:
                 lab.fill(0)
             else:
-                dist = np.matmul(x, minus_2ct, out=buf[:m])
+                dist = np.matmul(np.subtract(x, origin, out=xbuf[:m]), minus_2ct, out=buf[:m])
                 dist += c_sq
                 np.argmin(dist, axis=1, out=lab)
             _exact_costs(x, center_cols, lab, costs[s : s + m])
@@ -83,8 +89,10 @@ class SquaredEuclidean:
                 diff *= diff
                 direct += diff
             return direct
-        x = points.astype(np.float64, copy=False)
-        d = np.einsum("ij,ij->i", x, x)[:, None] - 2.0 * (x @ centers.T) + np.einsum("ij,ij->i", centers, centers)
+        origin = centers.mean(axis=0)  # shift-invariant; avoids cancellation far from 0 (see assign)
+        x = points - origin
+        c = centers - origin
+        d = np.einsum("ij,ij->i", x, x)[:, None] - 2.0 * (x @ c.T) + np.einsum("ij,ij->i", c, c)
         out: Float64Array = np.maximum(d, 0.0, out=d)
         return out
 
