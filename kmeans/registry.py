@@ -36,6 +36,7 @@ class Registry(Mapping[str, T], Generic[T]):
         if name in self._entries and not clobber:
             raise ValueError(f"{self.kind} {name!r} is already registered; pass clobber=True to replace it")
         self._entries[name] = impl
+        self._hints.pop(name, None)  # a clobbered entry's hint must not outlive it
         if install_hint:
             self._hints[name] = install_hint
 
@@ -97,16 +98,25 @@ distances.register("l2", "kmeans.distance.l2:L2")
 distances.register("l1", "kmeans.distance.l1:L1")
 
 
-def register_backend(name: str, impl: Any, *, clobber: bool = False) -> None:
-    """Make ``KMeans(backend=name)`` use ``impl`` (an object, or a ``"module:attr"`` path)."""
-    backends.register(name, impl, clobber=clobber)
+def register_backend(name: str, impl: Any, *, clobber: bool = False, install_hint: str = "") -> None:
+    """Make ``KMeans(backend=name)`` use ``impl`` (an object, or a ``"module:attr"`` path).
+
+    ``install_hint`` is shown if a lazy ``"module:attr"`` entry fails to import.
+    """
+    backends.register(name, impl, clobber=clobber, install_hint=install_hint)
 
 
-def register_initializer(name: str, impl: Any, *, clobber: bool = False) -> None:
-    """Make ``KMeans(init=name)`` use ``impl``."""
-    initializers.register(name, impl, clobber=clobber)
+def register_initializer(name: str, impl: Any, *, clobber: bool = False, install_hint: str = "") -> None:
+    """Make ``KMeans(init=name)`` use ``impl``.
+
+    ``install_hint`` is shown if a lazy ``"module:attr"`` entry fails to import.
+    """
+    initializers.register(name, impl, clobber=clobber, install_hint=install_hint)
 
 
-def register_distance(name: str, impl: Any, *, clobber: bool = False) -> None:
-    """Make ``KMeans(distance=name)`` use ``impl`` (a :class:`kmeans.distance.Distance`)."""
-    distances.register(name, impl, clobber=clobber)
+def register_distance(name: str, impl: Any, *, clobber: bool = False, install_hint: str = "") -> None:
+    """Make ``KMeans(distance=name)`` use ``impl`` (a :class:`kmeans.distance.Distance`).
+
+    ``install_hint`` is shown if a lazy ``"module:attr"`` entry fails to import.
+    """
+    distances.register(name, impl, clobber=clobber, install_hint=install_hint)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from kmeans.distance.base import Distance
 from kmeans.distance.l2 import L2, SquaredEuclidean, WeightedMean
 from kmeans.errors import MissingDependencyError, UnknownStrategyError
 from kmeans.init.explicit import ExplicitCenters
-from kmeans.registry import Registry, register_distance, register_initializer
+from kmeans.registry import Registry, register_backend, register_distance, register_initializer
 
 
 @pytest.fixture
@@ -134,3 +135,17 @@ def test_registered_distance_is_used_by_name_and_clobber_is_required(restore_reg
         register_distance("mine", mine)
     register_distance("mine", L2, clobber=True)
     assert registry.distances["mine"] is L2
+
+
+@pytest.mark.parametrize(
+    ("register", "reg"),
+    [
+        (register_backend, registry.backends),
+        (register_initializer, registry.initializers),
+        (register_distance, registry.distances),
+    ],
+)
+def test_public_register_functions_accept_an_install_hint(restore_registries: None, register: Any, reg: Any) -> None:
+    register("needs-extra", "kmeans_no_such_module_xyz:Thing", install_hint="pip install 'kmeans[extra]'")
+    with pytest.raises(MissingDependencyError, match=r"pip install 'kmeans\[extra\]'"):
+        reg["needs-extra"]
