@@ -51,8 +51,8 @@ def model_to_dict(model: Any) -> dict[str, Any]:
         "distance": distance,
         "backend": getattr(model.backend_, "name", "numpy"),
         "params": {
-            "max_iter": model.max_iter,
-            "tol": model.tol,
+            "max_iter": int(model.max_iter),  # NumPy integers are valid parameters but not JSON
+            "tol": float(model.tol),
             "init": model.init if isinstance(model.init, str) else getattr(model.init, "name", "custom"),
         },
         "seed": int(model.seed_),

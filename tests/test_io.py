@@ -195,3 +195,13 @@ def test_missing_field(saved: Path, field: str) -> None:
 def test_write_atomic_writes_bytes(tmp_path: Path) -> None:
     kmeans.io.write_atomic(tmp_path / "f.bin", b"abc")
     assert (tmp_path / "f.bin").read_bytes() == b"abc"
+
+
+def test_numpy_scalar_parameters_can_be_saved(tmp_path: Path) -> None:
+    # Regression: max_iter=np.int64(...) passed validation but json.dumps refused it.
+    X = np.random.default_rng(3).normal(size=(40, 2))
+    model = KMeans(np.int64(2), max_iter=np.int64(10), tol=np.float32(1e-4), seed=np.int64(3)).fit(X)
+    model.save(tmp_path / "m.json")
+    loaded = load_model(tmp_path / "m.json")
+    assert loaded.max_iter == 10 and loaded.tol == pytest.approx(1e-4)
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
