@@ -253,7 +253,9 @@ class KMeans:
         """Distance from every row to every center, ``(n, k)``: Euclidean for L2, Manhattan for L1."""
         self._check_fitted()
         costs = self.distance_.assign.pairwise(self._local_points(X), self.cluster_centers_)
-        if self.distance_.name == "l2":
+        # The metric decides, not the registry name: a Distance registered under another
+        # name that uses the squared-Euclidean assign still reports Euclidean distances.
+        if getattr(self.distance_.assign, "name", None) == "sqeuclidean":
             return np.sqrt(costs)  # type: ignore[no-any-return]
         return costs  # type: ignore[no-any-return]
 

@@ -328,3 +328,15 @@ def test_zero_weight_rows_do_not_influence_centers() -> None:
     a = KMeans(4, init=X[:4], max_iter=10, tol=0.0).fit(far, sample_weight=w)
     b = KMeans(4, init=X[:4], max_iter=10, tol=0.0).fit(X)
     np.testing.assert_allclose(a.cluster_centers_, b.cluster_centers_, rtol=1e-12)
+
+
+def test_transform_follows_the_metric_not_the_registry_name() -> None:
+    # Regression: only a distance registered as "l2" got its squared costs square-rooted.
+    from kmeans.distance.base import Distance
+    from kmeans.distance.l2 import L2
+
+    renamed = Distance(name="renamed", assign=L2.assign, update=L2.update)
+    a = KMeans(3, seed=0, distance=renamed).fit(X)
+    np.testing.assert_allclose(
+        a.transform(X[:10]), np.sqrt(oracle.sq_euclidean(X[:10], a.cluster_centers_)), rtol=1e-9, atol=1e-9
+    )
