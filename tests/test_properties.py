@@ -159,8 +159,10 @@ def test_l1_median_equals_the_brute_force_weighted_median(rows: list[tuple[float
 
 def _sklearn(p: Problem, weights: np.ndarray | None) -> Any:
     from sklearn.cluster import KMeans as SKKMeans
+    from threadpoolctl import threadpool_limits
 
-    with warnings.catch_warnings():
+    # One OpenMP thread: sklearn's default pool only fights the other tests for the cores.
+    with warnings.catch_warnings(), threadpool_limits(1):
         warnings.simplefilter("ignore")  # e.g. "Number of distinct clusters found smaller than n_clusters"
         return SKKMeans(p.k, init=p.init, n_init=1, algorithm="lloyd", tol=0.0, max_iter=p.max_iter).fit(
             p.X, sample_weight=weights
