@@ -247,3 +247,14 @@ def test_explicit_centers_through_fit_restarts() -> None:
     X = _blobs(7)
     result = fit_restarts(NumPyDataset(X), _spec(ExplicitCenters(X[:2]), 1, max_iter=3))
     np.testing.assert_allclose(result.centers, oracle.lloyd(X, X[:2], 3)[0], rtol=1e-12)
+
+
+def test_relocation_example_from_scikit_learn_suite() -> None:
+    # sklearn's test_kmeans_relocated_clusters: every row is equidistant from the first
+    # center and none is near the second. sklearn relocates to row 3, we to row 0 (lowest
+    # index); both end in the same partition and inertia, labels permuted.
+    X = np.array([[0.0, 0.0], [0.5, 0.0], [0.5, 1.0], [1.0, 1.0]])
+    result = _run(X, [[0.5, 0.5], [3.0, 3.0]], max_iter=3)
+    assert result.history[0].n_empty == 1
+    assert result.inertia == 0.25
+    assert result.centers.tolist() == [[0.75, 1.0], [0.25, 0.0]]

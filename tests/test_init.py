@@ -163,3 +163,13 @@ def test_explicit_centers_ignore_the_seed() -> None:
 def test_explicit_centers_are_validated_against_the_data(centers: list[list[float]], k: int, match: str) -> None:
     with pytest.raises(ValidationError, match=match):
         ExplicitCenters(centers).init(NumPyDataset(np.zeros((5, 2))), k, L2.assign, 0)
+
+
+def test_kmeans_plus_plus_starts_better_than_random_on_average() -> None:
+    from tests import oracle
+
+    X = _blobs(6, n=600)
+    ds = NumPyDataset(X)
+    pp = np.mean([oracle.inertia(X, KMeansPlusPlus().init(ds, 6, L2.assign, s)) for s in range(10)])
+    rnd = np.mean([oracle.inertia(X, Random().init(ds, 6, L2.assign, s)) for s in range(10)])
+    assert pp < 0.7 * rnd
