@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from kmeans import KMeans, registry
+from kmeans import AssignStep, Backend, Initializer, KMeans, UpdateStep, registry
 from kmeans.distance.base import Distance
 from kmeans.distance.l2 import L2, SquaredEuclidean, WeightedMean
 from kmeans.errors import MissingDependencyError, UnknownStrategyError
@@ -149,3 +149,23 @@ def test_public_register_functions_accept_an_install_hint(restore_registries: No
     register("needs-extra", "kmeans_no_such_module_xyz:Thing", install_hint="pip install 'kmeans[extra]'")
     with pytest.raises(MissingDependencyError, match=r"pip install 'kmeans\[extra\]'"):
         reg["needs-extra"]
+
+
+@pytest.mark.parametrize("name", sorted(registry.backends))
+def test_every_registered_backend_satisfies_the_protocol(name: str) -> None:
+    assert isinstance(registry.backends[name], Backend)
+    assert registry.backends[name].name == name
+
+
+@pytest.mark.parametrize("name", sorted(registry.initializers))
+def test_every_registered_initializer_satisfies_the_protocol(name: str) -> None:
+    assert isinstance(registry.initializers[name], Initializer)
+    assert registry.initializers[name].name == name
+
+
+@pytest.mark.parametrize("name", sorted(registry.distances))
+def test_every_registered_distance_pairs_an_assign_and_an_update(name: str) -> None:
+    distance = registry.distances[name]
+    assert isinstance(distance.assign, AssignStep)
+    assert isinstance(distance.update, UpdateStep)
+    assert distance.name == name
