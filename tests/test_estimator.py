@@ -340,3 +340,26 @@ def test_transform_follows_the_metric_not_the_registry_name() -> None:
     np.testing.assert_allclose(
         a.transform(X[:10]), np.sqrt(oracle.sq_euclidean(X[:10], a.cluster_centers_)), rtol=1e-9, atol=1e-9
     )
+
+
+def test_hand_computed_weighted_example_from_scikit_learn_suite() -> None:
+    # sklearn's test_kmeans_results.
+    data = np.array([[0.0, 0.0], [0.5, 0.0], [0.5, 1.0], [1.0, 1.0]])
+    model = KMeans(2, init=np.array([[0.0, 0.0], [0.5, 0.5]])).fit(data, sample_weight=[3.0, 1.0, 1.0, 3.0])
+    assert model.labels_.tolist() == [0, 0, 1, 1]
+    assert model.inertia_ == pytest.approx(0.375)
+    np.testing.assert_allclose(model.cluster_centers_, [[0.125, 0.0], [0.875, 1.0]])
+    assert model.n_iter_ == 2 and model.converged_  # the second update moves nothing
+    np.testing.assert_array_equal(model.cluster_sizes_, [4.0, 4.0])
+
+
+def test_light_row_still_rescues_an_empty_cluster() -> None:
+    # sklearn's test_k_means_empty_cluster_relocated.
+    model = KMeans(2, init=np.array([[-1.0], [10.0]])).fit(np.array([[-1.0], [1.0]]), sample_weight=[1.9, 0.1])
+    assert sorted(set(model.labels_.tolist())) == [0, 1]
+    np.testing.assert_allclose(model.cluster_centers_, [[-1.0], [1.0]])
+
+
+def test_more_iterations_never_score_worse() -> None:
+    scores = [KMeans(5, init=X[:5], max_iter=m, tol=0.0).fit(X).score(X) for m in (1, 2, 5, 20)]
+    assert scores == sorted(scores)
