@@ -180,3 +180,21 @@ def test_assign_is_exact_for_data_far_from_the_origin(metric: SquaredEuclidean, 
     points = (centers[rng.integers(0, 8, 2000)] + rng.normal(scale=0.002, size=(2000, 20))).astype(dtype)
     labels, _ = metric.assign(points, centers)
     np.testing.assert_array_equal(labels, oracle.assign(points, centers)[0])
+
+
+@pytest.mark.parametrize("metric", PATHS, ids=IDS)
+def test_float32_points_are_never_copied_to_float64(metric: SquaredEuclidean) -> None:
+    import tracemalloc
+
+    n = 400_000
+    points = np.random.default_rng(9).normal(size=(n, 3)).astype(np.float32)
+    centers = np.random.default_rng(10).normal(size=(8, 3))
+    metric.assign(points[:1000], centers)  # warm up (compilation, caches)
+    tracemalloc.start()
+    try:
+        metric.assign(points, centers)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    outputs = n * (np.dtype(np.intp).itemsize + 8)  # labels and float64 costs
+    assert peak < outputs + n * 3 * 8 // 2  # a float64 copy of the points would add n * 24 bytes
