@@ -22,7 +22,7 @@ from kmeans._types import Float64Array, FloatArray, IntArray
 _JIT: dict[str, Any] = {"nogil": True, "cache": True, "fastmath": False, "error_model": "numpy"}
 
 
-@njit(**_JIT)  # type: ignore[untyped-decorator,misc]
+@njit(**_JIT)  # type: ignore[untyped-decorator]
 def _assign_sqeuclidean(x: Any, ct: Any, labels: Any, costs: Any) -> None:  # pragma: no cover - compiled
     n, d = x.shape
     k = ct.shape[1]
@@ -45,7 +45,7 @@ def _assign_sqeuclidean(x: Any, ct: Any, labels: Any, costs: Any) -> None:  # pr
         costs[i] = best_d
 
 
-@njit(**_JIT)  # type: ignore[untyped-decorator,misc]
+@njit(**_JIT)  # type: ignore[untyped-decorator]
 def _assign_manhattan(x: Any, ct: Any, labels: Any, costs: Any) -> None:  # pragma: no cover - compiled
     n, d = x.shape
     k = ct.shape[1]
@@ -67,7 +67,7 @@ def _assign_manhattan(x: Any, ct: Any, labels: Any, costs: Any) -> None:  # prag
         costs[i] = best_d
 
 
-@njit(**_JIT)  # type: ignore[untyped-decorator,misc]
+@njit(**_JIT)  # type: ignore[untyped-decorator]
 def _weighted_sums(x: Any, w: Any, unit: bool, labels: Any, sums: Any, wsum: Any) -> None:  # pragma: no cover
     n, d = x.shape
     for i in range(n):
@@ -106,7 +106,7 @@ def weighted_sums(
     return sums, wsum
 
 
-@njit(inline="always", **_JIT)  # type: ignore[untyped-decorator,misc]
+@njit(inline="always", **_JIT)  # type: ignore[untyped-decorator]
 def _splitmix_uniform(seed: Any, row: Any) -> float:  # pragma: no cover - compiled
     z = seed + np.uint64(row) * np.uint64(0x9E3779B97F4A7C15)
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
@@ -115,13 +115,13 @@ def _splitmix_uniform(seed: Any, row: Any) -> float:  # pragma: no cover - compi
     return (np.float64(z >> np.uint64(11)) + 0.5) * (1.0 / 9007199254740992.0)
 
 
-@njit(**_JIT)  # type: ignore[untyped-decorator,misc]
+@njit(**_JIT)  # type: ignore[untyped-decorator]
 def _uniform(seed: Any, rows: Any, out: Any) -> None:  # pragma: no cover - compiled
     for i in range(rows.shape[0]):
         out[i] = _splitmix_uniform(seed, rows[i])
 
 
-@njit(**_JIT)  # type: ignore[untyped-decorator,misc]
+@njit(**_JIT)  # type: ignore[untyped-decorator]
 def _exponential_keys(seed: Any, rows: Any, weights: Any, out: Any) -> None:  # pragma: no cover - compiled
     for i in range(rows.shape[0]):
         w = weights[i]
