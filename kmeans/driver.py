@@ -8,11 +8,15 @@ into new centers. Policies that must be identical on every engine live here:
   more than ``tol`` (``max_j dist(old_j, new_j) <= tol``, with ``dist`` the metric's own
   distance: Euclidean for L2, Manhattan for L1, in the units of the data). With
   ``tol = 0`` exactly ``max_iter`` updates run. ``n_iter`` counts updates.
-- **Empty clusters.** A cluster that receives no weight takes the row farthest from its
-  assigned center (largest cost; ties to the lowest global row index); the i-th empty
-  cluster (ascending index) takes the i-th farthest row, and that row's weight moves from
-  its old cluster to the new one. This is scikit-learn's rule, applied on every engine
-  with one extra pass to find the rows and one to re-summarize. Centers are never NaN.
+- **Empty clusters.** A cluster that receives no weight is moved onto the data point
+  farthest from its closest center: the i-th empty cluster (ascending index) takes the
+  i-th farthest *distinct* point (largest cost; equal costs ordered by the point's values,
+  lexicographically ascending), and every row equal to that point moves to it with all its
+  weight. This is scikit-learn's rule made independent of row order and of how duplicates
+  are stored: permuting rows, duplicating a row or doubling its weight, and ``compress()``
+  all give the same result. It costs one extra pass to find the points and one to
+  re-summarize, only in iterations with an empty cluster. A cluster that stays empty (no
+  point left to take) keeps its previous center: centers are never NaN or infinite.
 - **Final state.** After the last update one more pass computes the inertia and cluster
   weights for the final centers, so ``inertia_`` always matches ``cluster_centers_``.
 """
@@ -42,19 +46,21 @@ class _PassSummary:
 @attrs.frozen(eq=False)
 class _Farthest:
     costs: Float64Array
-    rows: np.ndarray[Any, np.dtype[np.int64]]
+    points: Float64Array
 
 
-def _override(labels: IntArray, block: Block, moves: dict[int, int]) -> IntArray:
-    if not moves:
-        return labels
-    idx = np.fromiter(moves.keys(), dtype=np.int64)
-    inside = (idx >= block.start) & (idx < block.start + block.n_rows)
-    if not inside.any():
-        return labels
-    labels = labels.copy()
-    new = np.fromiter(moves.values(), dtype=np.intp)
-    labels[idx[inside] - block.start] = new[inside]
+#: A relocation: every row equal to ``point`` is relabelled ``cluster``.
+Move = tuple[Float64Array, int]
+
+
+def _override(labels: IntArray, block: Block, moves: Sequence[Move]) -> IntArray:
+    copied = False
+    for point, cluster in moves:
+        hit = np.all(block.points == point, axis=1)
+        if hit.any():
+            if not copied:
+                labels, copied = labels.copy(), True
+            labels[hit] = cluster
     return labels
 
 
@@ -64,11 +70,10 @@ def summarize(
     assign: AssignStep,
     update: UpdateStep,
     state: Any,
-    moves: dict[int, int] | None = None,
+    moves: Sequence[Move] = (),
 ) -> _PassSummary:
     """One fused pass: assign each row, then summarize rows per cluster for ``update``."""
     k = centers.shape[0]
-    moves = moves or {}
 
     def fn(block: Block) -> _PassSummary:
         labels, costs = assign.assign(block.points, centers)
@@ -102,26 +107,46 @@ def evaluate(dataset: Dataset, centers: Float64Array, assign: AssignStep) -> tup
     return dataset.map_reduce(fn, merge)
 
 
-def farthest_rows(dataset: Dataset, centers: Float64Array, assign: AssignStep, m: int) -> list[int]:
-    """Global indices of the ``m`` rows of positive weight farthest from their closest center.
+def _top_distinct(costs: Float64Array, points: Float64Array, m: int) -> _Farthest:
+    """The ``m`` distinct points of largest cost; equal costs in ascending value order."""
+    order = np.lexsort((*(points[:, j] for j in range(points.shape[1] - 1, -1, -1)), -costs))
+    costs, points = costs[order], points[order]
+    if points.shape[0] > 1:
+        new = np.ones(points.shape[0], dtype=bool)
+        new[1:] = np.any(points[1:] != points[:-1], axis=1)
+        costs, points = costs[new], points[new]
+    return _Farthest(costs[:m], points[:m])
 
-    Order: largest cost first, ties broken by the lowest global row index.
+
+def farthest_points(dataset: Dataset, centers: Float64Array, assign: AssignStep, m: int) -> Float64Array:
+    """The ``m`` distinct points (of positive weight) farthest from their closest center.
+
+    Order: largest cost first; equal costs by the points' values, lexicographically
+    ascending. Identical rows have identical costs, so the choice does not depend on row
+    order, duplication or blocks. Fewer than ``m`` rows come back when there are fewer
+    distinct points.
     """
-
-    def top(costs: Float64Array, rows: np.ndarray[Any, np.dtype[np.int64]]) -> _Farthest:
-        order = np.lexsort((rows, -costs))[:m]
-        return _Farthest(costs[order], rows[order])
 
     def fn(block: Block) -> _Farthest:
         _, costs = assign.assign(block.points, centers)
-        rows = block.row_indices()
         keep = block.weights > 0
-        return top(costs[keep], rows[keep])
+        costs, points = costs[keep], np.asarray(block.points[keep], dtype=np.float64)
+        take = m
+        while True:  # look at the largest costs first; widen while duplicates crowd them out
+            if take < costs.shape[0]:
+                threshold = np.partition(costs, costs.shape[0] - take)[costs.shape[0] - take]
+                sel = costs >= threshold
+            else:
+                sel = np.ones(costs.shape[0], dtype=bool)
+            top = _top_distinct(costs[sel], points[sel], m)
+            if top.points.shape[0] >= m or sel.all():
+                return top
+            take *= 4
 
     def merge(a: _Farthest, b: _Farthest) -> _Farthest:
-        return top(np.concatenate([a.costs, b.costs]), np.concatenate([a.rows, b.rows]))
+        return _top_distinct(np.concatenate([a.costs, b.costs]), np.concatenate([a.points, b.points]), m)
 
-    return [int(r) for r in dataset.map_reduce(fn, merge).rows]
+    return dataset.map_reduce(fn, merge).points
 
 
 def _update_centers(
@@ -131,7 +156,7 @@ def _update_centers(
     update: UpdateStep,
     plan: Any,
     first: _PassSummary,
-    moves: dict[int, int],
+    moves: Sequence[Move],
 ) -> Float64Array:
     summary, state = first, plan
     while True:
@@ -165,11 +190,11 @@ def lloyd(
     n_iter = 0
     for it in range(max_iter):
         summary = summarize(dataset, centers, assign, update, plan)
-        moves: dict[int, int] = {}
+        moves: list[Move] = []
         empty = np.flatnonzero(summary.cluster_weights == 0)
         if empty.size and empty_cluster == "farthest":
-            rows = farthest_rows(dataset, centers, assign, int(empty.size))
-            moves = {row: int(cluster) for row, cluster in zip(rows, empty, strict=True)}
+            points = farthest_points(dataset, centers, assign, int(empty.size))
+            moves = [(point, int(cluster)) for point, cluster in zip(points, empty, strict=False)]
             summary = attrs.evolve(summarize(dataset, centers, assign, update, plan, moves), inertia=summary.inertia)
         new_centers = _update_centers(dataset, centers, assign, update, plan, summary, moves)
         shift = float(np.max(assign.shift(centers, new_centers)))

@@ -5,8 +5,9 @@ so the library's vectorized, chunked, mergeable strategies can be checked agains
 
 - assignment: the full ``(n, k)`` cost matrix in float64, ``argmin`` (lowest index on ties);
 - L2 update: weighted mean; L1 update: the *lower* weighted median per coordinate;
-- empty clusters: the i-th empty cluster takes the i-th farthest row (largest cost, lowest
-  row index on ties), whose weight moves with it (see ``kmeans.driver``).
+- empty clusters: the i-th empty cluster takes the i-th farthest distinct point (largest
+  cost, equal costs in ascending lexicographic order of the values), and every row equal
+  to it moves with all its weight (see ``kmeans.driver``).
 """
 
 from __future__ import annotations
@@ -80,11 +81,13 @@ def lloyd(
         sizes = np.bincount(labels, weights=w, minlength=c.shape[0])
         empty = np.flatnonzero(sizes == 0)
         if empty.size:
-            rows = np.flatnonzero(w > 0)
-            order = rows[np.lexsort((rows, -costs[rows]))]
+            candidates = sorted(
+                {tuple(points[i].tolist()): costs[i] for i in np.flatnonzero(w > 0)}.items(),
+                key=lambda item: (-item[1], item[0]),
+            )
             labels = labels.copy()
-            for cluster, row in zip(empty, order, strict=False):
-                labels[row] = cluster
+            for cluster, (point, _) in zip(empty, candidates, strict=False):
+                labels[np.all(points == np.array(point), axis=1)] = cluster
         c = update(points, w, labels, c, distance)
     labels, costs = assign(points, c, distance)
     return c, labels, float(np.dot(w, costs))

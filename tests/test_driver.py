@@ -13,7 +13,7 @@ from kmeans.backends.numpy import NumPyDataset
 from kmeans.distance.base import Distance
 from kmeans.distance.l1 import L1
 from kmeans.distance.l2 import L2
-from kmeans.driver import farthest_rows, fit_restarts, lloyd
+from kmeans.driver import farthest_points, fit_restarts, lloyd
 from kmeans.init.explicit import ExplicitCenters
 from tests import oracle
 
@@ -119,39 +119,62 @@ X_LINE = np.array([[0.0], [1.0], [2.0], [10.0], [11.0], [12.0]])
 
 
 @pytest.mark.parametrize("distance", DISTANCES, ids=lambda d: d.name)
-def test_empty_cluster_takes_the_farthest_row(distance: Distance) -> None:
-    # Center 1000 gets no row. Rows 0, 2, 3, 5 are all farthest (cost 1 under both
-    # metrics); the lowest row index wins, so the empty cluster moves to x = 0.
+def test_empty_cluster_takes_the_farthest_point(distance: Distance) -> None:
+    # Center 1000 gets no row. Points 0, 2, 10, 12 are all farthest (cost 1 under both
+    # metrics); the smallest value wins, so the empty cluster moves to x = 0.
     result = _run(X_LINE, [[1.0], [11.0], [1000.0]], distance=distance, max_iter=1)
     assert result.history[0].n_empty == 1
     expected_c0 = 1.5 if distance is L2 else 1.0  # mean / lower median of {1, 2}
     assert result.centers.tolist() == [[expected_c0], [11.0], [0.0]]
 
 
-def test_several_empty_clusters_take_the_farthest_rows_in_order() -> None:
+def test_several_empty_clusters_take_the_farthest_points_in_order() -> None:
     result = _run(X_LINE, [[1.0], [11.0], [1000.0], [-1000.0]], max_iter=1)
     assert result.history[0].n_empty == 2
-    # Empty clusters 2 and 3 (ascending) take rows 0 and 2 (farthest, then lowest index).
+    # Empty clusters 2 and 3 (ascending) take points 0 and 2 (farthest, then smallest value).
     assert result.centers.tolist() == [[1.0], [11.0], [0.0], [2.0]]
 
 
-def test_relocated_row_carries_its_weight() -> None:
-    w = np.array([5.0, 1.0, 1.0, 1.0, 1.0, 1.0])
-    result = _run(X_LINE, [[1.0], [11.0], [1000.0]], w=w, max_iter=1)
-    # Row 0 (weight 5) left cluster 0: its mean is over rows 1 and 2 only.
+def test_equal_costs_are_ordered_by_value_not_by_row_position() -> None:
+    reversed_rows = X_LINE[::-1].copy()
+    result = _run(reversed_rows, [[1.0], [11.0], [1000.0]], max_iter=1)
     assert result.centers.tolist() == [[1.5], [11.0], [0.0]]
 
 
-def test_farthest_rows_skips_zero_weight_rows() -> None:
+def test_relocated_point_carries_its_weight() -> None:
+    w = np.array([5.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+    result = _run(X_LINE, [[1.0], [11.0], [1000.0]], w=w, max_iter=1)
+    # Point 0 (weight 5) left cluster 0: its mean is over points 1 and 2 only.
+    assert result.centers.tolist() == [[1.5], [11.0], [0.0]]
+
+
+def test_every_copy_of_a_duplicated_point_moves_together() -> None:
+    # Regression: relocation used to move one row, so two copies of a point behaved
+    # differently from one row of weight 2. Now both copies move to the empty cluster.
+    X = np.array([[0.0], [0.0], [1.0], [2.0], [10.0], [11.0], [12.0]])
+    result = _run(X, [[1.0], [11.0], [1000.0]], max_iter=1)
+    doubled = _run(X_LINE, [[1.0], [11.0], [1000.0]], w=np.array([2.0, 1, 1, 1, 1, 1]), max_iter=1)
+    assert result.centers.tolist() == doubled.centers.tolist() == [[1.5], [11.0], [0.0]]
+    assert result.cluster_weights.tolist() == doubled.cluster_weights.tolist()
+
+
+def test_farthest_points_skip_zero_weight_rows() -> None:
     w = np.array([0.0, 1.0, 1.0, 1.0, 1.0, 1.0])
     ds = NumPyDataset(X_LINE, w)
-    assert farthest_rows(ds, np.array([[1.0], [11.0]]), L2.assign, 2) == [2, 3]
+    assert farthest_points(ds, np.array([[1.0], [11.0]]), L2.assign, 2).tolist() == [[2.0], [10.0]]
 
 
 @pytest.mark.parametrize("block_rows", [1, 2, 4])
-def test_farthest_rows_do_not_depend_on_block_layout(block_rows: int) -> None:
+def test_farthest_points_do_not_depend_on_block_layout(block_rows: int) -> None:
     ds = NumPyDataset(X_LINE, block_rows=block_rows)
-    assert farthest_rows(ds, np.array([[1.0], [11.0]]), L2.assign, 4) == [0, 2, 3, 5]
+    got = farthest_points(ds, np.array([[1.0], [11.0]]), L2.assign, 4)
+    assert got.tolist() == [[0.0], [2.0], [10.0], [12.0]]
+
+
+def test_farthest_points_are_distinct() -> None:
+    X = np.array([[5.0], [5.0], [5.0], [1.0], [0.0]])
+    got = farthest_points(NumPyDataset(X, block_rows=2), np.array([[0.0]]), L2.assign, 3)
+    assert got.tolist() == [[5.0], [1.0], [0.0]]
 
 
 @pytest.mark.parametrize("distance", DISTANCES, ids=lambda d: d.name)

@@ -54,15 +54,15 @@ def problems(
         X = rng.normal(size=(n, d)) * draw(st.sampled_from([1e-3, 1.0, 1e3])) + draw(st.sampled_from([0.0, 50.0]))
     distinct = np.unique(X, axis=0)
     k = draw(st.integers(1, min(6, distinct.shape[0])))
-    init = distinct[rng.choice(distinct.shape[0], size=k, replace=False)]
+    init = distinct[rng.choice(distinct.shape[0], size=k, replace=False)].astype(np.float64)
+    if k >= 2 and draw(st.booleans()):
+        # A center far from every row: its cluster is empty in the first iteration, so
+        # the properties also cover the empty-cluster relocation.
+        init[-1] = np.abs(X).max(axis=0) * 3 + 100
     if weighted is None:
         weighted = draw(st.booleans())
     weights = rng.integers(1, 5, size=n).astype(np.float64) if weighted else None
     return Problem(X, init, weights, draw(st.sampled_from(distances)), draw(st.integers(1, 6)))
-
-
-def no_relocation(*models: KMeans) -> bool:
-    return all(h.n_empty == 0 for m in models for h in m.history_)
 
 
 def assert_inertia_never_increases(p: Problem, model: KMeans) -> None:
@@ -101,9 +101,6 @@ def test_duplicating_rows_equals_doubling_their_weights(p: Problem, data: st.Dat
     mask = np.array(data.draw(st.lists(st.booleans(), min_size=p.X.shape[0], max_size=p.X.shape[0])))
     doubled = p.fit(weights=np.where(mask, 2.0, 1.0))
     duplicated = p.fit(np.concatenate([p.X, p.X[mask]]), weights=None)
-    # Relocating an empty cluster moves one row: one copy of a duplicate, or all of a
-    # doubled row, so the two differ by design once a relocation happens.
-    assume(no_relocation(doubled, duplicated))
     np.testing.assert_allclose(duplicated.cluster_centers_, doubled.cluster_centers_, rtol=1e-9, atol=1e-12)
     np.testing.assert_array_equal(duplicated.labels_[: p.X.shape[0]], doubled.labels_)
     assert duplicated.inertia_ == pytest.approx(doubled.inertia_, rel=1e-9, abs=1e-300)
@@ -114,7 +111,6 @@ def test_duplicating_rows_equals_doubling_their_weights(p: Problem, data: st.Dat
 def test_compress_changes_nothing_but_speed(p: Problem) -> None:
     plain = p.fit(compress=False)
     packed = p.fit(compress=True)
-    assume(no_relocation(plain, packed))
     np.testing.assert_allclose(packed.cluster_centers_, plain.cluster_centers_, rtol=1e-12)
     np.testing.assert_array_equal(packed.labels_, plain.labels_)
     assert packed.inertia_ == pytest.approx(plain.inertia_, rel=1e-12, abs=1e-300)
@@ -124,7 +120,6 @@ def test_compress_changes_nothing_but_speed(p: Problem) -> None:
 @given(problems(integers=True, distances=("l1",)))
 def test_compress_keeps_integer_l1_centers_exact(p: Problem) -> None:
     plain, packed = p.fit(compress=False), p.fit(compress=True)
-    assume(no_relocation(plain, packed))
     np.testing.assert_array_equal(packed.cluster_centers_, plain.cluster_centers_)
 
 
