@@ -246,7 +246,8 @@ class KMeans:
         """
         self._check_fitted()
         if isinstance(X, (np.ndarray, list, tuple)):
-            return self.distance_.assign.assign(self._local_points(X), self.cluster_centers_)[0]
+            labels = self.distance_.assign.assign(self._local_points(X), self.cluster_centers_)[0]
+            return labels.astype(np.int32)  # the dtype of labels_, as in scikit-learn
         return self.backend_.predict(X, self.cluster_centers_, self.distance_.assign, features=features)
 
     def transform(self, X: Any) -> Float64Array:
