@@ -124,8 +124,7 @@ def as_image_array(image: Any) -> UInt8Array:
         arr = np.repeat(arr[:, :, None], 3, axis=2)
     if arr.ndim != 3 or arr.shape[2] not in (3, 4):
         raise ValidationError(
-            f"an image array must have shape (height, width), (height, width, 3) or (height, width, 4); "
-            f"got {arr.shape}"
+            f"an image array must have shape (height, width), (height, width, 3) or (height, width, 4); got {arr.shape}"
         )
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ValidationError(f"the image is empty (shape {arr.shape})")
