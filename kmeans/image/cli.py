@@ -95,11 +95,14 @@ def _check_paths(args: argparse.Namespace, inputs: list[Path], outputs: list[Pat
 @contextlib.contextmanager
 def _progress(enabled: bool, max_iter: int) -> Iterator[list[Any]]:
     """Callbacks that drive a rich progress bar on stderr (none when disabled)."""
+    try:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    except ImportError:  # rich is optional: no bar, same results
+        enabled = False
     if not enabled:
         yield []
         return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(
         TextColumn("{task.description}"),
