@@ -15,6 +15,7 @@ linear light, which is the same as clipping the encoded values) and rounds to ui
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Final
 
 import numpy as np
@@ -109,28 +110,30 @@ def oklab_to_rgb(lab: Float64Array) -> Float64Array:
     return linear_to_srgb(lms @ _OK_M1_INV.T)
 
 
+def _identity(x: Float64Array) -> Float64Array:
+    return np.asarray(x, dtype=np.float64)
+
+
+_FORWARD: Final[dict[str, Callable[[Float64Array], Float64Array]]] = {
+    "rgb": _identity,
+    "lab": rgb_to_lab,
+    "oklab": rgb_to_oklab,
+}
+_BACKWARD: Final[dict[str, Callable[[Float64Array], Float64Array]]] = {
+    "rgb": _identity,
+    "lab": lab_to_rgb,
+    "oklab": oklab_to_rgb,
+}
+
+
 def to_space(rgb: Any, space: str) -> Float64Array:
     """``(n, 3)`` sRGB levels → coordinates in ``space`` (float64)."""
-    x = np.asarray(rgb, dtype=np.float64)
-    if space == "rgb":
-        return x
-    if space == "lab":
-        return rgb_to_lab(x)
-    if space == "oklab":
-        return rgb_to_oklab(x)
-    raise ValidationError(f"unknown color space {space!r}; choose one of {', '.join(COLOR_SPACES)}")
+    return _FORWARD[check_color_space(space)](np.asarray(rgb, dtype=np.float64))
 
 
 def from_space(x: Any, space: str) -> Float64Array:
     """Coordinates in ``space`` → sRGB levels (float64, not clipped)."""
-    arr = np.asarray(x, dtype=np.float64)
-    if space == "rgb":
-        return arr
-    if space == "lab":
-        return lab_to_rgb(arr)
-    if space == "oklab":
-        return oklab_to_rgb(arr)
-    raise ValidationError(f"unknown color space {space!r}; choose one of {', '.join(COLOR_SPACES)}")
+    return _BACKWARD[check_color_space(space)](np.asarray(x, dtype=np.float64))
 
 
 def to_rgb8(x: Any, space: str) -> NDArray[np.uint8]:

@@ -202,17 +202,15 @@ def fit_palette(
     n_clusters: int,
     *,
     color_space: str = "rgb",
-    backend: Any = "numpy",
-    init: Any = "k-means++",
-    seed: int | None = 0,
-    max_iter: int = 300,
-    tol: float | None = None,
     prebin_bits: int | None = 5,
     refine_iter: int = 0,
-    callbacks: Sequence[Any] = (),
     **kmeans_params: Any,
 ) -> PaletteFit:
-    """Fit a palette of ``min(n_clusters, distinct voting colors)`` entries to ``fold``."""
+    """Fit a palette of ``min(n_clusters, distinct voting colors)`` entries to ``fold``.
+
+    ``kmeans_params`` go to ``KMeans`` (``init``, ``max_iter``, ``backend``, ``seed``
+    (default 0), ``tol`` (default: :data:`DEFAULT_TOL` of the space), ``callbacks``, ...).
+    """
     t0 = time.perf_counter()
     vote = fold.votes > 0
     n_vote = int(np.count_nonzero(vote))
@@ -221,36 +219,36 @@ def fit_palette(
     k = min(n_clusters, n_vote)
     all_x = to_space(fold.colors, color_space)
     x, w = all_x[vote], fold.votes[vote].astype(np.float64)
-    params: dict[str, Any] = {
-        "backend": backend,
-        "seed": seed,
-        "tol": DEFAULT_TOL[color_space] if tol is None else tol,
-        "callbacks": tuple(callbacks),
-        **kmeans_params,
-    }
+    params: dict[str, Any] = {"seed": 0, **kmeans_params}
+    if params.get("tol") is None:
+        params["tol"] = DEFAULT_TOL[color_space]
+    init = params.pop("init", "k-means++")
+    max_iter = params.pop("max_iter", 300)
+    n_iter = 0
     model: KMeans | None = None
+    on_colors = True  # whether the final model was fitted on the distinct colors (not the histogram)
     if prebin_bits is not None and n_vote > max(PREBIN_MIN_COLORS, 16 * k):
         if not 1 <= prebin_bits <= 7:
             raise ValidationError(f"prebin_bits must be between 1 and 7, got {prebin_bits}")
         bx, bw = _prebin(fold.colors[vote], x, w, prebin_bits)
         if bx.shape[0] >= 4 * k:
             model = KMeans(k, init=init, max_iter=max_iter, **params).fit(bx, bw)
-            n_iter = model.n_iter_
+            n_iter, on_colors = model.n_iter_, False
             if refine_iter > 0:
                 model = KMeans(k, init=model.cluster_centers_, max_iter=refine_iter, **params).fit(x, w)
-                n_iter += model.n_iter_
+                n_iter, on_colors = n_iter + model.n_iter_, True
     if model is None:
         model = KMeans(k, init=init, max_iter=max_iter, **params).fit(x, w)
         n_iter = model.n_iter_
     fitted = model.labels_
-    if isinstance(fitted, np.ndarray) and fitted.shape[0] == fold.colors.shape[0]:
+    if on_colors and isinstance(fitted, np.ndarray) and bool(vote.all()):
         labels = np.asarray(fitted, dtype=np.intp)
     else:
         labels = np.asarray(model.predict(all_x), dtype=np.intp)
     centers = model.cluster_centers_
     diff = x - centers[labels[vote]]
     inertia = float(np.dot(w, np.einsum("ij,ij->i", diff, diff)))
-    palette = to_rgb8(model.cluster_centers_, color_space)
+    palette = to_rgb8(centers, color_space)
     return PaletteFit(model, palette, labels, n_iter, inertia, time.perf_counter() - t0)
 
 
@@ -350,13 +348,13 @@ def quantize(
         fold,
         k,
         color_space=space,
+        prebin_bits=prebin_bits,
+        refine_iter=refine_iter,
         backend=backend,
         init=init,
         seed=seed,
         max_iter=max_iter,
         tol=tol,
-        prebin_bits=prebin_bits,
-        refine_iter=refine_iter,
         callbacks=callbacks,
         **kmeans_params,
     )

@@ -162,3 +162,42 @@ def test_bad_input_gives_one_line_on_stderr_exit_code_2_and_changes_nothing(tmp_
     assert lines[0].startswith("kmeans quantize: error: ")
     assert message in lines[0]
     assert snapshot(tmp_path) == before  # nothing written, nothing lost, no temporary file left
+
+
+def test_a_terminal_gets_a_progress_bar_on_stderr(tmp_path: Path, known_png: Path) -> None:
+    import pty
+
+    leader, follower = pty.openpty()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "100", "TERM": "xterm"}
+    with subprocess.Popen(
+        [sys.executable, "-m", "kmeans", "quantize", str(known_png), "-k", "2", "-o", "out.png"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        text=True,
+    ) as proc:
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                data = os.read(leader, 4096)
+            except OSError:  # the terminal closed with the process
+                break
+            if not data:
+                break
+            chunks.append(data)
+        stdout = proc.stdout.read() if proc.stdout else ""
+    os.close(leader)
+    assert proc.returncode == 0
+    assert "k-means" in b"".join(chunks).decode(errors="replace")
+    assert "PSNR" in stdout
+
+
+def test_info_says_whether_image_support_is_available(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "kmeans", "info"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0
+    assert "image: Pillow" in proc.stdout
