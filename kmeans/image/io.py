@@ -154,7 +154,8 @@ def output_format(path: str | os.PathLike[str]) -> str:
     return str(fmt)
 
 
-_NO_ALPHA = frozenset({"JPEG", "BMP", "PPM", "PCX", "EPS", "MPO"})
+# GIF keeps one bit of transparency, not an alpha channel untouched.
+_NO_ALPHA = frozenset({"JPEG", "BMP", "GIF", "PPM", "PCX", "EPS", "MPO"})
 
 
 def check_output(path: str | os.PathLike[str], *, has_alpha: bool, indexed: bool, overwrite: bool) -> str:
@@ -186,14 +187,15 @@ def encode_image(
     palette: UInt8Array | None = None,
     labels: NDArray[np.intp] | None = None,
 ) -> bytes:
-    """Encode ``pixels`` (or, for an indexed PNG, ``labels`` into ``palette``) as ``fmt`` bytes."""
+    """Encode ``pixels`` as ``fmt`` bytes; with ``palette`` and ``labels``, as a palette image
+    (mode ``P``: each pixel stores ``labels``, an index into ``palette``, at most 256 entries)."""
     Image = pil()
     buf = io.BytesIO()
     if palette is not None and labels is not None:
         h, w = pixels.shape[:2]
         im = Image.frombytes("P", (w, h), np.ascontiguousarray(labels, dtype=np.uint8).tobytes())
         im.putpalette(np.ascontiguousarray(palette, dtype=np.uint8).reshape(-1).tobytes())
-        im.save(buf, format="PNG", optimize=False, bits=8)
+        im.save(buf, format=fmt)
         return buf.getvalue()
     im = Image.fromarray(pixels)
     options: dict[str, Any] = {}
@@ -211,9 +213,17 @@ def save_image(
     *,
     palette: UInt8Array | None = None,
     labels: NDArray[np.intp] | None = None,
+    indexed: bool = False,
     overwrite: bool = False,
 ) -> None:
-    """Write ``pixels`` to ``path`` atomically; a palette PNG when ``palette`` and ``labels`` are given."""
-    indexed = palette is not None and labels is not None
+    """Write ``pixels`` to ``path`` atomically, in the format of its extension.
+
+    Given the ``palette`` and the per-pixel ``labels``, a GIF, or a PNG with ``indexed``,
+    is written as a palette image holding exactly those colors (a GIF written from RGB
+    would otherwise be re-quantized by Pillow).
+    """
     fmt = check_output(path, has_alpha=pixels.shape[2] == 4, indexed=indexed, overwrite=overwrite)
-    write_atomic(path, encode_image(pixels, fmt, palette=palette, labels=labels))
+    as_palette = palette is not None and labels is not None and (indexed or fmt == "GIF")
+    if as_palette and palette is not None and palette.shape[0] > 256:
+        raise ImageFileError(f"{path}: a {fmt} palette holds at most 256 colors; got {palette.shape[0]}")
+    write_atomic(path, encode_image(pixels, fmt, **({"palette": palette, "labels": labels} if as_palette else {})))

@@ -139,13 +139,14 @@ class QuantizeResult:
     color_space: str
 
     def save(self, path: str | os.PathLike[str], *, indexed: bool = False, overwrite: bool = False) -> None:
-        """Write the image (format from the extension), atomically; ``indexed`` writes a palette PNG."""
+        """Write the image (format from the extension), atomically; ``indexed`` writes a palette PNG.
+
+        A ``.gif`` is always written as a palette image of exactly these colors.
+        """
         t0 = time.perf_counter()
         if indexed:
             check_indexed(self.palette.shape[0])
-            save_image(path, self.image, palette=self.palette, labels=self.labels, overwrite=overwrite)
-        else:
-            save_image(path, self.image, overwrite=overwrite)
+        save_image(path, self.image, palette=self.palette, labels=self.labels, indexed=indexed, overwrite=overwrite)
         self.timings["write"] = time.perf_counter() - t0
 
     def summary(self) -> dict[str, Any]:

@@ -165,3 +165,23 @@ def test_refining_on_the_exact_colors_never_raises_the_cost_of_the_histogram_fit
     assert refined.inertia <= coarse.inertia * (1 + 1e-12)
     assert refined.n_iter > coarse.n_iter
     assert np.array_equal(refined.image, refined.palette[refined.labels])
+
+
+def test_a_gif_output_holds_exactly_the_palette_colors(tmp_path: Path) -> None:
+    result = quantize(raccoon_path(), n_clusters=32)
+    result.save(tmp_path / "out.gif")
+    assert np.array_equal(load_image(tmp_path / "out.gif"), result.image)
+
+
+def test_a_gif_cannot_hold_more_than_256_colors(tmp_path: Path) -> None:
+    result = quantize(raccoon_path(), n_clusters=300)
+    with pytest.raises(ValueError, match="at most 256 colors"):
+        result.save(tmp_path / "out.gif")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("ext", [".png", ".webp", ".tif", ".bmp"])
+def test_lossless_outputs_read_back_as_the_quantized_image(tmp_path: Path, ext: str) -> None:
+    result = quantize(tiled_image(KNOWN_COLORS, 12, 16), n_clusters=3)
+    result.save(tmp_path / f"out{ext}")
+    assert np.array_equal(load_image(tmp_path / f"out{ext}"), result.image)
