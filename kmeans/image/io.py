@@ -226,4 +226,4 @@ def save_image(
     as_palette = palette is not None and labels is not None and (indexed or fmt == "GIF")
     if as_palette and palette is not None and palette.shape[0] > 256:
         raise ImageFileError(f"{path}: a {fmt} palette holds at most 256 colors; got {palette.shape[0]}")
-    write_atomic(path, encode_image(pixels, fmt, **({"palette": palette, "labels": labels} if as_palette else {})))
+    write_atomic(path, encode_image(pixels, fmt, palette=palette if as_palette else None, labels=labels))
