@@ -13,7 +13,7 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from kmeans import IterationRecord, KMeansError
 from kmeans.data import raccoon_path
@@ -40,22 +40,36 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description="Reduce images to k colors with K-means. With no input, quantizes the bundled raccoon photo.",
     )
     p.add_argument("inputs", nargs="*", metavar="IMAGE", help="input images (default: the bundled sample photo)")
-    p.add_argument("-k", "--colors", dest="n_clusters", type=int, default=8, help="number of colors (default 8)")
-    p.add_argument("-o", "--output", help="output file (one input only); format from the extension")
-    p.add_argument("--out-dir", help="folder for the outputs, named STEM-kK.png (default: the current folder)")
-    p.add_argument("--backend", default="numpy", help="engine: numpy (default), spark-rdd, ...")
-    p.add_argument("--init", default="k-means++", help="initializer: k-means++ (default), random, k-means||, ...")
+    p.add_argument(
+        "-k", "--colors", dest="n_clusters", metavar="K", type=int, default=8, help="number of colors (default 8)"
+    )
+    p.add_argument("-o", "--output", metavar="PATH", help="output file (one input only); format from the extension")
+    p.add_argument(
+        "--out-dir", metavar="DIR", help="folder for the outputs, named STEM-kK.png (default: the current folder)"
+    )
+    p.add_argument("--backend", metavar="NAME", default="numpy", help="engine: numpy (default), spark-rdd, ...")
+    p.add_argument(
+        "--init", metavar="NAME", default="k-means++", help="initializer: k-means++ (default), random, k-means||, ..."
+    )
     p.add_argument("--color-space", choices=COLOR_SPACES, default="rgb", help="space to cluster in (default rgb)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--max-iter", type=int, default=300, help="maximum Lloyd iterations (default 300)")
+    p.add_argument("--seed", metavar="N", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--max-iter", metavar="N", type=int, default=300, help="maximum Lloyd iterations (default 300)")
     p.add_argument("--shared-palette", action="store_true", help="one palette fitted to all inputs together")
     p.add_argument("--indexed", action="store_true", help="write a palette PNG (k <= 256)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
-    p.add_argument("--max-pixels", type=int, default=None, help="raise Pillow's decompression-bomb limit to N pixels")
+    p.add_argument(
+        "--max-pixels", metavar="N", type=int, default=None, help="raise Pillow's decompression-bomb limit to N pixels"
+    )
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary")
     p.set_defaults(func=run)
+    p.error = _usage_error  # argparse errors too: one line, exit code 2
     return p
+
+
+def _usage_error(message: str) -> NoReturn:
+    print(f"{PROG}: error: {message} (see {PROG} --help)", file=sys.stderr)
+    sys.exit(2)
 
 
 def _outputs(args: argparse.Namespace, inputs: list[Path]) -> list[Path]:

@@ -201,3 +201,12 @@ def test_info_says_whether_image_support_is_available(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0
     assert "image: Pillow" in proc.stdout
+
+
+def test_a_malformed_option_value_is_also_one_line_and_exit_code_2(tmp_path: Path) -> None:
+    proc = run("-k", "many", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "kmeans quantize: error: argument -k/--colors: invalid int value: 'many' (see kmeans quantize --help)"
+    ]
+    assert list(tmp_path.iterdir()) == []
