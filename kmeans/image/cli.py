@@ -63,7 +63,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary")
     p.set_defaults(func=run)
-    p.error = _usage_error  # argparse errors too: one line, exit code 2
+    p.error = _usage_error  # type: ignore[method-assign]  # argparse errors too: one line, exit code 2
     return p
 
 
