@@ -70,8 +70,10 @@ def to_rgb_or_rgba(image: Any) -> Any:
     has_alpha = mode in ("LA", "La", "PA", "RGBa") or "transparency" in image.info
     if mode in ("I;16", "I;16B", "I;16L", "I"):
         # 16-bit grayscale: keep the 8 most significant bits rather than Pillow's clipping.
+        # Mode "I" (32-bit) is 16-bit data when it exceeds 255, else already 8-bit levels.
         arr = np.asarray(image, dtype=np.int64)
-        gray = np.clip(arr >> 8 if arr.max() > 255 else arr, 0, 255).astype(np.uint8)
+        wide = mode != "I" or int(arr.max()) > 255
+        gray = np.clip(arr >> 8 if wide else arr, 0, 255).astype(np.uint8)
         return pil().fromarray(np.repeat(gray[:, :, None], 3, axis=2))
     if mode == "F":
         arr = np.asarray(image, dtype=np.float64)

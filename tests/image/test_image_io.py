@@ -138,3 +138,9 @@ def test_a_saved_file_leaves_no_temporary_file_and_is_readable_by_others(tmp_pat
     save_image(tmp_path / "out.png", IMAGE)
     assert [p.name for p in tmp_path.iterdir()] == ["out.png"]
     assert (tmp_path / "out.png").stat().st_mode & 0o044  # not the 0600 of a raw temp file
+
+
+def test_a_dark_sixteen_bit_image_stays_dark(tmp_path: Path) -> None:
+    dark = np.full((6, 8), 200, dtype=np.uint16)  # 200 / 65535: nearly black
+    Image.fromarray(dark).save(tmp_path / "dark16.png")
+    assert load_image(tmp_path / "dark16.png").max() == 0
