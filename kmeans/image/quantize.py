@@ -182,7 +182,7 @@ def check_n_clusters(k: Any) -> int:
 def check_strategy_names(backend: Any, init: Any) -> None:
     """Unknown backend or initializer names fail here, before any image is read."""
     for kind, value, reg in (("backend", backend, registry.backends), ("initializer", init, registry.initializers)):
-        if isinstance(value, str) and value not in list(reg):
+        if isinstance(value, str) and value not in reg:
             raise UnknownStrategyError(f"unknown {kind} {value!r}; known {kind}s: {', '.join(reg)}")
 
 
