@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from kmeans import __version__, registry
 
 #: Modules that contribute subcommands: each has ``add_parser(subparsers)``.
-SUBCOMMAND_MODULES: tuple[str, ...] = ()
+SUBCOMMAND_MODULES: tuple[str, ...] = ("kmeans.image.cli",)
 
 
 def _spark_status() -> str:
@@ -29,6 +29,18 @@ def _spark_status() -> str:
     return f"pyspark {pyspark.__version__}, java at {java}"
 
 
+def _image_status() -> str:
+    try:
+        import PIL
+    except ImportError:
+        return "Pillow not installed, so 'kmeans quantize' is unavailable (pip install 'kmeans[image]')"
+    try:
+        import rich  # noqa: F401
+    except ImportError:
+        return f"Pillow {PIL.__version__} (no progress bars: pip install rich)"
+    return f"Pillow {PIL.__version__}, rich progress bars"
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     print(f"kmeans {__version__} (python {sys.version.split()[0]})")
     for title, reg in (
@@ -38,6 +50,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     ):
         print(f"{title}: {', '.join(reg)}")
     print(f"spark: {_spark_status()}")
+    print(f"image: {_image_status()}")
     return 0
 
 

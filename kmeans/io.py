@@ -19,12 +19,24 @@ FORMAT = "kmeans-model"
 VERSION = 1
 
 
+def _file_mode(target: Path) -> int:
+    try:
+        return target.stat().st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0o022)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename,
     so a crash never leaves a half-written file."""
     target = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
     try:
+        # mkstemp creates the file 0600; give it the mode a plain open() would have
+        # (the replaced file's mode, or 0666 minus the umask).
+        os.chmod(tmp, _file_mode(target))
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

@@ -1,0 +1,226 @@
+"""``kmeans quantize``: reduce images to ``k`` colors from the command line.
+
+Every problem with the inputs or outputs is reported as one line on stderr with exit
+code 2, checked before any clustering where possible; outputs are written atomically,
+never over an input, and never over an existing file without ``--overwrite``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, NoReturn
+
+from kmeans import IterationRecord, KMeansError
+from kmeans.data import raccoon_path
+from kmeans.image.colorspace import COLOR_SPACES
+from kmeans.image.io import ImageFileError, UInt8Array, check_output
+from kmeans.image.quantize import (
+    QuantizeResult,
+    check_indexed,
+    check_n_clusters,
+    check_strategy_names,
+    quantize,
+    quantize_shared,
+    read_input,
+)
+
+PROG = "kmeans quantize"
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``quantize`` on the ``kmeans`` command's subparsers."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "quantize",
+        help="reduce images to k colors (color quantization)",
+        description="Reduce images to k colors with K-means. With no input, quantizes the bundled raccoon photo.",
+    )
+    p.add_argument("inputs", nargs="*", metavar="IMAGE", help="input images (default: the bundled sample photo)")
+    p.add_argument(
+        "-k", "--colors", dest="n_clusters", metavar="K", type=int, default=8, help="number of colors (default 8)"
+    )
+    p.add_argument("-o", "--output", metavar="PATH", help="output file (one input only); format from the extension")
+    p.add_argument(
+        "--out-dir", metavar="DIR", help="folder for the outputs, named STEM-kK.png (default: the current folder)"
+    )
+    p.add_argument("--backend", metavar="NAME", default="numpy", help="engine: numpy (default), spark-rdd, ...")
+    p.add_argument(
+        "--init", metavar="NAME", default="k-means++", help="initializer: k-means++ (default), random, k-means||, ..."
+    )
+    p.add_argument("--color-space", choices=COLOR_SPACES, default="rgb", help="space to cluster in (default rgb)")
+    p.add_argument("--seed", metavar="N", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--max-iter", metavar="N", type=int, default=300, help="maximum Lloyd iterations (default 300)")
+    p.add_argument("--shared-palette", action="store_true", help="one palette fitted to all inputs together")
+    p.add_argument("--indexed", action="store_true", help="write a palette PNG (k <= 256)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument(
+        "--max-pixels", metavar="N", type=int, default=None, help="raise Pillow's decompression-bomb limit to N pixels"
+    )
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary")
+    p.set_defaults(func=run)
+    p.error = _usage_error  # type: ignore[method-assign]  # argparse errors too: one line, exit code 2
+    return p
+
+
+def _usage_error(message: str) -> NoReturn:
+    print(f"{PROG}: error: {message} (see {PROG} --help)", file=sys.stderr)
+    sys.exit(2)
+
+
+def _outputs(args: argparse.Namespace, inputs: list[Path]) -> list[Path]:
+    k = args.n_clusters
+    if args.output is not None:
+        if len(inputs) > 1:
+            raise ImageFileError("-o/--output names one file; with several inputs use --out-dir DIR")
+        if args.out_dir is not None:
+            raise ImageFileError("give either -o/--output or --out-dir, not both")
+        return [Path(args.output)]
+    folder = Path(args.out_dir) if args.out_dir is not None else Path(".")
+    if not folder.is_dir():
+        raise ImageFileError(f"{folder}: output directory does not exist (create it first)")
+    outs = [folder / f"{p.stem}-k{k}.png" for p in inputs]
+    if len({o.resolve() for o in outs}) < len(outs):
+        raise ImageFileError("two inputs have the same file name, so their outputs would collide; quantize them apart")
+    return outs
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.exists() and b.exists():
+        return a.samefile(b)
+    return a.resolve() == b.resolve()
+
+
+def _check_paths(args: argparse.Namespace, inputs: list[Path], outputs: list[Path]) -> None:
+    for path in inputs:
+        if not path.exists():
+            raise ImageFileError(f"{path}: no such file")
+    for out in outputs:
+        for path in inputs:
+            if _same_file(out, path):
+                raise ImageFileError(f"{out}: the output would replace the input {path}; choose another output name")
+        check_output(out, has_alpha=False, indexed=args.indexed, overwrite=args.overwrite)
+
+
+@contextlib.contextmanager
+def _progress(enabled: bool, max_iter: int) -> Iterator[list[Any]]:
+    """Callbacks that drive a rich progress bar on stderr (none when disabled)."""
+    try:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    except ImportError:  # rich is optional: no bar, same results
+        enabled = False
+    if not enabled:
+        yield []
+        return
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("k-means", total=max_iter)
+
+        def on_iteration(record: IterationRecord) -> None:
+            bar.update(task, advance=1, description=f"k-means  inertia {record.inertia:.4g}")
+
+        yield [on_iteration]
+
+
+def _summary(result: QuantizeResult, args: argparse.Namespace, source: Path, output: Path) -> dict[str, Any]:
+    return {
+        "input": str(source),
+        "output": str(output),
+        "backend": args.backend,
+        "init": args.init,
+        "seed": args.seed,
+        "indexed": args.indexed,
+        **result.summary(),
+    }
+
+
+def _format(s: dict[str, Any]) -> str:
+    t = s["timings"]
+    psnr = "inf (lossless)" if s["psnr"] is None else f"{s['psnr']:.2f} dB"
+    return "\n".join(
+        [
+            f"{s['input']} -> {s['output']}  ({s['width']}x{s['height']}, k={s['n_clusters']}, {s['color_space']}, "
+            f"{s['backend']}, {s['init']}, seed {s['seed']})",
+            f"  colors    {s['colors_before']:,} -> {s['colors_after']:,}",
+            f"  quality   MSE {s['mse']:.3f}, PSNR {psnr} (RGB, vs the original)",
+            f"  k-means   {s['iterations']} iterations, inertia {s['inertia']:.6g} ({s['color_space']} units)",
+            "  time      " + "  ".join(f"{name} {t[name]:.3f}s" for name in ("load", "fit", "map", "write", "total")),
+        ]
+    )
+
+
+def _validate(args: argparse.Namespace) -> None:
+    check_n_clusters(args.n_clusters)
+    if args.indexed:
+        check_indexed(args.n_clusters)
+    check_strategy_names(args.backend, args.init)
+    if args.max_iter < 1:
+        raise ImageFileError(f"--max-iter must be >= 1, got {args.max_iter}")
+    if args.max_pixels is not None and args.max_pixels < 1:
+        raise ImageFileError(f"--max-pixels must be >= 1, got {args.max_pixels}")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of ``kmeans quantize``; returns the exit code."""
+    try:
+        return _run(args)
+    except (KMeansError, OSError) as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"{PROG}: error: {message}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    _validate(args)
+    inputs = [Path(p) for p in args.inputs] or [raccoon_path()]
+    outputs = _outputs(args, inputs)
+    _check_paths(args, inputs, outputs)
+    params: dict[str, Any] = {
+        "backend": args.backend,
+        "init": args.init,
+        "color_space": args.color_space,
+        "seed": args.seed,
+        "max_iter": args.max_iter,
+    }
+    show = not args.quiet and not args.json and sys.stderr.isatty()
+    summaries: list[dict[str, Any]] = []
+    with _progress(show, args.max_iter) as callbacks:
+        if args.shared_palette:
+            loaded = [_load(source, out, args) for source, out in zip(inputs, outputs, strict=True)]
+            results = quantize_shared([px for px, _ in loaded], args.n_clusters, callbacks=callbacks, **params)
+            for source, out, (_, load_s), result in zip(inputs, outputs, loaded, results, strict=True):
+                result.timings["load"] = load_s
+                result.save(out, indexed=args.indexed, overwrite=args.overwrite)
+                summaries.append(_summary(result, args, source, out))
+        else:
+            for source, out in zip(inputs, outputs, strict=True):
+                pixels, load_s = _load(source, out, args)
+                result = quantize(pixels, args.n_clusters, callbacks=callbacks, **params)
+                result.timings["load"] = load_s
+                result.save(out, indexed=args.indexed, overwrite=args.overwrite)
+                summaries.append(_summary(result, args, source, out))
+    if args.json:
+        doc: dict[str, Any] = summaries[0] if len(summaries) == 1 else {"images": summaries}
+        print(json.dumps(doc, indent=1, allow_nan=False))
+    elif not args.quiet:
+        print("\n".join(_format(s) for s in summaries))
+    return 0
+
+
+def _load(source: Path, out: Path, args: argparse.Namespace) -> tuple[UInt8Array, float]:
+    """Read ``source``, then check ``out`` again now that the alpha channel is known."""
+    pixels, seconds = read_input(source, max_pixels=args.max_pixels)
+    check_output(out, has_alpha=pixels.shape[2] == 4, indexed=args.indexed, overwrite=args.overwrite)
+    return pixels, seconds

@@ -1,0 +1,231 @@
+"""Reading and writing images with Pillow, with one clear error per way a file can be bad.
+
+Inputs: anything Pillow opens (PNG, JPEG, WebP, TIFF, BMP, GIF — first frame — ...). The
+EXIF orientation is applied; palette, grayscale, CMYK and 16-bit images become 8-bit
+RGB, or RGBA when they carry transparency. Outputs are written atomically (temporary
+file in the same folder, then a rename), in the format named by the file extension.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from kmeans import KMeansError, MissingDependencyError, ValidationError
+from kmeans.io import write_atomic
+
+UInt8Array = NDArray[np.uint8]
+
+
+class ImageFileError(KMeansError, ValueError):
+    """An input image that cannot be read, or an output that must not be written."""
+
+
+def pil() -> Any:
+    """The ``PIL.Image`` module, or a :class:`MissingDependencyError` with the install hint."""
+    try:
+        from PIL import Image
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"image support needs Pillow ({exc}); install it with: pip install 'kmeans[image]'"
+        ) from exc
+    return Image
+
+
+@contextlib.contextmanager
+def _pixel_limit(max_pixels: int | None) -> Iterator[None]:
+    Image = pil()
+    saved = Image.MAX_IMAGE_PIXELS
+    if max_pixels is not None:
+        # Pillow refuses images above twice its limit (and only warns above it).
+        Image.MAX_IMAGE_PIXELS = max(1, max_pixels // 2)
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+
+
+def _bomb_message(path: object, exc: Exception, limit: int | None) -> str:
+    return (
+        f"{path}: refusing to decode a possible decompression bomb ({exc}). "
+        f"If you trust this file, raise the limit: --max-pixels N on the command line, or "
+        f"quantize(..., max_pixels=N) / PIL.Image.MAX_IMAGE_PIXELS in Python"
+        + ("" if limit is None else f" (current limit {limit} pixels)")
+    )
+
+
+def to_rgb_or_rgba(image: Any) -> Any:
+    """``image`` as mode ``RGB``, or ``RGBA`` when it has any transparency."""
+    mode = image.mode
+    if mode in ("RGB", "RGBA"):
+        return image
+    has_alpha = mode in ("LA", "La", "PA", "RGBa") or "transparency" in image.info
+    if mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16-bit grayscale: keep the 8 most significant bits rather than Pillow's clipping.
+        # Mode "I" (32-bit) is 16-bit data when it exceeds 255, else already 8-bit levels.
+        arr = np.asarray(image, dtype=np.int64)
+        wide = mode != "I" or int(arr.max()) > 255
+        gray = np.clip(arr >> 8 if wide else arr, 0, 255).astype(np.uint8)
+        return pil().fromarray(np.repeat(gray[:, :, None], 3, axis=2))
+    if mode == "F":
+        arr = np.asarray(image, dtype=np.float64)
+        gray = np.clip(np.rint(arr * 255.0 if arr.max() <= 1.0 else arr), 0, 255).astype(np.uint8)
+        return pil().fromarray(np.repeat(gray[:, :, None], 3, axis=2))
+    return image.convert("RGBA" if has_alpha else "RGB")
+
+
+def load_image(path: str | os.PathLike[str], *, max_pixels: int | None = None) -> UInt8Array:
+    """Read ``path`` as an ``(h, w, 3)`` RGB or ``(h, w, 4)`` RGBA uint8 array.
+
+    ``max_pixels`` replaces Pillow's decompression-bomb limit for this call (``None``
+    keeps Pillow's). Raises :class:`ImageFileError` naming the file and the problem.
+    """
+    Image = pil()
+    from PIL import ImageOps, UnidentifiedImageError
+
+    p = Path(path)
+    if not p.exists():
+        raise ImageFileError(f"{p}: no such file")
+    if p.is_dir():
+        raise ImageFileError(f"{p}: is a directory, not an image")
+    try:
+        with _pixel_limit(max_pixels), warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(p) as im:
+                im.seek(0)  # GIF, APNG, multi-page TIFF: the first frame
+                im.load()
+                im = ImageOps.exif_transpose(im)
+                arr = np.asarray(to_rgb_or_rgba(im))
+    except Image.DecompressionBombError as exc:
+        raise ImageFileError(_bomb_message(p, exc, max_pixels)) from exc
+    except UnidentifiedImageError as exc:
+        raise ImageFileError(f"{p}: not an image that Pillow can read") from exc
+    except PermissionError as exc:
+        raise ImageFileError(f"{p}: permission denied") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageFileError(f"{p}: damaged or truncated image ({exc})") from exc
+    return np.ascontiguousarray(arr, dtype=np.uint8)
+
+
+def as_image_array(image: Any) -> UInt8Array:
+    """An ``(h, w, 3|4)`` uint8 array from an array (RGB, RGBA or 2-D grayscale) or a PIL image."""
+    if hasattr(image, "mode") and hasattr(image, "size") and not isinstance(image, np.ndarray):
+        from PIL import ImageOps
+
+        return np.ascontiguousarray(np.asarray(to_rgb_or_rgba(ImageOps.exif_transpose(image))), dtype=np.uint8)
+    arr = np.asarray(image)
+    if arr.ndim == 2:
+        arr = np.repeat(arr[:, :, None], 3, axis=2)
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4):
+        raise ValidationError(
+            f"an image array must have shape (height, width), (height, width, 3) or (height, width, 4); got {arr.shape}"
+        )
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValidationError(f"the image is empty (shape {arr.shape})")
+    if arr.dtype != np.uint8:
+        if arr.dtype.kind not in "biuf":
+            raise ValidationError(f"image arrays must be numeric (uint8 levels 0..255); got dtype {arr.dtype}")
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            raise ValidationError("the image array contains NaN or infinite values")
+        if arr.min() < 0 or arr.max() > 255:
+            raise ValidationError(
+                f"image values must be 8-bit levels in [0, 255]; got values in [{arr.min()}, {arr.max()}]"
+            )
+        arr = np.rint(arr).astype(np.uint8)
+    return np.ascontiguousarray(arr)
+
+
+def output_format(path: str | os.PathLike[str]) -> str:
+    """The Pillow format name for ``path``'s extension (``.png`` → ``PNG``)."""
+    Image = pil()
+    ext = Path(path).suffix.lower()
+    fmt = Image.registered_extensions().get(ext)
+    if fmt is None or fmt not in Image.SAVE:
+        raise ImageFileError(
+            f"{path}: cannot tell the output format from the extension {ext or '(none)'!r}; "
+            "use .png, .webp, .tif, .bmp, .gif or .jpg"
+        )
+    return str(fmt)
+
+
+# GIF keeps one bit of transparency, not an alpha channel untouched.
+_NO_ALPHA = frozenset({"JPEG", "BMP", "GIF", "PPM", "PCX", "EPS", "MPO"})
+
+
+def check_output(path: str | os.PathLike[str], *, has_alpha: bool, indexed: bool, overwrite: bool) -> str:
+    """Check before any work that ``path`` can be written; return its Pillow format."""
+    p = Path(path)
+    fmt = output_format(p)
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise ImageFileError(f"{p}: output directory {parent} does not exist (create it first)")
+    if p.is_dir():
+        raise ImageFileError(f"{p}: is a directory; give a file name for the output")
+    if p.exists() and not overwrite:
+        raise ImageFileError(f"{p}: already exists; pass --overwrite (overwrite=True) to replace it")
+    if indexed and fmt != "PNG":
+        raise ImageFileError(f"{p}: indexed output is written as a palette PNG; use a .png file name")
+    if indexed and has_alpha:
+        raise ImageFileError(
+            f"{p}: the input has an alpha channel, which a palette PNG cannot keep per pixel; drop --indexed"
+        )
+    if has_alpha and fmt in _NO_ALPHA:
+        raise ImageFileError(f"{p}: {fmt} cannot store the alpha channel of the input; use .png, .webp or .tif")
+    return fmt
+
+
+def encode_image(
+    pixels: UInt8Array,
+    fmt: str,
+    *,
+    palette: UInt8Array | None = None,
+    labels: NDArray[np.intp] | None = None,
+) -> bytes:
+    """Encode ``pixels`` as ``fmt`` bytes; with ``palette`` and ``labels``, as a palette image
+    (mode ``P``: each pixel stores ``labels``, an index into ``palette``, at most 256 entries)."""
+    Image = pil()
+    buf = io.BytesIO()
+    if palette is not None and labels is not None:
+        h, w = pixels.shape[:2]
+        im = Image.frombytes("P", (w, h), np.ascontiguousarray(labels, dtype=np.uint8).tobytes())
+        im.putpalette(np.ascontiguousarray(palette, dtype=np.uint8).reshape(-1).tobytes())
+        im.save(buf, format=fmt)
+        return buf.getvalue()
+    im = Image.fromarray(pixels)
+    options: dict[str, Any] = {}
+    if fmt == "JPEG":
+        options = {"quality": 95, "subsampling": 0}
+    elif fmt == "WEBP":
+        options = {"lossless": True}
+    im.save(buf, format=fmt, **options)
+    return buf.getvalue()
+
+
+def save_image(
+    path: str | os.PathLike[str],
+    pixels: UInt8Array,
+    *,
+    palette: UInt8Array | None = None,
+    labels: NDArray[np.intp] | None = None,
+    indexed: bool = False,
+    overwrite: bool = False,
+) -> None:
+    """Write ``pixels`` to ``path`` atomically, in the format of its extension.
+
+    Given the ``palette`` and the per-pixel ``labels``, a GIF, or a PNG with ``indexed``,
+    is written as a palette image holding exactly those colors (a GIF written from RGB
+    would otherwise be re-quantized by Pillow).
+    """
+    fmt = check_output(path, has_alpha=pixels.shape[2] == 4, indexed=indexed, overwrite=overwrite)
+    as_palette = palette is not None and labels is not None and (indexed or fmt == "GIF")
+    if as_palette and palette is not None and palette.shape[0] > 256:
+        raise ImageFileError(f"{path}: a {fmt} palette holds at most 256 colors; got {palette.shape[0]}")
+    write_atomic(path, encode_image(pixels, fmt, palette=palette if as_palette else None, labels=labels))

@@ -1,0 +1,193 @@
+"""``kmeans.image.quantize``: exact recovery, alpha, the fold, the reported numbers."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from image_helpers import KNOWN_COLORS, color_set, tiled_image, write_png
+from PIL import Image
+
+from kmeans import KMeans, UnknownStrategyError, ValidationError
+from kmeans.data import raccoon_path
+from kmeans.image import COLOR_SPACES, fold_colors, load_image, quantize, quantize_shared
+
+
+@pytest.mark.parametrize("space", COLOR_SPACES)
+def test_k_equal_to_the_number_of_colors_gives_exactly_those_colors_back(space: str) -> None:
+    image = tiled_image(KNOWN_COLORS)
+    result = quantize(image, n_clusters=4, color_space=space)
+    assert color_set(result.palette) == color_set(KNOWN_COLORS)
+    assert np.array_equal(result.image, image)
+    assert result.mse == 0.0 and result.psnr == math.inf
+
+
+def test_fewer_colors_than_k_gives_one_palette_entry_per_color() -> None:
+    result = quantize(tiled_image(KNOWN_COLORS), n_clusters=16)
+    assert result.palette.shape == (4, 3)
+    assert result.colors_before == result.colors_after == 4
+
+
+def test_the_image_is_the_palette_looked_up_by_the_labels() -> None:
+    result = quantize(raccoon_path(), n_clusters=6)
+    assert np.array_equal(result.image, result.palette[result.labels])
+    assert result.counts.sum() == 768 * 1024
+    assert np.array_equal(result.counts, np.bincount(result.labels.ravel(), minlength=6))
+
+
+def test_mse_and_psnr_are_the_per_pixel_rgb_error_against_the_original() -> None:
+    original = load_image(raccoon_path())
+    result = quantize(original, n_clusters=5)
+    mse = np.mean((result.image.astype(float) - original) ** 2)
+    assert result.mse == pytest.approx(mse, rel=1e-12)
+    assert result.psnr == pytest.approx(10 * math.log10(255**2 / mse), rel=1e-12)
+
+
+def test_the_reported_inertia_is_the_weighted_cost_of_the_pixels_in_the_clustering_space() -> None:
+    image = load_image(raccoon_path())[::4, ::4]
+    result = quantize(image, n_clusters=4, prebin_bits=None)
+    pixels = image.reshape(-1, 3).astype(float)
+    assert result.inertia == pytest.approx(-result.model.score(pixels), rel=1e-9)
+
+
+def test_the_fold_reconstructs_every_pixel_through_its_inverse_index() -> None:
+    image = load_image(raccoon_path())
+    fold = fold_colors(image)
+    assert np.array_equal(fold.colors[fold.inverse].reshape(image.shape), image)
+    assert fold.pixels.sum() == image.shape[0] * image.shape[1]
+    assert fold.colors.shape[0] == 134_105  # distinct colors of the paper's image
+
+
+def test_rgba_alpha_channel_survives_bit_exact() -> None:
+    rng = np.random.default_rng(1)
+    rgb = tiled_image(KNOWN_COLORS, 10, 10)
+    alpha = rng.integers(0, 256, size=(10, 10, 1), dtype=np.uint8)
+    result = quantize(np.concatenate([rgb, alpha], axis=2), n_clusters=2)
+    assert result.image.shape == (10, 10, 4)
+    assert np.array_equal(result.image[:, :, 3], alpha[:, :, 0])
+
+
+def test_fully_transparent_pixels_do_not_vote() -> None:
+    rgb = tiled_image(KNOWN_COLORS[:2], 10, 10)
+    alpha = np.full((10, 10, 1), 255, dtype=np.uint8)
+    rgb[:5] = [0, 255, 0]  # many green pixels ...
+    alpha[:5] = 0  # ... all fully transparent
+    result = quantize(np.concatenate([rgb, alpha], axis=2), n_clusters=2)
+    assert color_set(result.palette) == color_set(KNOWN_COLORS[:2])
+    assert result.mse == 0.0
+
+
+def test_an_image_with_every_pixel_transparent_is_refused() -> None:
+    with pytest.raises(ValidationError, match="fully transparent"):
+        quantize(np.zeros((4, 4, 4), dtype=np.uint8), n_clusters=2)
+
+
+def test_a_pil_image_and_a_grayscale_array_are_accepted() -> None:
+    gray = np.array([[0, 255], [255, 0]], dtype=np.uint8)
+    from_array = quantize(gray, n_clusters=2)
+    from_pil = quantize(Image.fromarray(gray), n_clusters=2)
+    assert color_set(from_array.palette) == color_set(from_pil.palette) == {(0, 0, 0), (255, 255, 255)}
+
+
+def test_the_coarse_histogram_fit_is_within_a_tenth_of_a_db_of_the_exact_fit() -> None:
+    image = load_image(raccoon_path())[::3, ::3]  # 16k distinct colors: the histogram path runs
+    fast = quantize(image, n_clusters=8)
+    exact = quantize(image, n_clusters=8, prebin_bits=None)
+    assert fast.colors_before > 4096
+    assert fast.psnr >= exact.psnr - 0.1
+
+
+def test_shared_palette_gives_every_image_the_same_palette() -> None:
+    a = tiled_image(KNOWN_COLORS[:2], seed=1)
+    b = tiled_image(KNOWN_COLORS[2:], seed=2)
+    ra, rb = quantize_shared([a, b], n_clusters=4)
+    assert np.array_equal(ra.palette, rb.palette)
+    assert color_set(ra.palette) == color_set(KNOWN_COLORS)
+    assert np.array_equal(ra.image, a) and np.array_equal(rb.image, b)
+
+
+def test_the_model_is_a_fitted_kmeans_in_the_clustering_space() -> None:
+    result = quantize(tiled_image(KNOWN_COLORS), n_clusters=4, color_space="oklab")
+    assert isinstance(result.model, KMeans)
+    assert result.model.cluster_centers_.shape == (4, 3)
+    assert result.model.cluster_centers_[:, 0].max() <= 1.0 + 1e-9  # Oklab L, not RGB levels
+
+
+def test_same_seed_gives_the_same_palette() -> None:
+    image = load_image(raccoon_path())[::4, ::4]
+    assert np.array_equal(quantize(image, 8, seed=3).palette, quantize(image, 8, seed=3).palette)
+
+
+@pytest.mark.parametrize("k", [0, -1, 2.5, True])
+def test_k_below_one_or_not_an_integer_is_refused(k: object) -> None:
+    with pytest.raises(ValidationError, match="k must be an integer >= 1"):
+        quantize(tiled_image(KNOWN_COLORS), n_clusters=k)  # type: ignore[arg-type]
+
+
+def test_an_unknown_backend_is_refused_before_the_image_is_read(tmp_path: Path) -> None:
+    with pytest.raises(UnknownStrategyError, match="unknown backend 'nope'; known backends: numpy"):
+        quantize(tmp_path / "missing.png", n_clusters=2, backend="nope")
+
+
+def test_an_unknown_initializer_is_refused() -> None:
+    with pytest.raises(UnknownStrategyError, match="unknown initializer 'nope'"):
+        quantize(tiled_image(KNOWN_COLORS), n_clusters=2, init="nope")
+
+
+def test_an_indexed_save_writes_a_palette_png_with_the_palette(tmp_path: Path) -> None:
+    result = quantize(raccoon_path(), n_clusters=12)
+    out = tmp_path / "out.png"
+    result.save(out, indexed=True)
+    with Image.open(out) as im:
+        assert im.mode == "P"
+        palette = np.array(im.getpalette()[: 3 * 12], dtype=np.uint8).reshape(12, 3)
+        assert np.array_equal(palette, result.palette)
+        assert np.array_equal(np.asarray(im.convert("RGB")), result.image)
+
+
+def test_saving_refuses_to_replace_a_file_unless_asked(tmp_path: Path) -> None:
+    out = write_png(tmp_path / "out.png", tiled_image(KNOWN_COLORS))
+    before = out.read_bytes()
+    result = quantize(tiled_image(KNOWN_COLORS, seed=5), n_clusters=2)
+    with pytest.raises(ValueError, match="already exists"):
+        result.save(out)
+    assert out.read_bytes() == before
+    result.save(out, overwrite=True)
+    assert np.array_equal(load_image(out), result.image)
+
+
+def test_refining_on_the_exact_colors_never_raises_the_cost_of_the_histogram_fit() -> None:
+    image = load_image(raccoon_path())[::3, ::3]
+    coarse = quantize(image, n_clusters=8)
+    refined = quantize(image, n_clusters=8, refine_iter=3)
+    assert refined.inertia <= coarse.inertia * (1 + 1e-12)
+    assert refined.n_iter > coarse.n_iter
+    assert np.array_equal(refined.image, refined.palette[refined.labels])
+
+
+def test_a_gif_output_holds_exactly_the_palette_colors(tmp_path: Path) -> None:
+    result = quantize(raccoon_path(), n_clusters=32)
+    result.save(tmp_path / "out.gif")
+    assert np.array_equal(load_image(tmp_path / "out.gif"), result.image)
+
+
+def test_a_gif_cannot_hold_more_than_256_colors(tmp_path: Path) -> None:
+    result = quantize(raccoon_path(), n_clusters=300)
+    with pytest.raises(ValueError, match="at most 256 colors"):
+        result.save(tmp_path / "out.gif")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("ext", [".png", ".webp", ".tif", ".bmp"])
+def test_lossless_outputs_read_back_as_the_quantized_image(tmp_path: Path, ext: str) -> None:
+    result = quantize(tiled_image(KNOWN_COLORS, 12, 16), n_clusters=3)
+    result.save(tmp_path / f"out{ext}")
+    assert np.array_equal(load_image(tmp_path / f"out{ext}"), result.image)
+
+
+@pytest.mark.parametrize(("option", "value"), [("prebin_bits", 0), ("prebin_bits", 8), ("refine_iter", -1)])
+def test_out_of_range_fast_path_options_are_refused(option: str, value: int) -> None:
+    with pytest.raises(ValidationError, match=option):
+        quantize(tiled_image(KNOWN_COLORS), n_clusters=2, **{option: value})

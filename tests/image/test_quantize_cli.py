@@ -1,0 +1,212 @@
+"""``kmeans quantize`` run as a real process: outputs, summaries, and every error path.
+
+Every error must be one line on stderr, exit code 2, and leave the folder as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from image_helpers import KNOWN_COLORS, color_set, tiled_image, write_png
+from PIL import Image
+
+from kmeans.image import load_image
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "kmeans", "quantize", *map(str, args)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def known_png(tmp_path: Path) -> Path:
+    return write_png(tmp_path / "known.png", tiled_image(KNOWN_COLORS, 12, 16))
+
+
+def test_no_input_quantizes_the_bundled_raccoon_to_8_colors_in_the_current_folder(tmp_path: Path) -> None:
+    proc = run(cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = load_image(tmp_path / "raccoon-k8.png")
+    assert out.shape == (768, 1024, 3)
+    assert len(color_set(out)) == 8
+    for word in ("134,105 -> 8", "PSNR", "iterations", "inertia", "load", "fit", "map", "write"):
+        assert word in proc.stdout
+    assert proc.stderr == ""  # no progress bar when stderr is not a terminal
+
+
+def test_k_equal_to_the_number_of_colors_gives_back_the_exact_image(tmp_path: Path, known_png: Path) -> None:
+    proc = run(known_png, "-k", "4", "-o", "out.png", "--color-space", "oklab", "--seed", "0", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert np.array_equal(load_image(tmp_path / "out.png"), load_image(known_png))
+
+
+def test_json_prints_one_object_with_the_summary(tmp_path: Path, known_png: Path) -> None:
+    proc = run(known_png, "-k", "2", "-o", "out.png", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["n_clusters"] == 2 and doc["colors_before"] == 4 and doc["colors_after"] == 2
+    assert set(doc["timings"]) == {"load", "fit", "map", "write", "total"}
+    assert doc["psnr"] > 0 and doc["mse"] > 0 and doc["iterations"] >= 1
+
+
+def test_quiet_prints_nothing_and_still_writes(tmp_path: Path, known_png: Path) -> None:
+    proc = run(known_png, "-k", "2", "-o", "out.png", "--quiet", cwd=tmp_path)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
+    assert (tmp_path / "out.png").is_file()
+
+
+def test_indexed_writes_a_palette_png(tmp_path: Path, known_png: Path) -> None:
+    proc = run(known_png, "-k", "3", "-o", "out.png", "--indexed", "-q", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    with Image.open(tmp_path / "out.png") as im:
+        assert im.mode == "P"
+        assert len(color_set(np.asarray(im.convert("RGB")))) == 3
+
+
+def test_several_inputs_with_a_shared_palette_go_to_the_output_folder(tmp_path: Path) -> None:
+    write_png(tmp_path / "a.png", tiled_image(KNOWN_COLORS[:2], seed=1))
+    write_png(tmp_path / "b.png", tiled_image(KNOWN_COLORS[2:], seed=2))
+    (tmp_path / "out").mkdir()
+    proc = run("a.png", "b.png", "-k", "4", "--shared-palette", "--out-dir", "out", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert [s["output"] for s in json.loads(proc.stdout)["images"]] == ["out/a-k4.png", "out/b-k4.png"]
+    assert np.array_equal(load_image(tmp_path / "out/a-k4.png"), load_image(tmp_path / "a.png"))
+    assert np.array_equal(load_image(tmp_path / "out/b-k4.png"), load_image(tmp_path / "b.png"))
+
+
+def test_overwrite_replaces_an_existing_output(tmp_path: Path, known_png: Path) -> None:
+    (tmp_path / "out.png").write_bytes(b"old")
+    proc = run(known_png, "-k", "2", "-o", "out.png", "--overwrite", "-q", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert load_image(tmp_path / "out.png").shape == (12, 16, 3)
+
+
+def test_rgba_input_keeps_its_alpha_through_the_command_line(tmp_path: Path) -> None:
+    rgba = np.concatenate([tiled_image(KNOWN_COLORS, 6, 8), np.arange(48, dtype=np.uint8).reshape(6, 8, 1)], axis=2)
+    write_png(tmp_path / "in.png", rgba)
+    proc = run("in.png", "-k", "2", "-o", "out.png", "-q", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert np.array_equal(load_image(tmp_path / "out.png")[:, :, 3], rgba[:, :, 3])
+
+
+def _setup_not_an_image(d: Path) -> list[str]:
+    (d / "in.png").write_text("not a picture")
+    return ["in.png"]
+
+
+def _setup_truncated(d: Path) -> list[str]:
+    write_png(d / "full.png", np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    data = (d / "full.png").read_bytes()
+    (d / "in.png").write_bytes(data[: len(data) // 2])
+    return ["in.png"]
+
+
+def _setup_image(d: Path) -> None:
+    write_png(d / "in.png", tiled_image(KNOWN_COLORS, 12, 16))
+
+
+def _setup_rgba(d: Path) -> None:
+    write_png(d / "in.png", np.zeros((4, 4, 4), dtype=np.uint8) + 200)
+
+
+ERRORS = {
+    "missing file": (None, ["missing.png"], "missing.png: no such file"),
+    "not an image": (_setup_not_an_image, [], "in.png: not an image"),
+    "truncated image": (_setup_truncated, [], "in.png: damaged or truncated image"),
+    "decompression bomb": (_setup_image, ["in.png", "--max-pixels", "10"], "decompression bomb"),
+    "k below one": (_setup_image, ["in.png", "-k", "0"], "k must be an integer >= 1"),
+    "k above 256 with --indexed": (_setup_image, ["in.png", "-k", "300", "--indexed"], "at most 256 colors"),
+    "output directory missing": (_setup_image, ["in.png", "-o", "nope/out.png"], "does not exist"),
+    "output folder missing": (_setup_image, ["in.png", "--out-dir", "nope"], "does not exist"),
+    "output equals input": (_setup_image, ["in.png", "-o", "./in.png", "--overwrite"], "would replace the input"),
+    "existing output": (_setup_image, ["in.png", "-o", "in-k8.png"], "already exists; pass --overwrite"),
+    "unknown backend": (_setup_image, ["in.png", "--backend", "nope"], "unknown backend 'nope'"),
+    "unknown initializer": (_setup_image, ["in.png", "--init", "nope"], "unknown initializer 'nope'"),
+    "unknown output format": (_setup_image, ["in.png", "-o", "out.xyz"], "cannot tell the output format"),
+    "alpha into a jpeg": (_setup_rgba, ["in.png", "-o", "out.jpg"], "JPEG cannot store the alpha channel"),
+    "-o with several inputs": (_setup_image, ["in.png", "in.png", "-o", "x.png"], "-o/--output names one file"),
+}
+
+
+@pytest.mark.parametrize("case", list(ERRORS))
+def test_bad_input_gives_one_line_on_stderr_exit_code_2_and_changes_nothing(tmp_path: Path, case: str) -> None:
+    setup, args, message = ERRORS[case]
+    extra = setup(tmp_path) if setup is not None else None
+    if case == "existing output":
+        (tmp_path / "in-k8.png").write_bytes(b"precious")
+    before = snapshot(tmp_path)
+    proc = run(*(extra or []), *args, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("kmeans quantize: error: ")
+    assert message in lines[0]
+    assert snapshot(tmp_path) == before  # nothing written, nothing lost, no temporary file left
+
+
+def test_a_terminal_gets_a_progress_bar_on_stderr(tmp_path: Path, known_png: Path) -> None:
+    import pty
+
+    leader, follower = pty.openpty()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "100", "TERM": "xterm"}
+    with subprocess.Popen(
+        [sys.executable, "-m", "kmeans", "quantize", str(known_png), "-k", "2", "-o", "out.png"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        text=True,
+    ) as proc:
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                data = os.read(leader, 4096)
+            except OSError:  # the terminal closed with the process
+                break
+            if not data:
+                break
+            chunks.append(data)
+        stdout = proc.stdout.read() if proc.stdout else ""
+    os.close(leader)
+    assert proc.returncode == 0
+    assert "k-means" in b"".join(chunks).decode(errors="replace")
+    assert "PSNR" in stdout
+
+
+def test_info_says_whether_image_support_is_available(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "kmeans", "info"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0
+    assert "image: Pillow" in proc.stdout
+
+
+def test_a_malformed_option_value_is_also_one_line_and_exit_code_2(tmp_path: Path) -> None:
+    proc = run("-k", "many", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "kmeans quantize: error: argument -k/--colors: invalid int value: 'many' (see kmeans quantize --help)"
+    ]
+    assert list(tmp_path.iterdir()) == []
