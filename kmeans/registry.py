@@ -92,6 +92,7 @@ distances: Registry[Any] = Registry("distance")
 _SPARK_HINT = "Install it with: pip install 'kmeans[spark]' (and a Java 17 or 21 runtime)."
 
 backends.register("numpy", "kmeans.backends.numpy:NumPyBackend")
+backends.register("spark-rdd", "kmeans.backends.spark_rdd:SparkRDDBackend", install_hint=_SPARK_HINT)
 initializers.register("random", "kmeans.init.random:Random")
 initializers.register("k-means++", "kmeans.init.kmeans_plus_plus:KMeansPlusPlus")
 distances.register("l2", "kmeans.distance.l2:L2")

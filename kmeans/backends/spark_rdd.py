@@ -1,0 +1,416 @@
+"""The Spark RDD engine: the same strategy code as NumPy, on cached NumPy blocks in an RDD.
+
+A :class:`SparkRDDDataset` is an RDD whose elements are :class:`~kmeans._types.Block`
+objects (a few per partition, each with its global row offset). ``map_reduce(fn, merge)`` is
+one Spark job: ``mapPartitions`` applies ``fn`` to every block of a partition and merges the
+partials there, the driver collects one partial per partition and merges them in partition
+order (a tree reduction above :data:`TREE_REDUCE_PARTITIONS` partitions). ``fn`` travels in
+the task closure; when it is large (more than :data:`BROADCAST_BYTES` pickled) it is
+broadcast once and the broadcast is destroyed as soon as the job ends. No per-row Python,
+no shuffle of rows.
+
+The blocks are cached while a fit runs and unpersisted when it ends (and when the dataset
+is garbage collected). ``labels_`` of a fit is an ndarray for ndarray input and a *lazy*
+RDD of ints for RDD and DataFrame input: one label per input row, in the input's
+partitioning and order (``rdd.zip(labels)`` pairs them up); evaluating it re-reads the input.
+"""
+
+from __future__ import annotations
+
+import functools
+import pickle
+import weakref
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
+
+import attrs
+import numpy as np
+from numpy.typing import NDArray
+
+from kmeans._types import Block, FitResult, FitSpec, Float64Array, FloatArray, IntArray
+from kmeans._validation import check_points
+from kmeans.backends import _spark
+from kmeans.backends.numpy import compress_rows
+from kmeans.driver import fit_restarts
+from kmeans.errors import ValidationError
+from kmeans.protocols import AssignStep
+
+_spark.require_pyspark()  # fail at registry lookup with the install hint, not deep inside a fit
+
+T = TypeVar("T")
+
+#: Functions whose pickled size exceeds this are broadcast instead of shipped with every task.
+BROADCAST_BYTES = 1 << 18
+#: Above this many partitions, partial results are merged in a tree on the executors.
+TREE_REDUCE_PARTITIONS = 32
+#: Rows each partition contributes to the sample that sets the range boundaries of ``compress``.
+BOUNDARY_SAMPLE = 64
+
+
+def _apply(payload: bytes | None, broadcast: Any) -> Callable[[Iterable[Block]], Iterator[Any]]:
+    """Executor-side: ``fn`` over every block of a partition, merged in block order."""
+
+    def run(iterator: Iterable[Block]) -> Iterator[Any]:
+        fn, merge = pickle.loads(broadcast.value if broadcast is not None else payload)  # type: ignore[arg-type]
+        acc: Any = None
+        seen = False
+        for block in iterator:  # always consume the whole iterator
+            part = fn(block)
+            acc, seen = (merge(acc, part) if seen else part), True
+        if seen:
+            yield acc
+
+    return run
+
+
+class SparkRDDDataset:
+    """Validated data as an RDD of blocks; see the module docstring.
+
+    ``source`` is ``"array"``, ``"rdd"`` or ``"dataframe"`` (what the rows came from), which
+    decides the type of :meth:`labels`.
+    """
+
+    def __init__(self, data: _spark.SparkBlocks, *, source: str = "array", distinct: bool = False) -> None:
+        self._data = data
+        self.source = source
+        self._distinct = distinct
+        self._finalizer = weakref.finalize(self, data.unpersist)
+
+    # -- the Dataset protocol -----------------------------------------------------------
+
+    @property
+    def n_rows(self) -> int:
+        return self._data.n_rows
+
+    @property
+    def n_features(self) -> int:
+        return self._data.n_features
+
+    @property
+    def total_weight(self) -> float:
+        return self._data.total_weight
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        return self._data.dtype
+
+    @property
+    def integer_valued(self) -> bool:
+        return self._data.integer_valued
+
+    @property
+    def distinct(self) -> bool:
+        return self._distinct
+
+    @property
+    def num_partitions(self) -> int:
+        return self._data.num_partitions
+
+    @property
+    def blocks(self) -> Any:
+        """The RDD of :class:`Block` objects (global row offsets)."""
+        return self._data.blocks
+
+    @property
+    def context(self) -> Any:
+        return self._data.cached.context
+
+    def map_reduce(self, fn: Callable[[Block], T], merge: Callable[[T, T], T]) -> T:
+        from pyspark import cloudpickle
+
+        self._data.persist()
+        payload: bytes = cloudpickle.dumps((fn, merge))  # type: ignore[no-untyped-call]
+        broadcast = self.context.broadcast(payload) if len(payload) > BROADCAST_BYTES else None
+        try:
+            parts = self._data.blocks.mapPartitions(_apply(None if broadcast else payload, broadcast))
+            if self.num_partitions > TREE_REDUCE_PARTITIONS:
+                tree: T = parts.treeReduce(merge, depth=2)
+                return tree
+            result: T = functools.reduce(merge, parts.collect())
+            return result
+        finally:
+            if broadcast is not None:
+                broadcast.destroy()
+
+    def compress(self) -> SparkRDDDataset:
+        """Identical rows folded across partitions, in ascending lexicographic order.
+
+        Each partition folds its own rows (vectorized), a sample of them sets range
+        boundaries, and one shuffle of per-partition arrays (a ``reduceByKey`` keyed by
+        range) brings equal rows together; partition ``p`` then holds the ``p``-th range,
+        so global row order is lexicographic, exactly as ``NumPyDataset.compress``.
+        """
+        if self._distinct:
+            return self
+        data = self._data
+        integer = data.integer_valued
+        local = data.blocks.mapPartitions(_fold_partition(integer)).cache()
+        try:
+            samples = local.map(_sample_rows).collect()
+            bounds = _boundaries(samples, data.num_partitions)
+            merged = (
+                local.flatMap(_split_by_range(bounds))
+                .partitionBy(bounds.shape[0] + 1, _identity)
+                .mapPartitions(_merge_ranges(integer, data.dtype.str))
+            )
+            folded = _spark._validated(merged, "the compressed data")
+        finally:
+            local.unpersist(blocking=False)
+        return SparkRDDDataset(folded, source=self.source, distinct=True)
+
+    # -- Spark-specific -----------------------------------------------------------------
+
+    def take_sample(self, num: int, seed: int) -> Float64Array:
+        """Spark's ``RDD.takeSample(False, num, seed)`` over the rows of positive weight.
+
+        Uniform over rows (weights are ignored) and, as in Spark, the draw depends on the
+        partitioning: the same seed on a differently partitioned RDD picks other rows.
+        """
+        rows = self.blocks.flatMap(_positive_rows)
+        sample = rows.takeSample(False, num, seed % (1 << 31))
+        if not sample:
+            return np.empty((0, self.n_features))
+        return np.asarray(np.stack(sample), dtype=np.float64)
+
+    def labels(self, centers: Float64Array, assign: AssignStep) -> Any:
+        """Closest center per row: an ndarray for array input, else a lazy RDD of ints in input order."""
+        if self.source == "array":
+            return self.labels_array(centers, assign)
+        return self.blocks.mapPartitions(_block_labels(centers, assign))
+
+    def labels_array(self, centers: Float64Array, assign: AssignStep) -> IntArray:
+        """Closest center of every row, collected to the driver as an ndarray."""
+        out = np.empty(self.n_rows, dtype=np.intp)
+        for start, labels in self.blocks.map(_start_and_labels(centers, assign)).collect():
+            out[start : start + labels.shape[0]] = labels
+        return out
+
+    @property
+    def is_cached(self) -> bool:
+        return bool(self._data.cached.is_cached)
+
+    def unpersist(self) -> None:
+        """Drop the cached blocks (a later pass recomputes and re-caches them)."""
+        self._data.unpersist()
+
+    def __repr__(self) -> str:
+        return (
+            f"SparkRDDDataset(n_rows={self.n_rows}, n_features={self.n_features}, dtype={self.dtype}, "
+            f"partitions={self.num_partitions}, distinct={self.distinct})"
+        )
+
+
+# -- executor-side helpers (module level, so they pickle by reference) ---------------------
+
+
+def _identity(key: int) -> int:
+    return key
+
+
+def _positive_rows(block: Block) -> list[FloatArray]:
+    return list(block.points[block.weights > 0])
+
+
+def _block_labels(centers: Float64Array, assign: AssignStep) -> Callable[[Iterable[Block]], Iterator[int]]:
+    def run(iterator: Iterable[Block]) -> Iterator[int]:
+        for block in iterator:
+            yield from assign.assign(block.points, centers)[0].tolist()
+
+    return run
+
+
+def _start_and_labels(centers: Float64Array, assign: AssignStep) -> Callable[[Block], tuple[int, IntArray]]:
+    def run(block: Block) -> tuple[int, IntArray]:
+        return block.start, assign.assign(block.points, centers)[0]
+
+    return run
+
+
+def _fold(points: FloatArray, weights: Float64Array, integer: bool) -> tuple[FloatArray, Float64Array]:
+    """``(distinct rows ascending, summed weights)``; integer-valued rows use packed integer keys."""
+    if points.shape[0] == 0:
+        return points, np.zeros(0)
+    source = points.astype(np.int64) if integer else points
+    rows, w, _ = compress_rows(source, np.asarray(weights, dtype=np.float64))
+    return rows.astype(points.dtype, copy=False), w
+
+
+def _fold_partition(integer: bool) -> Callable[[Iterable[Block]], Iterator[tuple[FloatArray, Float64Array]]]:
+    def run(iterator: Iterable[Block]) -> Iterator[tuple[FloatArray, Float64Array]]:
+        blocks = list(iterator)
+        if blocks:
+            points = np.concatenate([b.points for b in blocks])
+            weights = np.concatenate([np.asarray(b.weights, dtype=np.float64) for b in blocks])
+            yield _fold(points, weights, integer)
+
+    return run
+
+
+def _sample_rows(folded: tuple[FloatArray, Float64Array]) -> Float64Array:
+    rows = folded[0]
+    if rows.shape[0] <= BOUNDARY_SAMPLE:
+        return np.asarray(rows, dtype=np.float64)
+    idx = np.linspace(0, rows.shape[0] - 1, BOUNDARY_SAMPLE).astype(np.intp)
+    return np.asarray(rows[idx], dtype=np.float64)
+
+
+def _lexsorted_unique(rows: Float64Array) -> Float64Array:
+    if rows.shape[0] == 0:
+        return rows
+    out: Float64Array = np.unique(rows, axis=0)  # ascending lexicographic
+    return out
+
+
+def _boundaries(samples: list[Float64Array], parts: int) -> Float64Array:
+    """At most ``parts - 1`` sorted distinct rows splitting the sample into equal ranges."""
+    pooled = _lexsorted_unique(np.concatenate(samples)) if samples else np.empty((0, 0))
+    if parts <= 1 or pooled.shape[0] <= 1:
+        return pooled[:0]
+    idx = np.unique(np.linspace(0, pooled.shape[0], parts + 1).astype(np.intp)[1:-1])
+    out: Float64Array = pooled[idx[(idx > 0) & (idx < pooled.shape[0])]]
+    return out
+
+
+def range_of(rows: FloatArray, bounds: Float64Array) -> NDArray[np.intp]:
+    """For each row, the number of boundary rows lexicographically ``<=`` it (its range index)."""
+    m, n = bounds.shape[0], rows.shape[0]
+    if m == 0:
+        return np.zeros(n, dtype=np.intp)
+    both = np.concatenate([bounds, np.asarray(rows, dtype=np.float64)])
+    tag = np.r_[np.zeros(m, dtype=np.int8), np.ones(n, dtype=np.int8)]
+    # lexsort's last key is the primary one; the tag breaks ties so a boundary precedes an equal row
+    order = np.lexsort((tag, *(both[:, j] for j in reversed(range(both.shape[1])))))
+    is_bound = tag[order] == 0
+    ranks = np.cumsum(is_bound)
+    out = np.empty(n, dtype=np.intp)
+    out[order[~is_bound] - m] = ranks[~is_bound]
+    return out
+
+
+def _split_by_range(
+    bounds: Float64Array,
+) -> Callable[[tuple[FloatArray, Float64Array]], Iterator[tuple[int, tuple[FloatArray, Float64Array]]]]:
+    def run(folded: tuple[FloatArray, Float64Array]) -> Iterator[tuple[int, tuple[FloatArray, Float64Array]]]:
+        rows, weights = folded
+        ranges = range_of(rows, bounds)
+        for r in np.unique(ranges).tolist():
+            keep = ranges == r
+            yield r, (rows[keep], weights[keep])
+
+    return run
+
+
+def _merge_ranges(integer: bool, dtype: str) -> Callable[[Iterable[Any]], Iterator[Any]]:
+    def run(iterator: Iterable[Any]) -> Iterator[Any]:
+        parts = [value for _, value in iterator]
+        if parts:
+            points = np.concatenate([p[0] for p in parts]).astype(dtype, copy=False)
+            rows, w = _fold(points, np.concatenate([p[1] for p in parts]), integer)
+            yield (rows, w, 0, integer)
+
+    return run
+
+
+def _predict_rows(
+    centers: Float64Array, assign: AssignStep, block_rows: int
+) -> Callable[[int, Iterable[Any]], Iterator[int]]:
+    parse = _spark._parse_partition(block_rows)
+    d = centers.shape[1]
+
+    def run(index: int, iterator: Iterable[Any]) -> Iterator[int]:
+        for item in parse(index, iterator):
+            if isinstance(item, _spark.ParseError):
+                raise ValidationError(item.message)
+            points = item[0]
+            if points.shape[1] != d:
+                raise ValidationError(f"partition {index}: rows have {points.shape[1]} features, the model has {d}")
+            if not np.isfinite(points).all():
+                raise ValidationError(f"partition {index}: rows contain NaN or infinite values")
+            yield from assign.assign(points, centers)[0].tolist()
+
+    return run
+
+
+def _predict_series(centers: Float64Array, assign: AssignStep) -> Callable[[Any], Any]:
+    """A scalar pandas UDF body: a Series of feature arrays -> a Series of int32 labels."""
+    import pandas as pd
+
+    def run(values: Any) -> Any:
+        if len(values) == 0:
+            return pd.Series([], dtype="int32")
+        if values.isna().any():
+            raise ValidationError("feature columns contain null values; drop or impute them before predict")
+        points = np.stack(values.to_numpy()).astype(np.float64)
+        if points.shape[1] != centers.shape[1]:
+            raise ValidationError(f"rows have {points.shape[1]} features, the model has {centers.shape[1]}")
+        return pd.Series(assign.assign(points, centers)[0].astype(np.int32))
+
+    run.__annotations__ = {"values": pd.Series, "return": pd.Series}  # pandas_udf reads the type hints
+    return run
+
+
+@attrs.frozen
+class SparkRDDBackend:
+    """Fits on Spark with the generic Lloyd driver; blocks live in a cached RDD.
+
+    ``num_partitions`` applies to ndarray input (default: ``defaultParallelism``); RDDs and
+    DataFrames keep their own partitioning. ``block_rows`` caps the rows per block when an
+    RDD or DataFrame partition is converted.
+    """
+
+    name: str = "spark-rdd"
+    num_partitions: int | None = None
+    block_rows: int = _spark.BLOCK_ROWS
+
+    def dataset(self, X: Any, sample_weight: Any = None, *, features: Any = None) -> SparkRDDDataset:
+        if isinstance(X, SparkRDDDataset):
+            return X
+        source = "dataframe" if _spark.is_dataframe(X) else "rdd" if _spark.is_rdd(X) else "array"
+        data = _spark.to_blocks(
+            X, sample_weight, features=features, num_partitions=self.num_partitions, block_rows=self.block_rows
+        )
+        return SparkRDDDataset(data, source=source)
+
+    def fit(self, dataset: Any, spec: FitSpec) -> FitResult:
+        work = dataset
+        try:
+            if spec.compress is True or (spec.compress == "auto" and dataset.integer_valued):
+                work = dataset.compress()
+            result = fit_restarts(work, spec)
+            labels = dataset.labels(result.centers, spec.distance.assign)
+        finally:
+            if work is not dataset:
+                work.unpersist()
+            dataset.unpersist()
+        return attrs.evolve(result, labels=labels)
+
+    def predict(self, X: Any, centers: Float64Array, assign: AssignStep, *, features: Any = None) -> Any:
+        """ndarray -> ndarray of labels; RDD -> lazy RDD of labels; DataFrame -> DataFrame + ``prediction``."""
+        centers = np.asarray(centers, dtype=np.float64)
+        if _spark.is_rdd(X):
+            return X.mapPartitionsWithIndex(_predict_rows(centers, assign, self.block_rows), preservesPartitioning=True)
+        if _spark.is_dataframe(X):
+            return self._predict_dataframe(X, centers, assign, features)
+        arr = check_points(X)
+        if arr.shape[1] != centers.shape[1]:
+            raise ValidationError(f"X has {arr.shape[1]} features, but the model has {centers.shape[1]}")
+        points = arr if arr.dtype in (np.float32, np.float64) else arr.astype(np.float64)
+        return assign.assign(points, centers)[0]
+
+    def _predict_dataframe(self, df: Any, centers: Float64Array, assign: AssignStep, features: Any) -> Any:
+        from pyspark.sql import functions as sf
+        from pyspark.sql.pandas.functions import pandas_udf
+
+        spec = _spark.resolve_features(df, features)
+        if "prediction" in df.columns:
+            raise ValidationError("the DataFrame already has a 'prediction' column; rename or drop it first")
+        if spec.kind == "columns":
+            values = sf.array(*[sf.col(c).cast("double") for c in spec.columns])
+        elif spec.kind == "vector":
+            from pyspark.ml.functions import vector_to_array
+
+            values = vector_to_array(sf.col(spec.columns[0]))
+        else:
+            values = sf.col(spec.columns[0])
+        udf: Any = pandas_udf(_predict_series(centers, assign), "int")  # type: ignore[call-overload]
+        return df.withColumn("prediction", udf(values))
