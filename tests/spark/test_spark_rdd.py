@@ -171,7 +171,7 @@ def test_take_sample_returns_k_distinct_data_rows_reproducibly(spark: Any) -> No
     ds.unpersist()
     np.testing.assert_array_equal(a, b)
     assert np.unique(a, axis=0).shape[0] == 3
-    assert all((X == row).all(axis=1).any() for row in a)
+    assert all((row == X).all(axis=1).any() for row in a)
 
 
 def test_take_sample_fits_on_spark(spark: Any) -> None:
