@@ -30,7 +30,7 @@ class CountingDataset(NumPyDataset):
 
 
 def _is_data_row(row: np.ndarray) -> bool:
-    return bool((X == row).all(axis=1).any())
+    return bool((row == X).all(axis=1).any())
 
 
 @pytest.mark.parametrize("init", [KMeansParallel(), PerPartition()], ids=["k-means||", "per-partition"])
@@ -106,7 +106,7 @@ def test_k_means_parallel_rejects_zero_rounds() -> None:
 
 
 def test_take_sample_on_a_non_spark_dataset_names_the_fix() -> None:
-    with pytest.raises(ValidationError, match="needs a Spark dataset.*init='random'"):
+    with pytest.raises(ValidationError, match=r"needs a Spark dataset.*init='random'"):
         KMeans(3, init="take-sample", seed=0).fit(X)
 
 
