@@ -209,7 +209,7 @@ def test_init_array_of_the_wrong_shape_or_content(init: Any, match: str) -> None
 
 
 def test_init_of_an_unsupported_type() -> None:
-    with pytest.raises(ValidationError, match=r"init must be a registered name \('k-means\+\+', 'random'"):
+    with pytest.raises(ValidationError, match=r"init must be a registered name \('k-means\+\+', .*'random'"):
         _fit(n_clusters=2, init=42)
 
 
@@ -220,7 +220,7 @@ def test_init_of_an_unsupported_type() -> None:
     ("param", "kind", "known"),
     [
         ("backend", "backend", r"'numpy'"),
-        ("init", "initializer", r"'k-means\+\+', 'random'"),
+        ("init", "initializer", r"'k-means\+\+', .*'random'"),
         ("distance", "distance", r"'l1', 'l2'"),
     ],
 )
