@@ -25,9 +25,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.spark)
 
 
-@pytest.fixture(scope="session")
-def spark() -> Iterator[Any]:
-    session = _spark.start_local_session(
+def local_test_session() -> Any:
+    """The tests' local[2] session (the running one if a test module started it already)."""
+    return _spark.start_local_session(
         "local[2]",
         {
             "spark.app.name": "kmeans-tests",
@@ -36,6 +36,11 @@ def spark() -> Iterator[Any]:
             "spark.executorEnv.PYTHONPATH": str(ROOT),
         },
     )
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[Any]:
+    session = local_test_session()
     yield session
     session.stop()
 
