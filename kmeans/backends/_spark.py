@@ -80,11 +80,16 @@ def is_rdd(X: Any) -> bool:
 
 
 def is_dataframe(X: Any) -> bool:
-    """True when ``X`` is a ``pyspark.sql.DataFrame`` (classic or Connect), without importing pyspark."""
+    """True when ``X`` is a classic ``pyspark.sql.DataFrame`` (checked without importing pyspark)."""
     sql = _loaded("pyspark.sql")
     if sql is None:
         return False
-    return isinstance(X, sql.DataFrame) or type(X).__module__.startswith("pyspark.sql.connect")
+    return isinstance(X, sql.DataFrame) and not is_connect(X)
+
+
+def is_connect(X: Any) -> bool:
+    """True for Spark Connect objects, which have no RDD API."""
+    return type(X).__module__.startswith("pyspark.sql.connect")
 
 
 def is_spark_input(X: Any) -> bool:
@@ -132,14 +137,18 @@ def log4j2_file() -> Path:
 def _python_path() -> str:
     """PYTHONPATH for Python workers: this ``kmeans`` checkout first, then the caller's path."""
     root = str(Path(__file__).resolve().parents[2])
-    parts = [root, *[p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != root]]
-    return os.pathsep.join(parts)
+    current = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != root]
+    if Path(root).name in ("site-packages", "dist-packages"):
+        return os.pathsep.join(current)  # an installed kmeans: workers find it already
+    return os.pathsep.join([root, *current])
 
 
 def local_conf(master: str = "local[*]", app_name: str = "kmeans") -> dict[str, str]:
     """Configuration of a local session: loopback only, no UI, quiet logs, workers see ``kmeans``."""
     log = f"-Dlog4j2.configurationFile=file:{log4j2_file()}"
+    path = {"spark.executorEnv.PYTHONPATH": _python_path()} if _python_path() else {}
     return {
+        **path,
         "spark.master": master,
         "spark.app.name": app_name,
         "spark.driver.host": "127.0.0.1",
@@ -149,7 +158,6 @@ def local_conf(master: str = "local[*]", app_name: str = "kmeans") -> dict[str, 
         "spark.driver.extraJavaOptions": log,
         "spark.executor.extraJavaOptions": log,
         "spark.sql.execution.arrow.pyspark.enabled": "true",
-        "spark.executorEnv.PYTHONPATH": _python_path(),
         "spark.pyspark.python": sys.executable,
     }
 
@@ -164,7 +172,8 @@ def start_local_session(master: str = "local[*]", conf: dict[str, str] | None = 
     # Python workers must use this interpreter and find this ``kmeans``.
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    os.environ["PYTHONPATH"] = _python_path()
+    if _python_path():
+        os.environ["PYTHONPATH"] = _python_path()
     builder = SparkSession.builder
     for key, value in {**local_conf(master), **(conf or {})}.items():
         builder = builder.config(key, value)
@@ -382,7 +391,8 @@ class SparkBlocks:
             self.cached.cache()
 
     def unpersist(self) -> None:
-        if self.cached.is_cached:
+        """Drop the cache; a no-op when the SparkContext is already stopped."""
+        if self.cached.is_cached and getattr(self.cached.context, "_jsc", None) is not None:
             self.cached.unpersist(blocking=False)
 
 
@@ -740,6 +750,11 @@ def to_blocks(
     block_rows: int = BLOCK_ROWS,
 ) -> SparkBlocks:
     """Any supported input (ndarray-like, RDD, DataFrame) as validated, cached :class:`SparkBlocks`."""
+    if is_connect(X):
+        raise ValidationError(
+            "Spark Connect DataFrames have no RDD API, which the spark-rdd backend needs; "
+            "use a classic SparkSession, or backend='spark-ml'"
+        )
     if is_dataframe(X):
         return blocks_from_dataframe(X, sample_weight, features=features, block_rows=block_rows)
     if features is not None:
