@@ -178,9 +178,9 @@ class SparkRDDDataset:
             return self.labels_array(centers, assign)
         return self.blocks.mapPartitions(_block_labels(centers, assign))
 
-    def labels_array(self, centers: Float64Array, assign: AssignStep) -> IntArray:
-        """Closest center of every row, collected to the driver as an ndarray."""
-        out = np.empty(self.n_rows, dtype=np.intp)
+    def labels_array(self, centers: Float64Array, assign: AssignStep) -> NDArray[np.int32]:
+        """Closest center of every row, collected to the driver as an int32 ndarray (as the numpy backend)."""
+        out = np.empty(self.n_rows, dtype=np.int32)
         for start, labels in self.blocks.map(_start_and_labels(centers, assign)).collect():
             out[start : start + labels.shape[0]] = labels
         return out
@@ -395,7 +395,7 @@ class SparkRDDBackend:
         if arr.shape[1] != centers.shape[1]:
             raise ValidationError(f"X has {arr.shape[1]} features, but the model has {centers.shape[1]}")
         points = arr if arr.dtype in (np.float32, np.float64) else arr.astype(np.float64)
-        return assign.assign(points, centers)[0]
+        return assign.assign(points, centers)[0].astype(np.int32)
 
     def _predict_dataframe(self, df: Any, centers: Float64Array, assign: AssignStep, features: Any) -> Any:
         from pyspark.sql import functions as sf

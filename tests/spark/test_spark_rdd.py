@@ -28,7 +28,7 @@ def test_array_input_gives_the_numpy_centers_labels_and_inertia(spark: Any) -> N
     ref = _numpy()
     model = KMeans(**FIT, backend=SparkRDDBackend(num_partitions=3)).fit(X)
     np.testing.assert_allclose(model.cluster_centers_, ref.cluster_centers_, rtol=1e-12)
-    assert isinstance(model.labels_, np.ndarray)
+    assert isinstance(model.labels_, np.ndarray) and model.labels_.dtype == np.int32
     np.testing.assert_array_equal(model.labels_, ref.labels_)
     assert model.inertia_ == pytest.approx(ref.inertia_, rel=1e-12)
 
