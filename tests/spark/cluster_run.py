@@ -88,7 +88,7 @@ def main(master: str) -> None:
     sc = session.sparkContext
     rng = np.random.default_rng(0)
     X = np.concatenate([rng.normal(c, 1.0, size=(5_000, 3)) for c in range(6)])
-    params = {"n_clusters": 6, "init": "k-means||", "seed": 3, "max_iter": 10, "tol": 0.0}
+    params = {"n_clusters": 6, "init": "k-means||", "seed": 3, "max_iter": 8, "tol": 0.0}
     out: dict[str, Any] = {"executors": len(executor_pids(sc.applicationId))}
     out["reference"] = summary(KMeans(**params).fit(X))
     backend = SparkRDDBackend(num_partitions=4)

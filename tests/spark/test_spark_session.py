@@ -29,7 +29,7 @@ def test_the_callers_active_session_is_used(spark: Any) -> None:
 
 
 def test_a_fit_never_stops_the_callers_session(spark: Any) -> None:
-    KMeans(2, backend="spark-rdd", seed=0, max_iter=2).fit(np.arange(8.0).reshape(4, 2))
+    KMeans(2, backend="spark-rdd", init="random", seed=0, max_iter=2).fit(np.arange(8.0).reshape(4, 2))
     assert spark.sparkContext._jsc is not None
     assert spark.range(3).count() == 3
 
