@@ -353,9 +353,9 @@ def _predict_series(centers: Float64Array, assign: AssignStep) -> Callable[[Any]
 class SparkRDDBackend:
     """Fits on Spark with the generic Lloyd driver; blocks live in a cached RDD.
 
-    ``num_partitions`` applies to ndarray input (default: ``defaultParallelism``); RDDs and
-    DataFrames keep their own partitioning. ``block_rows`` caps the rows per block when an
-    RDD or DataFrame partition is converted.
+    ``num_partitions`` applies to ndarray input (default: one per million rows, at most
+    ``defaultParallelism``); RDDs and DataFrames keep their own partitioning. ``block_rows``
+    caps the rows per block when an RDD or DataFrame partition is converted.
     """
 
     name: str = "spark-rdd"

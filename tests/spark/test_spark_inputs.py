@@ -33,6 +33,20 @@ def test_an_array_becomes_contiguous_blocks_with_global_offsets(sc: Any, parts: 
     assert starts == list(data.offsets)
 
 
+def test_small_arrays_default_to_one_partition(sc: Any) -> None:
+    # Each partition costs a task per Lloyd pass; a million rows take about as long to assign.
+    data = _spark.blocks_from_array(sc, X)
+    assert data.num_partitions == 1
+    data.unpersist()
+
+
+def test_large_arrays_default_to_one_partition_per_million_rows_up_to_the_cores(sc: Any) -> None:
+    big = np.zeros((_spark.ROWS_PER_PARTITION + 1, 1))
+    data = _spark.blocks_from_array(sc, big)
+    assert data.num_partitions == min(2, sc.defaultParallelism)
+    data.unpersist()
+
+
 def test_never_more_partitions_than_rows(sc: Any) -> None:
     data = _spark.blocks_from_array(sc, X, num_partitions=50)
     assert data.num_partitions == 5

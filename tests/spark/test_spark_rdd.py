@@ -190,6 +190,6 @@ def test_k_means_plus_plus_warns_about_its_k_passes_on_spark(spark: Any) -> None
 
 
 def test_the_dataset_is_a_spark_rdd_dataset(spark: Any) -> None:
-    ds = SparkRDDBackend().dataset(X)
+    ds = SparkRDDBackend(num_partitions=2).dataset(X)
     assert isinstance(ds, SparkRDDDataset) and "partitions=2" in repr(ds)
     ds.unpersist()
