@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from kmeans import __version__, registry
 
 #: Modules that contribute subcommands: each has ``add_parser(subparsers)``.
-SUBCOMMAND_MODULES: tuple[str, ...] = ("kmeans.image.cli",)
+SUBCOMMAND_MODULES: tuple[str, ...] = ("kmeans.image.cli", "kmeans.bench.cli")
 
 
 def _spark_status() -> str:
