@@ -24,9 +24,13 @@ T = TypeVar("T")
 
 #: Added to every shared initial center: a fixed offset off the integer grid, so that no
 #: 8-bit pixel is at the same distance from two initial centers. Implementations break
-#: assignment ties differently (the paper's NumPy code picks the *last* center), and
-#: without ties they all follow exactly the same trajectory from the same start.
-CENTER_OFFSET = np.array([0.1234, 0.2345, 0.3456])
+#: assignment ties differently (the paper's NumPy code picks the *last* center; GEMM
+#: rounding decides in others), and without ties they all follow exactly the same
+#: trajectory from the same start. For integer pixels x and centers p + o (p integer),
+#: a tie needs ``2 o·v`` to be an integer for some integer ``v`` with ``|v_i| <= 255``;
+#: with these irrational-based components it stays at least 1e-9 away from one, and
+#: every component is below 0.5, so each initial center is closest to its own color.
+CENTER_OFFSET = 0.45 * np.array([np.sqrt(2) - 1, np.sqrt(3) - 1.5, np.sqrt(5) - 2])
 
 
 def load_raccoon(downsample: int = 1) -> NDArray[np.uint8]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -72,6 +73,9 @@ def _progress(total_hint: str) -> Iterator[tuple[Callable[[str], None], Callable
         yield (lambda msg: print(msg, flush=True)), (lambda n: None)
         return
     console = Console(stderr=True)
+    if not console.is_terminal:  # logs (CI, redirected output): one plain line per step
+        yield (lambda msg: print(msg, file=sys.stderr, flush=True)), (lambda n: None)
+        return
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),

@@ -26,7 +26,16 @@ from numpy.typing import NDArray
 
 from kmeans import KMeans, __version__, registry
 from kmeans.bench import baselines
-from kmeans.bench._common import Stats, distinct_colors, fmt_s, inertia_of, load_raccoon, repeat, shared_centers
+from kmeans.bench._common import (
+    CENTER_OFFSET,
+    Stats,
+    distinct_colors,
+    fmt_s,
+    inertia_of,
+    load_raccoon,
+    repeat,
+    shared_centers,
+)
 from kmeans.bench._spark import get_or_start_session, spark_available
 from kmeans.errors import KMeansError
 
@@ -245,6 +254,8 @@ class PaperResult:
     notes: list[str] = attrs.field(factory=list)
     spark_start_seconds: float | None = None
     wall_seconds: float = 0.0
+    load_before: float | None = None
+    load_after: float | None = None
 
     def median(self, impl: str, cell: Cell) -> float | None:
         m = self.measurements.get(impl, {}).get(cell)
@@ -266,6 +277,7 @@ class PaperResult:
             "unavailable": self.unavailable,
             "spark_start_seconds": self.spark_start_seconds,
             "wall_seconds": self.wall_seconds,
+            "load_average": [self.load_before, self.load_after],
             "results": {
                 impl: [
                     {
@@ -341,7 +353,7 @@ def run_paper(
     img = load_raccoon(grid.downsample)
     pixels = img.reshape(-1, 3)
     colors, counts = distinct_colors(pixels)
-    result = PaperResult(grid=grid, image_shape=img.shape, n_distinct=int(colors.shape[0]))
+    result = PaperResult(grid=grid, image_shape=img.shape, n_distinct=int(colors.shape[0]), load_before=_load())
 
     def wanted(name: str) -> bool:
         return grid.only is None or name in grid.only
@@ -398,7 +410,15 @@ def run_paper(
         if started_here and session is not None:
             session.stop()
     result.wall_seconds = time.perf_counter() - t_start
+    result.load_after = _load()
     return result
+
+
+def _load() -> float | None:
+    """The 1-minute load average (other work on the machine makes timings noisier)."""
+    import os
+
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
 
 
 # -- the report -------------------------------------------------------------------------
@@ -437,14 +457,20 @@ def render_markdown(result: PaperResult) -> str:
         "# The paper's benchmark, on this machine",
         "",
         f"kmeans {__version__}, Python {platform.python_version()}, NumPy {np.__version__}, "
-        f"{platform.machine()} with {_cpu_count()} CPU(s); {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        f"{platform.machine()} with {_cpu_count()} CPU(s); {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+        + (
+            f"; 1-minute load average {result.load_before:.1f} before, {result.load_after:.1f} after."
+            if result.load_before is not None and result.load_after is not None
+            else "."
+        ),
         f"Image: raccoon {result.image_shape[1]}x{result.image_shape[0]} "
         f"({result.image_shape[0] * result.image_shape[1]:,} pixels, {result.n_distinct:,} distinct colors)"
         + (f", every {g.downsample}th pixel per axis" if g.downsample > 1 else "")
         + f". `tol=0`; each cell runs up to {g.repeats} times (fewer once it has used {g.cell_budget:g} s): "
         "**median [min–max] seconds**.",
         "All implementations start from the same initial centers: k distinct colors drawn with "
-        f"seed {g.seed}, offset by (0.1234, 0.2345, 0.3456) so that no pixel is equidistant from two "
+        f"seed {g.seed}, offset by ({', '.join(f'{v:.4f}' for v in CENTER_OFFSET)}) so that no pixel is equidistant "
+        "from two "
         "of them (the implementations break ties differently). Times include building the data "
         "structures from the pixel array, as the paper's functions did; Spark session start-up "
         "is excluded"
