@@ -149,7 +149,7 @@ class PeakMemory:
 
     ``traced`` is the tracemalloc peak (Python and NumPy allocations of this process);
     ``rss`` is the sampled resident size of this process and its children (Spark's JVM
-    and Python workers included), every 20 ms, so short spikes can be missed.
+    and Python workers included), every 50 ms, so short spikes can be missed.
     """
 
     traced: int = 0
@@ -158,18 +158,19 @@ class PeakMemory:
 
 @contextmanager
 def measure_memory(trace: bool = True) -> Iterator[PeakMemory]:
-    """Measure peak memory of the block (see :class:`PeakMemory`)."""
+    """Measure peak memory of the block (see :class:`PeakMemory`): traced, or else sampled RSS."""
     peak = PeakMemory()
-    base = _tree_rss_bytes(os.getpid())
+    base = 0 if trace else _tree_rss_bytes(os.getpid())
     top = [base]
     stop = threading.Event()
 
     def sample() -> None:
-        while not stop.wait(0.02):
+        while not stop.wait(0.05):
             top[0] = max(top[0], _tree_rss_bytes(os.getpid()))
 
     sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
+    if not trace:
+        sampler.start()
     started = False
     if trace and not tracemalloc.is_tracing():
         tracemalloc.start()
@@ -185,7 +186,8 @@ def measure_memory(trace: bool = True) -> Iterator[PeakMemory]:
             peak.traced = max(0, tracemalloc.get_traced_memory()[1] - traced_base)
         if started:
             tracemalloc.stop()
-        stop.set()
-        sampler.join()
-        top[0] = max(top[0], _tree_rss_bytes(os.getpid()))
-        peak.rss = max(0, top[0] - base)
+        if not trace:
+            stop.set()
+            sampler.join()
+            top[0] = max(top[0], _tree_rss_bytes(os.getpid()))
+            peak.rss = max(0, top[0] - base)

@@ -276,6 +276,14 @@ def run_scaling(
     if any(e.partitioned for e in engines):
         say("starting Spark (local[2])")
         session, started_here = get_or_start_session()
+    say("warming up the engines")
+    warm = make_data(grid.data, 256, 2, grid.seed)
+    for engine in engines:  # imports, thread pools, Spark workers: kept out of the timings
+        try:
+            engine.fit(warm, initial_centers(warm, 2, grid.seed), 1, 1)
+        except Exception as exc:
+            result.unavailable[engine.name] = f"{type(exc).__name__}: {exc}"
+    engines = [e for e in engines if e.name not in result.unavailable]
     plan = _plan(grid, engines)
     if on_start is not None:
         on_start(len(plan))

@@ -1,0 +1,181 @@
+"""``kmeans bench paper`` and ``kmeans bench scaling`` end to end, on grids small enough for CI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kmeans import registry
+from kmeans.cli import main
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _is_png(path: Path) -> bool:
+    return path.read_bytes()[:8] == PNG_MAGIC
+
+
+@pytest.fixture(scope="module")
+def numpy_paper_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    out = tmp_path_factory.mktemp("paper")
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        code = main(
+            [
+                "bench",
+                "paper",
+                "--only",
+                "numpy,paper-numpy",
+                "--k",
+                "2,3",
+                "--iterations",
+                "1,2",
+                "--downsample",
+                "16",
+                "--repeats",
+                "2",
+                "--out",
+                str(out),
+            ]
+        )
+    assert code == 0
+    return out, buf.getvalue()
+
+
+def test_bench_paper_writes_report_results_and_figures(numpy_paper_run: tuple[Path, str]) -> None:
+    out, _ = numpy_paper_run
+    names = {p.name for p in out.iterdir()}
+    assert {"report.md", "results.json", "fig5_per_iteration.png", "fig8_ratio_numpy_over_spark.png"} <= names
+    assert {
+        "fig6-7_runtime_vs_k_numpy.png",
+        "fig6-7_runtime_vs_k_paper-numpy.png",
+        "fig9_all_implementations.png",
+    } <= names
+    assert all(_is_png(out / n) for n in names if n.endswith(".png"))
+    assert not [n for n in names if n.endswith(".tmp")]
+
+
+def test_bench_paper_measures_every_cell_of_the_grid(numpy_paper_run: tuple[Path, str]) -> None:
+    results = json.loads((numpy_paper_run[0] / "results.json").read_text())["results"]
+    for impl in ("numpy", "paper-numpy"):
+        cells = {(r["k"], r["iterations"]) for r in results[impl]}
+        assert cells == {(2, 1), (2, 2), (3, 1), (3, 2)}
+        assert all(1 <= len(r["seconds"]) <= 2 and min(r["seconds"]) > 0 for r in results[impl])
+
+
+def test_bench_paper_port_reaches_the_same_inertia_as_the_numpy_backend(numpy_paper_run: tuple[Path, str]) -> None:
+    results = json.loads((numpy_paper_run[0] / "results.json").read_text())["results"]
+    ours = {(r["k"], r["iterations"]): r["inertia"] for r in results["numpy"]}
+    for r in results["paper-numpy"]:
+        assert r["inertia"] == pytest.approx(ours[(r["k"], r["iterations"])], rel=1e-9)
+
+
+def test_bench_paper_report_puts_the_papers_numbers_beside_ours(numpy_paper_run: tuple[Path, str]) -> None:
+    report = (numpy_paper_run[0] / "report.md").read_text()
+    assert "The paper's Table 1" in report
+    assert "0.3382" in report  # Table 1, k=2, 1 iteration
+    assert "Speed-up over the paper's code run here" in report
+    assert "| `paper-numpy` | 4 |" in report  # the quality table compares all four cells
+
+
+def test_bench_paper_summarizes_on_stdout(numpy_paper_run: tuple[Path, str]) -> None:
+    _, stdout = numpy_paper_run
+    assert "numpy  k=3" in stdout
+    assert "faster than paper-numpy" in stdout
+    assert "wrote" in stdout
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_bench_paper_quick_runs_every_backend_and_every_port(tmp_path: Path) -> None:
+    assert main(["bench", "paper", "--quick", "--out", str(tmp_path)]) == 0
+    data = json.loads((tmp_path / "results.json").read_text())
+    ran = set(data["results"])
+    assert set(registry.backends) | {"paper-numpy", "paper-rdd", "paper-ml"} <= ran | set(data["unavailable"])
+    assert {"numpy", "paper-numpy", "paper-rdd", "paper-ml"} <= ran
+    assert not data["unavailable"], data["unavailable"]
+    ours = {(r["k"], r["iterations"]): r["inertia"] for r in data["results"]["numpy"]}
+    for r in data["results"]["paper-rdd"]:
+        assert r["inertia"] == pytest.approx(ours[(r["k"], r["iterations"])], rel=1e-9)
+    report = (tmp_path / "report.md").read_text()
+    assert "`paper-rdd`: k=2/5, k=10/1, k=10/5 (too slow for the time budget" in report
+
+
+def test_bench_scaling_writes_tables_slopes_and_plots(tmp_path: Path) -> None:
+    code = main(
+        [
+            "bench",
+            "scaling",
+            "--rows",
+            "2000,8000",
+            "--k",
+            "2,4",
+            "--d",
+            "2,3",
+            "--engines",
+            "numpy,sklearn",
+            "--iterations",
+            "2",
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    assert code == 0
+    data = json.loads((tmp_path / "scaling.json").read_text())
+    measured = {(p["param"], p["value"], p["engine"]) for p in data["points"]}
+    expected = {
+        (param, v, e)
+        for param, vs in (("rows", (2000, 8000)), ("k", (2, 4)), ("d", (2, 3)))
+        for v in vs
+        for e in ("numpy", "sklearn")
+    }
+    assert measured == expected
+    assert all(p["peak_bytes"] > 0 and min(p["seconds"]) > 0 for p in data["points"])
+    report = (tmp_path / "scaling.md").read_text()
+    assert "## Fitted log-log slopes" in report
+    assert all(_is_png(tmp_path / f"scaling_{p}.png") for p in ("rows", "k", "d"))
+
+
+def test_bench_scaling_agrees_with_scikit_learn_on_inertia(tmp_path: Path) -> None:
+    # 8-bit "image" rows: scikit-learn then works in float64 (on float32 blobs its inertia is float32).
+    assert (
+        main(
+            [
+                "bench",
+                "scaling",
+                "--rows",
+                "3000",
+                "--k",
+                "3",
+                "--d",
+                "2",
+                "--engines",
+                "numpy,sklearn",
+                "--iterations",
+                "3",
+                "--data",
+                "image",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
+    points = json.loads((tmp_path / "scaling.json").read_text())["points"]
+    by = {(p["param"], p["value"], p["engine"]): p["inertia"] for p in points}
+    for (param, value, engine), inertia in by.items():
+        if engine == "numpy":
+            assert inertia == pytest.approx(by[(param, value, "sklearn")], rel=1e-6)
+
+
+@pytest.mark.parametrize("bad", [["--k", "0"], ["--k", "two"], ["--iterations", "-1"]])
+def test_bench_paper_rejects_bad_grid_values(bad: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "paper", *bad])
+    assert exc.value.code == 2
+    assert "expected" in capsys.readouterr().err
