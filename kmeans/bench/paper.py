@@ -322,7 +322,8 @@ def _warm_backend(impl: BackendImpl, img: NDArray[np.uint8]) -> str | None:
 def _backend_impls(img: NDArray[np.uint8], result: PaperResult, wanted: Callable[[str], bool]) -> list[BackendImpl]:
     impls = []
     spark_problem = spark_available()
-    for name in registry.backends:
+    known_first = [n for n in PORT_OF if n in registry.backends]  # numpy, spark-rdd, spark-ml: the paper's order
+    for name in known_first + [n for n in registry.backends if n not in PORT_OF]:
         if not wanted(name):
             continue
         if name.startswith("spark") and spark_problem is not None:

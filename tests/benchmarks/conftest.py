@@ -148,4 +148,4 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             continue
         ratio = theirs.median / mine.median
         verdict = "" if target is None else (f"  target >= {target:g}: " + ("met" if ratio >= target else "NOT met"))
-        tr.write_line(f"{group:<28} {impl} is {ratio:.3g}x faster than {base}{verdict}")
+        tr.write_line(f"{group:<28} {impl} vs {base}: speed ratio {ratio:.3g} ({base} median / {impl} median){verdict}")

@@ -165,8 +165,11 @@ _MEMORY_SCRIPT = textwrap.dedent(
 
     n = int(sys.argv[1])
     rng = np.random.default_rng(0)
-    X = rng.standard_normal((n, 3), dtype=np.float32)
-    X += rng.integers(0, 8, size=(n, 1)).astype(np.float32) * 10
+    X = np.empty((n, 3), dtype=np.float32)
+    for s in range(0, n, 1 << 20):  # in chunks, so that generating X does not raise the RSS high-water mark
+        part = X[s : s + (1 << 20)]
+        rng.standard_normal(part.shape, dtype=np.float32, out=part)
+        part += rng.integers(0, 8, size=(part.shape[0], 1)).astype(np.float32) * 10
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     tracemalloc.start()
     model = KMeans(n_clusters=8, max_iter=5, tol=0.0, seed=0).fit(X)
