@@ -12,6 +12,8 @@ Groups are stable names, so ``pytest tests/benchmarks --benchmark-enable
 
 from __future__ import annotations
 
+import statistics
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -50,18 +52,40 @@ class Book:
 
     sizes: Sizes
     results: dict[str, dict[str, Record]] = attrs.field(factory=dict)
-    targets: list[tuple[str, str, str, float | None]] = attrs.field(factory=list)
+    targets: list[tuple[str, str, str, float | None, float | None]] = attrs.field(factory=list)
 
-    def run(self, benchmark: Any, fn: Callable[[], float], *, rounds: int | None = None) -> float:
-        """Benchmark ``fn`` (which returns the inertia of its fit); return that inertia."""
+    def run(
+        self,
+        benchmark: Any,
+        fn: Callable[[], float],
+        *,
+        rounds: int | None = None,
+        interleave: Callable[[], object] | None = None,
+    ) -> tuple[float, list[float]]:
+        """Benchmark ``fn`` (which returns the inertia of its fit): ``(inertia, interleaved baseline times)``.
+
+        With full sizes, ``interleave`` (the baseline's fit) runs untimed by the fixture before
+        every round, and its own wall times are returned: both sides then share the
+        machine's load of the moment, which makes their ratio much steadier on a busy host.
+        """
         n = self.sizes.rounds if rounds is None else rounds
         out: list[float] = []
+        base_times: list[float] = []
 
         def call() -> None:
             out.append(fn())
 
-        benchmark.pedantic(call, rounds=n, iterations=1, warmup_rounds=1 if self.sizes.full and n > 1 else 0)
-        return out[-1]
+        def setup() -> None:
+            assert interleave is not None
+            t0 = time.perf_counter()
+            interleave()
+            base_times.append(time.perf_counter() - t0)
+
+        use_setup = setup if interleave is not None and self.sizes.full else None
+        benchmark.pedantic(
+            call, setup=use_setup, rounds=n, iterations=1, warmup_rounds=1 if self.sizes.full and n > 1 else 0
+        )
+        return out[-1], base_times
 
     def record(self, benchmark: Any, group: str, impl: str, inertia: float, **info: Any) -> Record:
         """Store what ``impl`` measured in ``group`` (median seconds when timing was on)."""
@@ -79,14 +103,31 @@ class Book:
         """What ``impl`` measured earlier in this session in ``group`` (``None`` if it did not run)."""
         return self.results.get(group, {}).get(impl)
 
-    def compare(self, benchmark: Any, group: str, impl: str, base: str, target: float | None) -> float | None:
-        """Ratio ``base median / impl median`` (None without timings); noted in ``extra_info`` and the summary."""
+    def compare(
+        self,
+        benchmark: Any,
+        group: str,
+        impl: str,
+        base: str,
+        target: float | None,
+        interleaved: list[float] | None = None,
+    ) -> float | None:
+        """Ratio ``base median / impl median`` (None without timings); noted in ``extra_info`` and the summary.
+
+        ``interleaved``: the baseline's times taken between this benchmark's rounds; when
+        given, the ratio uses their median (the separate-test ratio is kept in ``extra_info``).
+        """
         mine, theirs = self.baseline(group, impl), self.baseline(group, base)
         ratio = None
         if mine is not None and theirs is not None and mine.median and theirs.median:
             ratio = theirs.median / mine.median
+            benchmark.extra_info[f"ratio_vs_{base}_separate_runs"] = ratio
+        if mine is not None and mine.median and interleaved:
+            ratio = statistics.median(interleaved) / mine.median
+            mine.info[f"{base}_interleaved_median"] = round(statistics.median(interleaved), 4)
+        if ratio is not None:
             benchmark.extra_info[f"ratio_vs_{base}"] = ratio
-        self.targets.append((group, impl, base, target))
+        self.targets.append((group, impl, base, target, ratio))
         return ratio
 
 
@@ -142,10 +183,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             med = "not timed" if rec.median is None else f"{rec.median:.4g} s"
             extra = ", ".join(f"{k}={v}" for k, v in rec.info.items())
             tr.write_line(f"{group:<28} {impl:<16} median {med:<12} inertia {rec.inertia:.10g} {extra}")
-    for group, impl, base, target in book.targets:
-        mine, theirs = book.baseline(group, impl), book.baseline(group, base)
-        if mine is None or theirs is None or not mine.median or not theirs.median:
+    for group, impl, base, target, ratio in book.targets:
+        if ratio is None:
             continue
-        ratio = theirs.median / mine.median
         verdict = "" if target is None else (f"  target >= {target:g}: " + ("met" if ratio >= target else "NOT met"))
         tr.write_line(f"{group:<28} {impl} vs {base}: speed ratio {ratio:.3g} ({base} median / {impl} median){verdict}")
