@@ -175,68 +175,71 @@ class BackendImpl:
         return Run(seconds, float(model.inertia_), tuple(b - a for a, b in itertools.pairwise(ends)))
 
 
-@attrs.define
-class NumpyPortImpl:
-    """The paper's Appendix A.1 code (``kmeans.bench.baselines.paper_kmeans_numpy``)."""
+_PortOut = tuple[NDArray[Any], tuple[float, ...]]
+PortFit = Callable[[NDArray[np.uint8], int, int, NDArray[np.float64]], _PortOut]
 
+
+@attrs.define
+class PortImpl:
+    """One of the paper's functions (:mod:`kmeans.bench.baselines`), timed as the paper did: the whole call.
+
+    ``fit(img, k, iterations, centers)`` returns ``(final means, per-iteration seconds)``;
+    ``select`` picks the cells it runs (the slow ports are capped).
+    """
+
+    name: str
+    title: str
+    fit: PortFit
+    select: Callable[[PaperGrid], list[Cell]]
     colors: NDArray[Any]
     counts: NDArray[np.float64]
-    name: str = "paper-numpy"
-    title: str = "paper's NumPy code (A.1, ported)"
     shared_init: bool = True
 
     def cells(self, grid: PaperGrid) -> list[Cell]:
-        return grid.cells()
+        return self.select(grid)
 
     def run(self, img: NDArray[np.uint8], k: int, iterations: int, centers: NDArray[np.float64]) -> Run:
         t0 = time.perf_counter()
-        _, means = baselines.paper_kmeans_numpy(img, k, iterations, init_centers=centers)
+        means, its = self.fit(img, k, iterations, centers)
         seconds = time.perf_counter() - t0
-        return Run(seconds, inertia_of(self.colors, means, self.counts))
+        return Run(seconds, inertia_of(self.colors, means, self.counts), its)
 
 
-@attrs.define
-class RddPortImpl:
-    """The paper's Appendix A.2 code (``kmeans.bench.baselines.paper_kmeans_spark``)."""
+def numpy_port(colors: NDArray[Any], counts: NDArray[np.float64]) -> PortImpl:
+    """Appendix A.1, on every cell."""
 
-    sc: Any
-    colors: NDArray[Any]
-    counts: NDArray[np.float64]
-    name: str = "paper-rdd"
-    title: str = "paper's RDD code (A.2, ported)"
-    shared_init: bool = True
+    def fit(img: NDArray[np.uint8], k: int, it: int, centers: NDArray[np.float64]) -> _PortOut:
+        return baselines.paper_kmeans_numpy(img, k, it, init_centers=centers)[1], ()
 
-    def cells(self, grid: PaperGrid) -> list[Cell]:
+    return PortImpl("paper-numpy", "paper's NumPy code (A.1, ported)", fit, PaperGrid.cells, colors, counts)
+
+
+def rdd_port(sc: Any, colors: NDArray[Any], counts: NDArray[np.float64]) -> PortImpl:
+    """Appendix A.2, on ``grid.rdd_port_cells`` only."""
+
+    def fit(img: NDArray[np.uint8], k: int, it: int, centers: NDArray[np.float64]) -> _PortOut:
+        _, means, its = baselines.paper_kmeans_spark(sc, img, k, it, init_centers=centers)
+        return means, tuple(its)
+
+    def select(grid: PaperGrid) -> list[Cell]:
         cap = grid.rdd_port_cells
         return [c for c in grid.cells() if cap is None or c in cap]
 
-    def run(self, img: NDArray[np.uint8], k: int, iterations: int, centers: NDArray[np.float64]) -> Run:
-        t0 = time.perf_counter()
-        _, means, its = baselines.paper_kmeans_spark(self.sc, img, k, iterations, init_centers=centers)
-        seconds = time.perf_counter() - t0
-        return Run(seconds, inertia_of(self.colors, means, self.counts), tuple(its))
+    return PortImpl("paper-rdd", "paper's RDD code (A.2, ported)", fit, select, colors, counts)
 
 
-@attrs.define
-class MlPortImpl:
-    """The paper's Appendix A.3 code: MLlib's defaults (its own init, up to 20 iterations)."""
+def ml_port(spark: Any, colors: NDArray[Any], counts: NDArray[np.float64]) -> PortImpl:
+    """Appendix A.3: MLlib's defaults (its own init, up to 20 iterations), one cell per k."""
 
-    spark: Any
-    colors: NDArray[Any]
-    counts: NDArray[np.float64]
-    name: str = "paper-ml"
-    title: str = "paper's pyspark.ml code (A.3, ported; MLlib's own init and iterations)"
-    shared_init: bool = False
+    def fit(img: NDArray[np.uint8], k: int, it: int, centers: NDArray[np.float64]) -> _PortOut:
+        return baselines.paper_kmeans_spark_ml(spark, img, k)[1], ()
 
-    def cells(self, grid: PaperGrid) -> list[Cell]:
+    def select(grid: PaperGrid) -> list[Cell]:
         ks = grid.ks if grid.ml_port_ks is None else tuple(k for k in grid.ks if k in grid.ml_port_ks)
         return [(k, MLLIB_DEFAULT_ITER) for k in ks]
 
-    def run(self, img: NDArray[np.uint8], k: int, iterations: int, centers: NDArray[np.float64]) -> Run:
-        t0 = time.perf_counter()
-        _, means = baselines.paper_kmeans_spark_ml(self.spark, img, k)
-        seconds = time.perf_counter() - t0
-        return Run(seconds, inertia_of(self.colors, means, self.counts))
+    title = "paper's pyspark.ml code (A.3, ported; MLlib's own init and iterations)"
+    return PortImpl("paper-ml", title, fit, select, colors, counts, shared_init=False)
 
 
 @attrs.define
@@ -374,14 +377,17 @@ def run_paper(
         say("warming up the backends")
         impls: list[Any] = list(_backend_impls(img, result, wanted))
         if wanted("paper-numpy"):
-            impls.append(NumpyPortImpl(colors, counts))
-        for port, cls in (("paper-rdd", RddPortImpl), ("paper-ml", MlPortImpl)):
+            impls.append(numpy_port(colors, counts))
+        for port in ("paper-rdd", "paper-ml"):
             if not wanted(port):
                 continue
             if session is None:
                 result.unavailable[port] = spark_problem or "Spark was not started"
                 continue
-            impl = cls(session.sparkContext, colors, counts) if port == "paper-rdd" else cls(session, colors, counts)
+            if port == "paper-rdd":
+                impl = rdd_port(session.sparkContext, colors, counts)
+            else:
+                impl = ml_port(session, colors, counts)
             # The first RDD / SQL jobs pay for Python worker start-up and JVM warm-up: keep it out of the table.
             say(f"warming up {port}")
             small = np.ascontiguousarray(img[::16, ::16])
