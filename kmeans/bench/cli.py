@@ -121,7 +121,9 @@ def cmd_paper(args: argparse.Namespace) -> int:
         raise ValidationError("--repeats and --downsample must be >= 1 and --cell-budget >= 0")
     grid = attrs.evolve(grid, **changes)
     with _progress("kmeans bench paper") as (say, set_total):
-        result = run_paper(grid, progress=say, on_start=set_total)
+        result = run_paper(
+            grid, progress=say, on_start=set_total, on_partial=lambda partial: write_report(partial, args.out)
+        )
     written = write_report(result, args.out)
     print("\n".join(summary_lines(result)))
     print(

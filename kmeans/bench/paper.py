@@ -349,9 +349,16 @@ def _backend_impls(img: NDArray[np.uint8], result: PaperResult, wanted: Callable
 
 
 def run_paper(
-    grid: PaperGrid, progress: Progress | None = None, on_start: Callable[[int], None] | None = None
+    grid: PaperGrid,
+    progress: Progress | None = None,
+    on_start: Callable[[int], None] | None = None,
+    on_partial: Callable[[PaperResult], object] | None = None,
 ) -> PaperResult:
-    """Measure every implementation on ``grid``; see the module docstring."""
+    """Measure every implementation on ``grid``; see the module docstring.
+
+    ``on_partial`` is called with the result so far after each implementation finishes,
+    so that an interrupted run still leaves its measurements behind.
+    """
     t_start = time.perf_counter()
     say = progress or (lambda _msg: None)
     img = load_raccoon(grid.downsample)
@@ -413,6 +420,9 @@ def run_paper(
                 _, runs = repeat(functools.partial(impl.run, img, k, it, centers), grid.repeats, grid.cell_budget)
                 cells[(k, it)] = Measurement(tuple(runs))
             result.measurements[impl.name] = cells
+            if on_partial is not None:
+                result.wall_seconds = time.perf_counter() - t_start
+                on_partial(result)
     finally:
         if started_here and session is not None:
             session.stop()
