@@ -179,3 +179,12 @@ def test_bench_paper_rejects_bad_grid_values(bad: list[str], capsys: pytest.Capt
         main(["bench", "paper", *bad])
     assert exc.value.code == 2
     assert "expected" in capsys.readouterr().err
+
+
+def test_run_paper_reports_each_finished_implementation_as_it_goes() -> None:
+    from kmeans.bench.paper import PaperGrid, run_paper
+
+    seen: list[list[str]] = []
+    grid = PaperGrid(ks=(2,), iterations=(1,), repeats=1, downsample=16, only=("numpy", "paper-numpy"))
+    run_paper(grid, on_partial=lambda partial: seen.append(list(partial.measurements)))
+    assert seen == [["numpy"], ["numpy", "paper-numpy"]]
