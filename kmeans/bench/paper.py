@@ -259,6 +259,7 @@ class PaperResult:
     wall_seconds: float = 0.0
     load_before: float | None = None
     load_after: float | None = None
+    finished: bool = False
 
     def median(self, impl: str, cell: Cell) -> float | None:
         m = self.measurements.get(impl, {}).get(cell)
@@ -280,6 +281,7 @@ class PaperResult:
             "unavailable": self.unavailable,
             "spark_start_seconds": self.spark_start_seconds,
             "wall_seconds": self.wall_seconds,
+            "finished": self.finished,
             "load_average": [self.load_before, self.load_after],
             "results": {
                 impl: [
@@ -428,6 +430,7 @@ def run_paper(
             session.stop()
     result.wall_seconds = time.perf_counter() - t_start
     result.load_after = _load()
+    result.finished = True
     return result
 
 
@@ -475,11 +478,8 @@ def render_markdown(result: PaperResult) -> str:
         "",
         f"kmeans {__version__}, Python {platform.python_version()}, NumPy {np.__version__}, "
         f"{platform.machine()} with {_cpu_count()} CPU(s); {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
-        + (
-            f"; 1-minute load average {result.load_before:.1f} before, {result.load_after:.1f} after."
-            if result.load_before is not None and result.load_after is not None
-            else "."
-        ),
+        + (f"; 1-minute load average {result.load_before:.1f} before" if result.load_before is not None else "")
+        + (f", {result.load_after:.1f} after." if result.load_after is not None else "."),
         f"Image: raccoon {result.image_shape[1]}x{result.image_shape[0]} "
         f"({result.image_shape[0] * result.image_shape[1]:,} pixels, {result.n_distinct:,} distinct colors)"
         + (f", every {g.downsample}th pixel per axis" if g.downsample > 1 else "")
@@ -494,6 +494,12 @@ def render_markdown(result: PaperResult) -> str:
         + (f" (it took {result.spark_start_seconds:.1f} s)." if result.spark_start_seconds is not None else "."),
         "",
     ]
+    if not result.finished:
+        out += [
+            f"> **Partial report**, written while the run was still going ({result.wall_seconds:.0f} s in): "
+            "only the implementations listed below had finished.",
+            "",
+        ]
     if g.downsample > 1:
         out += [
             "> This is a reduced run (`--quick` or `--downsample`): the paper's numbers are for the full image "
