@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -182,9 +183,17 @@ def test_bench_paper_rejects_bad_grid_values(bad: list[str], capsys: pytest.Capt
 
 
 def test_run_paper_reports_each_finished_implementation_as_it_goes() -> None:
-    from kmeans.bench.paper import PaperGrid, run_paper
+    from kmeans.bench.paper import PaperGrid, render_markdown, run_paper
 
     seen: list[list[str]] = []
+    reports: list[str] = []
+
+    def on_partial(partial: Any) -> None:
+        seen.append(list(partial.measurements))
+        reports.append(render_markdown(partial))
+
     grid = PaperGrid(ks=(2,), iterations=(1,), repeats=1, downsample=16, only=("numpy", "paper-numpy"))
-    run_paper(grid, on_partial=lambda partial: seen.append(list(partial.measurements)))
+    final = run_paper(grid, on_partial=on_partial)
     assert seen == [["numpy"], ["numpy", "paper-numpy"]]
+    assert all("**Partial report**" in r for r in reports)
+    assert "**Partial report**" not in render_markdown(final)
