@@ -197,3 +197,31 @@ def test_run_paper_reports_each_finished_implementation_as_it_goes() -> None:
     assert seen == [["numpy"], ["numpy", "paper-numpy"]]
     assert all("**Partial report**" in r for r in reports)
     assert "**Partial report**" not in render_markdown(final)
+
+
+def test_run_paper_reports_an_implementation_that_crashes_and_goes_on() -> None:
+    from kmeans import register_backend, registry
+    from kmeans.bench.paper import PaperGrid, render_markdown, run_paper
+
+    class Crashing:
+        name = "crashing"
+        calls = 0
+
+        def dataset(self, X: Any, sample_weight: Any = None, *, features: Any = None) -> Any:
+            return registry.backends["numpy"].dataset(X, sample_weight)
+
+        def fit(self, dataset: Any, spec: Any) -> Any:
+            Crashing.calls += 1
+            if Crashing.calls > 1:  # the warm-up fit works, the measured ones do not
+                raise MemoryError("out of memory")
+            return registry.backends["numpy"].fit(dataset, spec)
+
+    register_backend("crashing-test", Crashing(), clobber=True)
+    try:
+        grid = PaperGrid(ks=(2,), iterations=(1,), repeats=1, downsample=16, only=("crashing-test", "numpy"))
+        result = run_paper(grid)
+    finally:
+        registry.backends._entries.pop("crashing-test")
+    assert "failed at k=2, 1 iterations: MemoryError: out of memory" in result.unavailable["crashing-test"]
+    assert (2, 1) in result.measurements["numpy"]
+    assert "- `crashing-test`: failed at k=2" in render_markdown(result)

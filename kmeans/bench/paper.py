@@ -419,7 +419,12 @@ def run_paper(
             for k, it in run_cells:
                 say(f"{impl.name}: k={k}, {it} iterations")
                 centers = shared_centers(pixels, k, grid.seed)
-                _, runs = repeat(functools.partial(impl.run, img, k, it, centers), grid.repeats, grid.cell_budget)
+                try:
+                    _, runs = repeat(functools.partial(impl.run, img, k, it, centers), grid.repeats, grid.cell_budget)
+                except Exception as exc:  # a crash (e.g. a JVM out of memory) is a result: report it, go on
+                    why = f"failed at k={k}, {it} iterations: {type(exc).__name__}: {exc}"
+                    result.unavailable[impl.name] = why[:500]
+                    break
                 cells[(k, it)] = Measurement(tuple(runs))
             result.measurements[impl.name] = cells
             if on_partial is not None:
@@ -563,7 +568,7 @@ def render_markdown(result: PaperResult) -> str:
             out.append(f"- `{impl}`: {listed} (too slow for the time budget; not measured, not estimated).")
     for impl, why in result.unavailable.items():
         any_skipped = True
-        out.append(f"- `{impl}`: not available here: {why}")
+        out.append(f"- `{impl}`: {why if why.startswith('failed') else f'not available here: {why}'}")
     if not any_skipped:
         out.append("None.")
     if result.notes:
