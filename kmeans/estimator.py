@@ -182,6 +182,9 @@ class KMeans:
         like two identical rows). ``features`` names DataFrame columns on Spark backends.
         """
         backend, spec = self._spec()
+        check_fit = getattr(backend, "check_fit", None)
+        if check_fit is not None:  # a backend refuses what it cannot do before any data is touched
+            check_fit(spec, sample_weight)
         dataset = backend.dataset(X, sample_weight, features=features)
         k = spec.n_clusters
         if k > dataset.n_rows:

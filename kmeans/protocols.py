@@ -29,6 +29,9 @@ class Dataset(Protocol):
     - ``compress()`` folds identical rows into one row whose weight is the sum of
       theirs; compressed rows come in ascending lexicographic order of their values,
       on every engine, so seeded strategies pick the same rows.
+    - Optional: ``distinct_rows(limit)``, up to ``limit`` distinct rows of positive weight,
+      when the engine can find them cheaper than a ``map_reduce`` over every row
+      (see :func:`kmeans.init._sampling.distinct_rows`).
     """
 
     @property
@@ -130,7 +133,12 @@ class Initializer(Protocol):
 
 @runtime_checkable
 class Backend(Protocol):
-    """An engine: turns user input into a :class:`Dataset`, runs fits and predictions."""
+    """An engine: turns user input into a :class:`Dataset`, runs fits and predictions.
+
+    Optional: ``check_fit(spec, sample_weight)``. When a backend has it, :meth:`KMeans.fit`
+    calls it before :meth:`dataset`, so a backend that cannot honour some parameters (an
+    adapter around another library) refuses them before any data is read.
+    """
 
     name: str
 

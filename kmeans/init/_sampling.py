@@ -77,8 +77,14 @@ def distinct_rows(dataset: Dataset, limit: int) -> Float64Array:
     """Up to ``limit`` distinct rows of positive weight (which ones is unspecified).
 
     Cheap when distinct rows are plentiful: each block looks at a growing prefix of its
-    rows and stops as soon as it has ``limit`` distinct ones.
+    rows and stops as soon as it has ``limit`` distinct ones. A dataset may provide its
+    own ``distinct_rows(limit)`` with the same contract (an engine that can answer
+    without a pass over every row, such as a DataFrame with ``LIMIT``); it is used then.
     """
+    own = getattr(dataset, "distinct_rows", None)
+    if callable(own):
+        found: Float64Array = own(limit)
+        return found
 
     def fn(block: Block) -> Float64Array:
         pts = np.asarray(block.points[block.weights > 0], dtype=np.float64)
