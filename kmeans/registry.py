@@ -93,6 +93,7 @@ _SPARK_HINT = "Install it with: pip install 'kmeans[spark]' (and a Java 17 or 21
 
 backends.register("numpy", "kmeans.backends.numpy:NumPyBackend")
 backends.register("spark-rdd", "kmeans.backends.spark_rdd:SparkRDDBackend", install_hint=_SPARK_HINT)
+backends.register("spark-ml", "kmeans.backends.spark_ml:SparkMLBackend", install_hint=_SPARK_HINT)
 initializers.register("random", "kmeans.init.random:Random")
 initializers.register("k-means++", "kmeans.init.kmeans_plus_plus:KMeansPlusPlus")
 initializers.register("k-means||", "kmeans.init.kmeans_parallel:KMeansParallel")
