@@ -72,6 +72,15 @@ def mllib_seed(seed: int) -> int:
     return ((int(seed) + (1 << 63)) % (1 << 64)) - (1 << 63)
 
 
+def _fewer_centers(init: str, found: int | None, k: int) -> ValidationError:
+    got = "fewer than" if found is None else f"only {found}"
+    return ValidationError(
+        f"MLlib's init={init!r} returned {got} distinct centers for n_clusters={k}: it drops duplicate rows "
+        "from its draw, and this data has many identical rows. Use init='k-means||', another seed, or "
+        f"{_ALTERNATIVES}, whose initializers always draw n_clusters distinct rows"
+    )
+
+
 def _refuse(what: str, supported: str) -> ValidationError:
     return ValidationError(f"backend='spark-ml' cannot {what}: MLlib supports {supported}. Use {_ALTERNATIVES}")
 
@@ -553,19 +562,22 @@ class SparkMLBackend:
     # -- MLlib calls ------------------------------------------------------------------------
 
     def _run(self, dataset: SparkMLDataset, spec: FitSpec, seed: int) -> MLlibRun:
-        init = spec.initializer
+        init, k = spec.initializer, spec.n_clusters
         if isinstance(init, ExplicitCenters):
-            run = self.run_mllib_rdd(dataset, init.centers, spec.max_iter, spec.tol, seed)
-        else:
-            run = self.run_ml(dataset, spec.n_clusters, init, spec.max_iter, spec.tol, seed)
-        found = run.centers.shape[0]
-        if found < spec.n_clusters:
-            raise ValidationError(
-                f"MLlib's init={init.name!r} returned only {found} distinct centers for n_clusters={spec.n_clusters}: "
-                "it drops duplicate rows from its draw, and this data has many identical rows. "
-                f"Use init='k-means||', another seed, or {_ALTERNATIVES}, whose initializers always draw "
-                "n_clusters distinct rows"
-            )
+            return self.run_mllib_rdd(dataset, init.centers, spec.max_iter, spec.tol, seed)
+        from py4j.protocol import Py4JJavaError
+
+        try:
+            run = self.run_ml(dataset, k, init, spec.max_iter, spec.tol, seed)
+        except Py4JJavaError as exc:
+            # MLlib's block solver indexes k centers even when its initialization found
+            # fewer, and fails with this exception; the row solver returns the fewer centers.
+            text = str(exc)
+            if "ArrayIndexOutOfBoundsException" in text and "KMeansAggregator" in text:
+                raise _fewer_centers(init.name, None, k) from exc
+            raise
+        if run.centers.shape[0] < k:
+            raise _fewer_centers(init.name, run.centers.shape[0], k)
         return run
 
     def run_ml(self, dataset: SparkMLDataset, k: int, init: Any, max_iter: int, tol: float, seed: int) -> MLlibRun:

@@ -1,0 +1,268 @@
+"""The spark-ml backend: MLlib does the fit; the adapter translates, refuses and reports like every backend."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from kmeans import Distance, KMeans, ValidationError, load_model
+from kmeans.backends.spark_ml import SparkMLBackend, SparkMLDataset, mllib_seed
+from kmeans.distance.l1 import L1
+from kmeans.distance.l2 import L2
+from kmeans.init.kmeans_parallel import KMeansParallel
+
+RNG = np.random.default_rng(3)
+CENTERS = np.array([[0.0, 0.0], [20.0, 0.0], [0.0, 20.0], [20.0, 20.0]])
+BLOBS = np.concatenate([RNG.normal(c, 0.5, size=(60, 2)) for c in CENTERS])
+
+
+def _direct_cost(X: np.ndarray, centers: np.ndarray, w: np.ndarray | None = None) -> float:
+    costs = ((X[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2).min(axis=1)
+    return float(costs.sum() if w is None else np.dot(w, costs))
+
+
+def _last_job(sc: Any) -> int:
+    return max(sc.statusTracker().getJobIdsForGroup(), default=-1)
+
+
+# -- agreement ---------------------------------------------------------------------------------
+
+
+@settings(max_examples=6, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(12, 60),
+    d=st.integers(1, 4),
+    k=st.integers(2, 4),
+    max_iter=st.integers(1, 6),
+)
+def test_from_the_same_initial_centers_mllib_equals_numpy(
+    spark: Any, seed: int, n: int, d: int, k: int, max_iter: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-5.0, 5.0, size=(n, d))
+    init = X[rng.choice(n, size=k, replace=False)]
+    ref = KMeans(k, init=init, max_iter=max_iter, tol=0).fit(X)
+    # MLlib leaves an empty cluster where it was; numpy moves it (documented difference)
+    assume(all(h.n_empty == 0 for h in ref.history_))
+    model = KMeans(k, init=init, max_iter=max_iter, tol=0, backend="spark-ml").fit(X)
+    scale = float(np.abs(X).max())
+    np.testing.assert_allclose(model.cluster_centers_, ref.cluster_centers_, rtol=1e-6, atol=1e-9 * scale)
+    assert model.inertia_ == pytest.approx(ref.inertia_, rel=1e-6)
+    np.testing.assert_allclose(model.cluster_sizes_, ref.cluster_sizes_)
+
+
+def test_kmeans_parallel_on_separated_blobs_is_within_one_percent_of_numpy_kmeans_plus_plus(spark: Any) -> None:
+    ref = KMeans(4, init="k-means++", seed=5).fit(BLOBS)
+    model = KMeans(4, init="k-means||", seed=5, backend="spark-ml").fit(BLOBS)
+    assert model.inertia_ <= ref.inertia_ * 1.01
+
+
+def test_a_single_fit_equals_calling_mllib_directly_with_the_same_seed(spark: Any) -> None:
+    from pyspark.ml.clustering import KMeans as MLlibKMeans
+    from pyspark.ml.linalg import Vectors
+
+    df = spark.createDataFrame([(Vectors.dense(r),) for r in BLOBS.tolist()], ["features"]).repartition(3).cache()
+    direct = MLlibKMeans(k=4, seed=17, maxIter=300, tol=1e-4, solver="block").fit(df)
+    model = KMeans(4, init="k-means||", seed=17, backend="spark-ml").fit(df)
+    np.testing.assert_allclose(model.cluster_centers_, np.array(direct.clusterCenters()), rtol=1e-12)
+    assert model.n_iter_ == direct.summary.numIter
+    assert df.is_cached  # the caller's cache is the caller's
+    df.unpersist()
+
+
+def test_inertia_is_the_cost_of_the_final_centers(spark: Any) -> None:
+    model = KMeans(4, init="random", n_init=1, max_iter=2, tol=0, seed=1, backend="spark-ml").fit(BLOBS)
+    assert model.inertia_ == pytest.approx(_direct_cost(BLOBS, model.cluster_centers_), rel=1e-12)
+    np.testing.assert_array_equal(model.cluster_sizes_, np.bincount(model.labels_, minlength=4))
+    assert model.history_ == []
+
+
+def test_n_iter_and_converged_come_from_mllib(spark: Any) -> None:
+    model = KMeans(4, init="k-means||", seed=2, tol=1e-4, backend="spark-ml").fit(BLOBS)
+    assert 1 <= model.n_iter_ < 300 and model.converged_
+    capped = KMeans(4, init=BLOBS[:4], max_iter=1, tol=0, backend="spark-ml").fit(BLOBS)
+    assert capped.n_iter_ == 1 and not capped.converged_
+
+
+def test_more_restarts_never_give_a_higher_inertia(spark: Any) -> None:
+    X = RNG.uniform(0, 1, size=(150, 2))
+    one = KMeans(6, init="random", n_init=1, seed=4, max_iter=3, tol=0, backend="spark-ml").fit(X)
+    three = KMeans(6, init="random", n_init=3, seed=4, max_iter=3, tol=0, backend="spark-ml").fit(X)
+    assert three.inertia_ <= one.inertia_
+
+
+# -- inputs --------------------------------------------------------------------------------------
+
+
+def test_array_input_gives_ndarray_labels_like_numpy(spark: Any) -> None:
+    model = KMeans(4, init=BLOBS[::60], max_iter=5, tol=0, backend="spark-ml").fit(BLOBS)
+    ref = KMeans(4, init=BLOBS[::60], max_iter=5, tol=0).fit(BLOBS)
+    assert isinstance(model.labels_, np.ndarray)
+    np.testing.assert_array_equal(model.labels_, ref.labels_)
+
+
+def test_rdd_input_gives_a_lazy_rdd_of_labels_in_input_order(sc: Any) -> None:
+    rdd = sc.parallelize(BLOBS.tolist(), 3)
+    model = KMeans(4, init=BLOBS[::60], max_iter=5, tol=0, backend="spark-ml").fit(rdd)
+    ref = KMeans(4, init=BLOBS[::60], max_iter=5, tol=0).fit(BLOBS)
+    assert [label for _, label in rdd.zip(model.labels_).collect()] == ref.labels_.tolist()
+
+
+@pytest.mark.parametrize("kind", ["columns", "array", "vector"])
+def test_every_dataframe_feature_layout_fits_the_same(spark: Any, kind: str) -> None:
+    from pyspark.ml.linalg import Vectors
+
+    rows = BLOBS.tolist()
+    if kind == "columns":
+        df, features = spark.createDataFrame([(a, b, "t") for a, b in rows], ["a", "b", "tag"]), ["a", "b"]
+    elif kind == "array":
+        df, features = spark.createDataFrame([(r,) for r in rows], ["xy"]), "xy"
+    else:
+        df, features = spark.createDataFrame([(Vectors.dense(r),) for r in rows], ["v"]), "v"
+    model = KMeans(4, init=BLOBS[::60], max_iter=5, tol=0, backend="spark-ml").fit(df, features=features)
+    ref = KMeans(4, init=BLOBS[::60], max_iter=5, tol=0).fit(BLOBS)
+    np.testing.assert_allclose(model.cluster_centers_, ref.cluster_centers_, rtol=1e-9)
+    assert model.labels_.collect() == ref.labels_.tolist()
+
+
+def test_a_weight_column_is_mllibs_weight_col(spark: Any) -> None:
+    w = RNG.integers(0, 4, size=BLOBS.shape[0]).astype(float)
+    df = spark.createDataFrame(
+        [(a, b, c) for (a, b), c in zip(BLOBS.tolist(), w.tolist(), strict=True)], ["a", "b", "w"]
+    )
+    model = KMeans(4, init="k-means||", seed=8, backend="spark-ml").fit(df, sample_weight="w", features=["a", "b"])
+    ref = KMeans(4, seed=8).fit(BLOBS, sample_weight=w)
+    assert model.inertia_ == pytest.approx(_direct_cost(BLOBS, model.cluster_centers_, w), rel=1e-12)
+    assert model.inertia_ <= ref.inertia_ * 1.01
+    assert model.cluster_sizes_.sum() == pytest.approx(w.sum())
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [(float("nan"), "NaN or infinite values in 1 of 240 rows"), (None, "null feature values in 1 of 240 rows")],
+)
+def test_bad_dataframe_values_are_reported_before_mllib_runs(spark: Any, bad: Any, message: str) -> None:
+    rows: list[tuple[Any, Any]] = [(a, b) for a, b in BLOBS.tolist()]
+    rows[7] = (bad, 1.0)
+    df = spark.createDataFrame(rows, "a double, b double")
+    with pytest.raises(ValidationError, match=message):
+        KMeans(4, init="k-means||", seed=1, backend="spark-ml").fit(df)
+
+
+# -- fewer than k distinct rows ------------------------------------------------------------------
+
+
+def test_fewer_distinct_rows_than_clusters_raises_as_on_numpy(spark: Any) -> None:
+    X = np.repeat(np.array([[0.0, 1.0], [2.0, 3.0]]), 20, axis=0)
+    with pytest.raises(ValidationError) as ref:
+        KMeans(3, seed=0).fit(X)
+    df = spark.createDataFrame(X.tolist(), "a double, b double")
+    with pytest.raises(ValidationError) as err:
+        KMeans(3, init="k-means||", seed=0, backend="spark-ml").fit(df)
+    assert str(err.value) == str(ref.value)
+
+
+@pytest.mark.parametrize("solver", ["block", "row"])
+def test_mllib_random_init_returning_fewer_centers_is_an_error(spark: Any, solver: str) -> None:
+    X = np.concatenate([np.zeros((2000, 2)), [[5.0, 5.0], [9.0, 9.0]]])
+    backend = SparkMLBackend(solver=solver)
+    with pytest.raises(ValidationError, match=r"returned (only \d|fewer than) distinct centers for n_clusters=3"):
+        KMeans(3, init="random", n_init=1, seed=0, backend=backend).fit(X)
+
+
+# -- refusals, before any Spark job ---------------------------------------------------------------
+
+
+class _CustomInit:
+    name = "mine"
+
+    def init(self, dataset: Any, k: int, assign: Any, seed: int) -> np.ndarray:
+        return BLOBS[:k]
+
+
+REFUSALS: list[tuple[str, dict[str, Any], Callable[[], Any], str]] = [
+    ("l1", {"distance": "l1"}, lambda: None, r"cannot use distance='l1'.*distance='l2' only.*spark-rdd"),
+    (
+        "custom-distance",
+        {"distance": Distance("mine", L1.assign, L2.update)},
+        lambda: None,
+        r"cannot use distance='mine'.*spark-rdd",
+    ),
+    ("per-partition", {"init": "per-partition"}, lambda: None, r"cannot use init='per-partition'.*'k-means\|\|'"),
+    ("take-sample", {"init": "take-sample"}, lambda: None, r"cannot use init='take-sample'.*spark-rdd"),
+    ("k-means++", {"init": "k-means++"}, lambda: None, r"cannot use init='k-means\+\+'.*numpy"),
+    ("custom-init", {"init": _CustomInit()}, lambda: None, r"cannot use init='mine'.*init='random'"),
+    (
+        "oversampling",
+        {"init": KMeansParallel(oversampling=3.0)},
+        lambda: None,
+        r"oversampling=3.0.*init_steps",
+    ),
+    (
+        "explicit-and-weights",
+        {"init": BLOBS[:4]},
+        lambda: np.ones(BLOBS.shape[0]),
+        r"explicit initial centers with sample_weight.*takes no weights",
+    ),
+    (
+        "callbacks",
+        {"init": "k-means||", "callbacks": [print]},
+        lambda: None,
+        r"cannot call callbacks.*no per-iteration hook",
+    ),
+    ("compress", {"init": "k-means||", "compress": True}, lambda: None, r"cannot compress the data.*spark-rdd"),
+]
+
+
+@pytest.mark.parametrize(("params", "weights", "message"), [r[1:] for r in REFUSALS], ids=[r[0] for r in REFUSALS])
+def test_what_mllib_cannot_do_is_refused_before_any_spark_job(
+    sc: Any, spark: Any, params: dict[str, Any], weights: Callable[[], Any], message: str
+) -> None:
+    df = spark.createDataFrame(BLOBS.tolist(), "a double, b double")
+    before = _last_job(sc)
+    with pytest.raises(ValidationError, match=message):
+        KMeans(4, seed=0, backend="spark-ml", **params).fit(df if weights() is None else BLOBS, weights())
+    assert _last_job(sc) == before
+
+
+def test_backend_options_are_validated() -> None:
+    with pytest.raises(ValidationError, match="solver must be one of"):
+        SparkMLBackend(solver="fast")
+    with pytest.raises(ValidationError, match="init_steps must be None or an integer >= 1"):
+        SparkMLBackend(init_steps=0)
+
+
+def test_seeds_fold_into_mllibs_signed_64_bit_range() -> None:
+    assert mllib_seed(5) == 5 and mllib_seed(-5) == -5
+    assert mllib_seed(2**64 - 1) == -1 and mllib_seed(2**63) == -(2**63)
+
+
+# -- using the fitted model -----------------------------------------------------------------------
+
+
+def test_predict_transform_and_save_work_like_on_every_backend(spark: Any, tmp_path: Path) -> None:
+    model = KMeans(4, init="k-means||", seed=3, backend="spark-ml").fit(BLOBS)
+    np.testing.assert_array_equal(model.predict(BLOBS), model.labels_)
+    expected = np.sqrt(((BLOBS[:5, None, :] - model.cluster_centers_[None]) ** 2).sum(axis=2))
+    np.testing.assert_allclose(model.transform(BLOBS[:5]), expected, rtol=1e-9)
+    df = spark.createDataFrame(BLOBS.tolist(), "a double, b double")
+    assert [r.prediction for r in model.predict(df).collect()] == model.labels_.tolist()
+    model.save(tmp_path / "m.json")
+    loaded = load_model(tmp_path / "m.json")
+    np.testing.assert_array_equal(loaded.cluster_centers_, model.cluster_centers_)
+    assert loaded.inertia_ == model.inertia_
+
+
+def test_the_dataset_drops_only_its_own_cache(spark: Any) -> None:
+    backend = SparkMLBackend()
+    ds = backend.dataset(BLOBS)
+    assert isinstance(ds, SparkMLDataset) and ds.owned and ds.frame.is_cached
+    ds.unpersist()
+    assert not ds.frame.is_cached
