@@ -12,6 +12,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from kmeans import Distance, KMeans, ValidationError, load_model
+from kmeans.backends.numpy import NumPyDataset
 from kmeans.backends.spark_ml import SparkMLBackend, SparkMLDataset, mllib_seed
 from kmeans.distance.l1 import L1
 from kmeans.distance.l2 import L2
@@ -266,3 +267,27 @@ def test_the_dataset_drops_only_its_own_cache(spark: Any) -> None:
     assert isinstance(ds, SparkMLDataset) and ds.owned and ds.frame.is_cached
     ds.unpersist()
     assert not ds.frame.is_cached
+
+
+def test_the_sql_pass_and_map_reduce_agree_with_numpy(spark: Any) -> None:
+    from kmeans.driver import evaluate
+
+    df = spark.createDataFrame(BLOBS.tolist(), "a double, b double")
+    ds = SparkMLBackend().dataset(df)
+    centers = BLOBS[[0, 70, 130, 200]]
+    inertia, weights = ds.evaluate(centers)
+    ref = evaluate(NumPyDataset(BLOBS), centers, L2.assign)
+    assert inertia == pytest.approx(ref[0], rel=1e-12)
+    np.testing.assert_array_equal(weights, ref[1])
+    via_blocks = evaluate(ds, centers, L2.assign)  # map_reduce converts the frame into blocks
+    assert via_blocks[0] == pytest.approx(ref[0], rel=1e-12)
+    ds.unpersist()
+
+
+def test_the_sql_pass_breaks_ties_to_the_lowest_center_index(spark: Any) -> None:
+    df = spark.createDataFrame([(0.0,), (2.0,)], "x double")
+    ds = SparkMLBackend().dataset(df)
+    inertia, weights = ds.evaluate(np.array([[1.0], [1.0], [5.0]]))
+    assert inertia == 2.0
+    np.testing.assert_array_equal(weights, [2.0, 0.0, 0.0])
+    ds.unpersist()
