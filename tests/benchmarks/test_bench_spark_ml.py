@@ -171,10 +171,12 @@ def test_raccoon(benchmark: Any, frame: Any, pixels: Any, case: tuple[int, int],
 
 
 def test_print_summary(full: bool, capsys: Any) -> None:
-    """Not a benchmark: prints what this module measured (run last)."""
+    """Not a benchmark: prints what this module measured at full size (run last)."""
+    assert RESULTS and all("spark-ml" in impls and "mllib" in impls for impls in RESULTS.values())
+    if not full:
+        return
     with capsys.disabled():
-        print(f"\nspark-ml benchmarks ({'full' if full else 'smoke'} size):")
+        print("\nspark-ml benchmarks (full size):")
         for group, impls in RESULTS.items():
             for impl, info in impls.items():
-                print(f"  {group:<10} {impl:<10} {info}")
-    assert all("spark-ml" in impls for impls in RESULTS.values())
+                print(f"  {group:<10} {impl:<13} {info}")
