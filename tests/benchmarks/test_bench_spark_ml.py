@@ -33,6 +33,7 @@ from kmeans.backends.spark_ml import SparkMLBackend
 from kmeans.backends.spark_rdd import SparkRDDBackend
 from kmeans.data import raccoon_path
 from kmeans.distance.l2 import L2
+from kmeans.image.io import load_image
 from tests.spark.conftest import local_test_session
 
 pytestmark = pytest.mark.spark
@@ -75,12 +76,9 @@ def rounds(full: bool) -> int:
 
 @pytest.fixture(scope="module")
 def pixels(full: bool) -> NDArray[np.uint8]:
-    from PIL import Image
-
-    with Image.open(raccoon_path()) as im:
-        img = np.asarray(im.convert("RGB"), dtype=np.uint8)
+    """The raccoon's pixels, every 8th per axis in smoke mode."""
     step = 1 if full else 8
-    return np.ascontiguousarray(img[::step, ::step]).reshape(-1, 3)
+    return np.ascontiguousarray(load_image(raccoon_path())[::step, ::step, :3]).reshape(-1, 3)
 
 
 @pytest.fixture(scope="module")
