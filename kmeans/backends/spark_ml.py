@@ -240,6 +240,11 @@ class SparkMLDataset:
             return assign.assign(points, centers)[0]
         return self.frame.select(self.nearest(centers).getField("label")).rdd.map(_first)
 
+    def persist(self) -> None:
+        """Cache the frame this adapter built (for the fit only: :meth:`unpersist` drops it)."""
+        if self.owned and not self.frame.is_cached:
+            self.frame.cache()
+
     def unpersist(self) -> None:
         """Drop what this adapter cached (never the caller's own cache)."""
         if self.owned and self.frame.is_cached:
@@ -349,7 +354,7 @@ def _from_dataframe(df: Any, sample_weight: Any, features: Any) -> SparkMLDatase
         frame, features_col, weight_col, owned = df, spec.columns[0], spec.weight, False
     else:
         cols = [array_to_vector(values).alias(_FEATURES), *([] if weight is None else [weight.alias(_WEIGHT)])]
-        frame, features_col, owned = df.select(*cols).cache(), _FEATURES, True
+        frame, features_col, owned = df.select(*cols), _FEATURES, True
         weight_col = None if weight is None else _WEIGHT
     return SparkMLDataset(
         frame,
@@ -378,7 +383,7 @@ def _vector_frame(df: Any, values: Any, weighted: bool, partitions: int | None =
     if partitions is not None:
         have = frame.rdd.getNumPartitions()
         frame = frame.coalesce(partitions) if have > partitions else frame.repartition(partitions)
-    return frame.cache()
+    return frame
 
 
 def _from_array(X: Any, sample_weight: Any, num_partitions: int | None) -> SparkMLDataset:
@@ -418,7 +423,6 @@ def _from_rdd(rdd: Any) -> SparkMLDataset:
 
         rows = _spark.get_session().createDataFrame(data.blocks.flatMap(_block_rows), f"{_VALUES} array<double>")
         frame = _vector_frame(rows, sf.col(_VALUES), False)
-        frame.count()  # fill the frame's cache before the blocks go
     finally:
         data.unpersist()
     return SparkMLDataset(
@@ -527,6 +531,7 @@ class SparkMLBackend:
     def fit(self, dataset: Any, spec: FitSpec) -> FitResult:
         """``spec.n_init`` MLlib fits (restart ``r > 0`` seeded ``derive_seed(seed, r)``); lowest inertia wins."""
         self.check_fit(spec, dataset.weight_col)
+        dataset.persist()
         try:
             best: tuple[float, Float64Array, Float64Array, MLlibRun, int] | None = None
             inertias: list[float] = []
@@ -567,9 +572,15 @@ class SparkMLBackend:
             return self.run_mllib_rdd(dataset, init.centers, spec.max_iter, spec.tol, seed)
         from py4j.protocol import Py4JJavaError
 
+        context = dataset.frame.sparkSession.sparkContext
+        before = set(context._jsc.getPersistentRDDs().keySet())
         try:
             run = self.run_ml(dataset, k, init, spec.max_iter, spec.tol, seed)
         except Py4JJavaError as exc:
+            # a failed MLlib fit leaves its cached training instances behind: drop them
+            for rdd_id, rdd in context._jsc.getPersistentRDDs().items():
+                if rdd_id not in before:
+                    rdd.unpersist(False)
             # MLlib's block solver indexes k centers even when its initialization found
             # fewer, and fails with this exception; the row solver returns the fewer centers.
             text = str(exc)

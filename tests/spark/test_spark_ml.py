@@ -261,12 +261,23 @@ def test_predict_transform_and_save_work_like_on_every_backend(spark: Any, tmp_p
     assert loaded.inertia_ == model.inertia_
 
 
-def test_the_dataset_drops_only_its_own_cache(spark: Any) -> None:
-    backend = SparkMLBackend()
-    ds = backend.dataset(BLOBS)
-    assert isinstance(ds, SparkMLDataset) and ds.owned and ds.frame.is_cached
+def test_the_dataset_caches_its_own_frame_only_during_a_fit(spark: Any) -> None:
+    ds = SparkMLBackend().dataset(BLOBS)
+    assert isinstance(ds, SparkMLDataset) and ds.owned and not ds.frame.is_cached
+    ds.persist()
+    assert ds.frame.is_cached
     ds.unpersist()
     assert not ds.frame.is_cached
+
+
+def test_no_cached_rdd_is_left_after_fits_and_failed_fits(sc: Any, spark: Any) -> None:
+    X = np.concatenate([np.zeros((2000, 2)), [[5.0, 5.0], [9.0, 9.0]]])
+    with pytest.raises(ValidationError):  # MLlib's block solver fails on fewer than k centers
+        KMeans(3, init="random", n_init=1, seed=0, backend="spark-ml").fit(X)
+    with pytest.raises(ValidationError):  # refused by the estimator between dataset() and fit()
+        KMeans(3, init="k-means||", seed=0, backend="spark-ml").fit(np.zeros((10, 2)))
+    KMeans(4, init="k-means||", seed=0, backend="spark-ml").fit(sc.parallelize(BLOBS.tolist(), 2))
+    assert sc._jsc.getPersistentRDDs().isEmpty()
 
 
 def test_the_sql_pass_and_map_reduce_agree_with_numpy(spark: Any) -> None:
