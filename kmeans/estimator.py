@@ -68,22 +68,64 @@ class KMeans:
 
     Parameters
     ----------
-    n_clusters: number of clusters ``k``.
-    init: ``"k-means++"`` (default), ``"random"``, another registered name, an
+    n_clusters : int
+        Number of clusters ``k``; at most the number of distinct rows of positive weight.
+    init : str, array-like or Initializer
+        ``"k-means++"`` (default), ``"random"``, another registered name, an
         ``(n_clusters, n_features)`` array of initial centers, or an ``Initializer``.
-    n_init: number of initializations; the run with the lowest inertia wins. ``"auto"``
-        is 1 for k-means++ / k-means|| / explicit centers and 10 for other initializers.
-    max_iter: maximum number of Lloyd updates.
-    tol: stop when no center moved more than ``tol`` (metric distance, data units) in
-        an update; ``0`` runs exactly ``max_iter`` updates.
-    seed: integer seed; the same seed gives the same result on every backend and any
-        partitioning. ``None`` draws one (recorded in ``seed_``).
-    backend: ``"numpy"`` (default), ``"spark-rdd"``, ``"spark-ml"`` or a ``Backend``.
-    distance: ``"l2"`` (default), ``"l1"`` or a :class:`kmeans.distance.Distance`.
-    compress: fold identical rows into weighted rows before fitting. ``"auto"`` does it
-        for integer data (such as 8-bit pixels); it changes speed, not the optimum, but
-        seeded initializers then draw from distinct rows.
-    callbacks: functions called with an :class:`IterationRecord` after every iteration.
+    n_init : int or "auto"
+        Number of initializations; the run with the lowest inertia wins (the earliest
+        on ties). ``"auto"`` is 1 for k-means++, k-means|| and explicit centers and 10
+        for other initializers. Explicit centers always run once (with a warning if
+        ``n_init > 1``).
+    max_iter : int
+        Maximum number of Lloyd updates.
+    tol : float
+        Stop after an update in which no center moved more than ``tol`` (the metric's
+        own distance, Euclidean for L2 and Manhattan for L1, in data units; not
+        relative to the data's variance). ``0`` runs exactly ``max_iter`` updates.
+    seed : int or None
+        The same seed gives the same result on every backend and any partitioning
+        (see the user guide for the exceptions). ``None`` draws one from the operating
+        system and records it in ``seed_``.
+    backend : str or Backend
+        ``"numpy"`` (default), ``"spark-rdd"``, ``"spark-ml"`` or a ``Backend``.
+    distance : str or Distance
+        ``"l2"`` (default), ``"l1"`` or a :class:`kmeans.distance.Distance`.
+    compress : bool or "auto"
+        Fold identical rows into weighted rows before fitting. ``"auto"`` does it for
+        integer data (such as 8-bit pixels). It changes speed, not the optimum, but
+        seeded initializers then draw from the distinct rows in ascending
+        lexicographic order, so seeded centers can differ from an uncompressed fit.
+    callbacks : sequence of callables
+        Functions called with an :class:`IterationRecord` after every iteration (of
+        every restart).
+
+    Attributes
+    ----------
+    cluster_centers_ : ndarray of shape (n_clusters, n_features)
+        The fitted centers, float64.
+    labels_ : ndarray or engine-native
+        Index of the closest center for every input row (an ndarray for in-memory input;
+        Spark backends may return an RDD for RDD or DataFrame input).
+    inertia_ : float
+        ``sum_i w_i cost(x_i, closest center)`` for the final centers.
+    n_iter_ : int
+        Number of Lloyd updates run by the winning restart.
+    cluster_sizes_ : ndarray of shape (n_clusters,)
+        Total weight (the row count without weights) of each cluster.
+    history_ : list of IterationRecord
+        One record per iteration of the winning restart.
+    converged_ : bool
+        Whether the winning restart stopped by the ``tol`` rule before ``max_iter``.
+    seed_ : int
+        The seed actually used (``seed``, or the one drawn for ``seed=None``).
+    n_features_in_ : int
+        Number of features seen by :meth:`fit`.
+    backend_ : Backend
+        The backend object that ran the fit.
+    distance_ : Distance
+        The distance object used by :meth:`predict`, :meth:`transform` and :meth:`score`.
     """
 
     def __init__(
