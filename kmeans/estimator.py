@@ -156,9 +156,11 @@ class KMeans:
     # -- parameters -------------------------------------------------------------------
 
     def get_params(self) -> dict[str, Any]:
+        """The constructor parameters, by name."""
         return {name: getattr(self, name) for name in _PARAMS}
 
     def set_params(self, **params: Any) -> KMeans:
+        """Change constructor parameters (unknown names raise); returns ``self``."""
         for name, value in params.items():
             if name not in _PARAMS:
                 raise ValidationError(f"unknown parameter {name!r}; known parameters: {', '.join(_PARAMS)}")

@@ -58,9 +58,21 @@ class Dataset(Protocol):
         """True when rows are known to be pairwise distinct (after ``compress``)."""
         ...
 
-    def map_reduce(self, fn: Callable[[Block], T], merge: Callable[[T, T], T]) -> T: ...
+    def map_reduce(self, fn: Callable[[Block], T], merge: Callable[[T, T], T]) -> T:
+        """``fn`` applied to every block, the partial results folded with the associative ``merge``.
 
-    def compress(self) -> Dataset: ...
+        One pass over the data (one Spark job). ``fn`` runs where the block lives (an
+        executor on Spark), so it must be picklable and must not mutate the block.
+        """
+        ...
+
+    def compress(self) -> Dataset:
+        """Identical rows folded into one row carrying their summed weight.
+
+        The result has ``distinct=True`` and its rows in ascending lexicographic order,
+        so global row indices (and seeded draws) are the same on every engine.
+        """
+        ...
 
 
 @runtime_checkable
@@ -103,11 +115,20 @@ class UpdateStep(Protocol):
         """Per-fit preparation (for example value ranges); its result is the first state."""
         ...
 
-    def partial(self, block: Block, labels: IntArray, k: int, state: Any) -> Any: ...
+    def partial(self, block: Block, labels: IntArray, k: int, state: Any) -> Any:
+        """The summary of one block's rows, given each row's cluster in ``labels``."""
+        ...
 
-    def merge(self, a: Any, b: Any) -> Any: ...
+    def merge(self, a: Any, b: Any) -> Any:
+        """Two summaries combined into one; associative (engines merge in any tree shape)."""
+        ...
 
-    def finalize(self, summary: Any, old_centers: Float64Array, state: Any) -> Float64Array | Refine: ...
+    def finalize(self, summary: Any, old_centers: Float64Array, state: Any) -> Float64Array | Refine:
+        """New ``(k, d)`` centers from the merged summary, or a :class:`Refine` for one more pass.
+
+        Clusters of zero weight keep their row of ``old_centers``.
+        """
+        ...
 
 
 class Refine:
@@ -128,7 +149,9 @@ class Initializer(Protocol):
 
     name: str
 
-    def init(self, dataset: Dataset, k: int, assign: AssignStep, seed: int) -> Float64Array: ...
+    def init(self, dataset: Dataset, k: int, assign: AssignStep, seed: int) -> Float64Array:
+        """The ``(k, d)`` float64 initial centers, using ``assign``'s metric where costs matter."""
+        ...
 
 
 @runtime_checkable
@@ -146,6 +169,10 @@ class Backend(Protocol):
         """Validate ``X`` (and weights) and wrap them; raises before any expensive pass."""
         ...
 
-    def fit(self, dataset: Dataset, spec: FitSpec) -> FitResult: ...
+    def fit(self, dataset: Dataset, spec: FitSpec) -> FitResult:
+        """Run the whole fit (usually :func:`kmeans.driver.fit_restarts`) and return its result with labels."""
+        ...
 
-    def predict(self, X: Any, centers: Float64Array, assign: AssignStep, *, features: Any = None) -> Any: ...
+    def predict(self, X: Any, centers: Float64Array, assign: AssignStep, *, features: Any = None) -> Any:
+        """Closest center of every row of engine-native input (an RDD, a DataFrame, ...)."""
+        ...

@@ -31,6 +31,10 @@ class Registry(Mapping[str, T], Generic[T]):
         self._hints: dict[str, str] = {}
 
     def register(self, name: str, impl: T | str, *, clobber: bool = False, install_hint: str = "") -> None:
+        """Add ``impl`` (an object, or a lazy ``"module:attribute"`` path) under ``name``.
+
+        Raises ``ValueError`` if ``name`` is taken, unless ``clobber=True``.
+        """
         if not isinstance(name, str) or not name:
             raise ValueError(f"a {self.kind} name must be a non-empty string, got {name!r}")
         if name in self._entries and not clobber:
@@ -73,6 +77,7 @@ class Registry(Mapping[str, T], Generic[T]):
         return self[name] if name in self._entries else default
 
     def is_loaded(self, name: str) -> bool:
+        """Whether ``name`` is registered and already imported (lazy entries load on first lookup)."""
         return name in self._entries and not isinstance(self._entries[name], str)
 
     def __iter__(self) -> Iterator[str]:

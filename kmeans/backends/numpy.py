@@ -159,6 +159,7 @@ class NumPyDataset:
         ]
 
     def map_reduce(self, fn: Callable[[Block], T], merge: Callable[[T, T], T]) -> T:
+        """``fn`` over every block (on the thread pool if ``n_threads > 1``), merged in block order."""
         blocks = self.local_blocks()
         if self.n_threads > 1 and len(blocks) > 1:
             parts: Sequence[T] = list(_pool(self.n_threads).map(fn, blocks))
@@ -189,6 +190,7 @@ class NumPyDataset:
 
 
 def default_threads() -> int:
+    """The threads used when ``n_threads=None``: the cores this process may use, at most 4."""
     return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
 
 
@@ -201,6 +203,7 @@ class NumPyBackend:
     block_rows: int | None = None
 
     def dataset(self, X: Any, sample_weight: Any = None, *, features: Any = None) -> NumPyDataset:
+        """Validate ``X`` and ``sample_weight`` and wrap them; raises before any pass over the data."""
         if features is not None:
             raise ValidationError(
                 "features= selects DataFrame columns; the numpy backend takes an array (select columns first)"
@@ -218,6 +221,7 @@ class NumPyBackend:
         )
 
     def fit(self, dataset: Any, spec: FitSpec) -> FitResult:
+        """Compress if asked (``"auto"``: integer data), run the restarts, label every input row."""
         original = dataset
         if spec.compress is True or (spec.compress == "auto" and dataset.integer_valued):
             dataset = dataset.compress()
@@ -229,6 +233,7 @@ class NumPyBackend:
         return attrs.evolve(result, labels=labels)
 
     def predict(self, X: Any, centers: Float64Array, assign: AssignStep, *, features: Any = None) -> NDArray[np.int32]:
+        """Closest center of every row of ``X`` (the lowest index on ties), as int32."""
         ds = self.dataset(X, features=features)
         return dataset_labels(ds, centers, assign)
 
