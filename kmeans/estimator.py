@@ -70,7 +70,7 @@ class KMeans:
     ----------
     n_clusters : int
         Number of clusters ``k``; at most the number of distinct rows of positive weight.
-    init : str, array-like or Initializer
+    init : str, ndarray or Initializer
         ``"k-means++"`` (default), ``"random"``, another registered name, an
         ``(n_clusters, n_features)`` array of initial centers, or an ``Initializer``.
     n_init : int or "auto"
@@ -105,7 +105,7 @@ class KMeans:
     ----------
     cluster_centers_ : ndarray of shape (n_clusters, n_features)
         The fitted centers, float64.
-    labels_ : ndarray or engine-native
+    labels_ : ndarray or RDD
         Index of the closest center for every input row (an ndarray for in-memory input;
         Spark backends may return an RDD for RDD or DataFrame input).
     inertia_ : float
