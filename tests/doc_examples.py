@@ -11,6 +11,13 @@ A block may be preceded by one marker line (an HTML comment, invisible in the si
 - ``<!-- docs-test: skip REASON -->``: never run; the reason is required (keep these rare:
   only for snippets that cannot run anywhere, such as a ``spark-submit`` cluster URL).
 
+A page may also hold hidden set-up code, run in order with its blocks but not shown on
+the site, for examples that name a user's file (``quantize("photo.jpg")``)::
+
+    <!-- docs-test: setup
+    Image.open(raccoon_path()).save("photo.jpg")
+    -->
+
 Any other ``docs-test`` marker is an error, so a typo cannot silently skip an example.
 """
 
@@ -31,7 +38,10 @@ DOCS = ROOT / "docs"
 
 _FENCE = re.compile(r"^```python\s*$")
 _MARKER = re.compile(r"^<!--\s*docs-test:\s*(?P<kind>\S+)\s*(?P<reason>.*?)\s*-->\s*$")
+_SETUP = re.compile(r"^<!--\s*docs-test:\s*setup\s*$")
 KINDS = ("run", "spark", "skip")
+#: Kinds run by the plain docs test; the Spark docs test also runs "spark".
+LOCAL_KINDS = ("setup", "run")
 
 
 @dataclass(frozen=True)
@@ -59,6 +69,15 @@ def examples(page: Path) -> list[Example]:
     found: list[Example] = []
     i = 0
     while i < len(lines):
+        if _SETUP.match(lines[i].strip()):
+            end = i + 1
+            while end < len(lines) and lines[end].strip() != "-->":
+                end += 1
+            if end == len(lines):
+                raise ValueError(f"{page}:{i + 1}: unclosed docs-test setup comment")
+            found.append(Example(page, i + 2, "setup", "\n".join(lines[i + 1 : end]) + "\n"))
+            i = end + 1
+            continue
         if not _FENCE.match(lines[i]):
             i += 1
             continue

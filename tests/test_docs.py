@@ -20,7 +20,7 @@ from types import ModuleType
 import pytest
 
 import kmeans
-from tests.doc_examples import ROOT, examples, pages, run_examples
+from tests.doc_examples import LOCAL_KINDS, ROOT, examples, pages, run_examples
 
 
 def _page_id(page: Path) -> str:
@@ -45,7 +45,7 @@ def test_docs_site_builds_with_warnings_as_errors(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("page", PAGES_WITH_EXAMPLES, ids=_page_id)
 def test_page_examples_run(page: Path, tmp_path: Path) -> None:
-    blocks = [e for e in examples(page) if e.kind == "run"]
+    blocks = [e for e in examples(page) if e.kind in LOCAL_KINDS]
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # an example that warns is teaching the wrong call
         run_examples(blocks, tmp_path)
