@@ -21,6 +21,7 @@ class Dataset(Protocol):
     """The data as one engine holds it: a sequence of :class:`Block` objects.
 
     Contract:
+
     - ``map_reduce(fn, merge)`` applies ``fn`` to every block and combines the partial
       results with ``merge``. ``merge`` must be associative; engines may merge in any
       tree shape, so results may differ only by floating-point rounding.
@@ -35,13 +36,19 @@ class Dataset(Protocol):
     """
 
     @property
-    def n_rows(self) -> int: ...
+    def n_rows(self) -> int:
+        """Number of rows (distinct rows after ``compress``)."""
+        ...
 
     @property
-    def n_features(self) -> int: ...
+    def n_features(self) -> int:
+        """Number of columns ``d``."""
+        ...
 
     @property
-    def total_weight(self) -> float: ...
+    def total_weight(self) -> float:
+        """Sum of all row weights (the row count for unit weights)."""
+        ...
 
     @property
     def dtype(self) -> np.dtype[Any]:
