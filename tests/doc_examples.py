@@ -12,11 +12,14 @@ A block may be preceded by one marker line (an HTML comment, invisible in the si
   only for snippets that cannot run anywhere, such as a ``spark-submit`` cluster URL).
 
 A page may also hold hidden set-up code, run in order with its blocks but not shown on
-the site, for examples that name a user's file (``quantize("photo.jpg")``)::
+the site, for examples that name a user's file (``quantize("photo.jpg")``) or data::
 
     <!-- docs-test: setup
     Image.open(raccoon_path()).save("photo.jpg")
     -->
+
+``<!-- docs-test: spark-setup`` is the same for set-up that needs Spark (run only by the
+Spark docs test), such as building the ``df`` or ``rdd`` an example fits.
 
 Any other ``docs-test`` marker is an error, so a typo cannot silently skip an example.
 """
@@ -38,10 +41,11 @@ DOCS = ROOT / "docs"
 
 _FENCE = re.compile(r"^```python\s*$")
 _MARKER = re.compile(r"^<!--\s*docs-test:\s*(?P<kind>\S+)\s*(?P<reason>.*?)\s*-->\s*$")
-_SETUP = re.compile(r"^<!--\s*docs-test:\s*setup\s*$")
+_SETUP = re.compile(r"^<!--\s*docs-test:\s*(?P<kind>setup|spark-setup)\s*$")
 KINDS = ("run", "spark", "skip")
-#: Kinds run by the plain docs test; the Spark docs test also runs "spark".
+#: Kinds run by the plain docs test, and by the Spark docs test (which runs them all in page order).
 LOCAL_KINDS = ("setup", "run")
+SPARK_KINDS = ("setup", "run", "spark-setup", "spark")
 
 
 @dataclass(frozen=True)
@@ -69,13 +73,14 @@ def examples(page: Path) -> list[Example]:
     found: list[Example] = []
     i = 0
     while i < len(lines):
-        if _SETUP.match(lines[i].strip()):
+        setup = _SETUP.match(lines[i].strip())
+        if setup:
             end = i + 1
             while end < len(lines) and lines[end].strip() != "-->":
                 end += 1
             if end == len(lines):
                 raise ValueError(f"{page}:{i + 1}: unclosed docs-test setup comment")
-            found.append(Example(page, i + 2, "setup", "\n".join(lines[i + 1 : end]) + "\n"))
+            found.append(Example(page, i + 2, setup["kind"], "\n".join(lines[i + 1 : end]) + "\n"))
             i = end + 1
             continue
         if not _FENCE.match(lines[i]):
