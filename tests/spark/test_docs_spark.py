@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.doc_examples import SPARK_KINDS, ROOT, examples, pages, run_examples
+from tests.doc_examples import ROOT, SPARK_KINDS, examples, pages, run_examples
 
 SPARK_PAGES = [p for p in pages() if any(e.kind in ("spark", "spark-setup") for e in examples(p))]
 
