@@ -177,7 +177,7 @@ class KMeans:
                 shown.append(f"{name}={'<array>' if isinstance(value, np.ndarray) else repr(value)}")
         return f"KMeans({', '.join(shown)})"
 
-    def _spec(self, n_features: int | None = None) -> tuple[Any, FitSpec]:
+    def _spec(self) -> tuple[Any, FitSpec]:
         k = check_positive_int(self.n_clusters, "n_clusters")
         max_iter = check_positive_int(self.max_iter, "max_iter")
         tol = check_tol(self.tol)

@@ -8,7 +8,6 @@ merges associatively, so any engine and any partitioning selects the same rows.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import attrs
 import numpy as np
@@ -100,7 +99,3 @@ def distinct_rows(dataset: Dataset, limit: int) -> Float64Array:
         return both[first_distinct(both, limit)]
 
     return dataset.map_reduce(fn, merge)
-
-
-def as_float64(points: Any) -> Float64Array:
-    return np.asarray(points, dtype=np.float64)
