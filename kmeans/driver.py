@@ -72,10 +72,19 @@ def summarize(
     state: Any,
     moves: Sequence[Move] = (),
 ) -> _PassSummary:
-    """One fused pass: assign each row, then summarize rows per cluster for ``update``."""
+    """One fused pass: assign each row, then summarize rows per cluster for ``update``.
+
+    Uses ``update.fused_partial`` (one compiled read of each block) when the update step
+    has it, accepts ``assign`` and no relocation is pending.
+    """
     k = centers.shape[0]
+    fused = None if moves else getattr(update, "fused_partial", None)
 
     def fn(block: Block) -> _PassSummary:
+        if fused is not None:
+            out = fused(assign, block, centers, state)
+            if out is not None:
+                return _PassSummary(*out)
         labels, costs = assign.assign(block.points, centers)
         inertia = weighted_sum(block.weights, costs)
         labels = _override(labels, block, moves)
@@ -93,11 +102,21 @@ def summarize(
     return dataset.map_reduce(fn, merge)
 
 
-def evaluate(dataset: Dataset, centers: Float64Array, assign: AssignStep) -> tuple[float, Float64Array]:
-    """``(inertia, cluster_weights)`` of ``centers``: ``sum_i w_i cost(x_i, closest center)``."""
+def evaluate(
+    dataset: Dataset, centers: Float64Array, assign: AssignStep, update: UpdateStep | None = None
+) -> tuple[float, Float64Array]:
+    """``(inertia, cluster_weights)`` of ``centers``: ``sum_i w_i cost(x_i, closest center)``.
+
+    With ``update``, its ``fused_partial`` (if any) does the pass.
+    """
     k = centers.shape[0]
+    fused = getattr(update, "fused_partial", None)
 
     def fn(block: Block) -> tuple[float, Float64Array]:
+        if fused is not None:
+            out = fused(assign, block, centers, None)
+            if out is not None:
+                return out[1], out[2]
         labels, costs = assign.assign(block.points, centers)
         return weighted_sum(block.weights, costs), weighted_bincount(labels, block.weights, k)
 
@@ -214,7 +233,7 @@ def lloyd(
         if tol > 0 and shift <= tol:
             converged = True
             break
-    inertia, weights = evaluate(dataset, centers, assign)
+    inertia, weights = evaluate(dataset, centers, assign, update)
     return LloydResult(
         centers=centers,
         inertia=inertia,

@@ -114,6 +114,12 @@ class UpdateStep(Protocol):
     returns the new ``(k, d)`` centers, or a :class:`Refine` asking for one more pass
     with a new state (the exact median narrows its histograms that way). A cluster of
     zero weight keeps its old center; the driver's empty-cluster policy handles it.
+
+    Optional: ``fused_partial(assign, block, centers, state)``. When an update step has
+    it, the driver calls it first and uses its ``(summary, inertia, cluster_weights)`` in
+    place of ``assign`` + ``partial`` + the driver's own sums, all from one read of the
+    block; returning ``None`` (an assign step it does not know) falls back to the
+    generic path. The result must equal the generic path's up to summation rounding.
     """
 
     name: str

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kmeans.backends.numpy import NumPyBackend, NumPyDataset, compress_rows
 from kmeans.data import raccoon_path
@@ -132,3 +134,43 @@ def test_fit_labels_map_back_to_uncompressed_rows() -> None:
     X = np.array([[0, 0], [9, 9], [0, 0], [9, 8]], dtype=np.uint8)
     model = KMeans(2, init=np.array([[0.0, 0.0], [9.0, 9.0]]), seed=0).fit(X)
     assert model.labels_.tolist() == [0, 1, 0, 1]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    dtype=st.sampled_from([np.uint8, np.int8, np.uint16, np.int16, np.int32, np.uint32, np.int64]),
+    n=st.integers(1, 300),
+    d=st.integers(1, 4),
+    spread=st.sampled_from([1, 3, 200, 70_000]),
+    seed=st.integers(0, 2**16),
+)
+def test_compress_integer_rows_matches_brute_force_on_every_path(
+    dtype: type, n: int, d: int, spread: int, seed: int
+) -> None:
+    # Small spans go through the direct-address table, large ones through a sort of the
+    # packed keys; both must give np.unique's rows, sums and inverse.
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(seed)
+    lo = max(int(info.min), -spread)
+    hi = min(int(info.max), spread)
+    X = rng.integers(lo, hi + 1, size=(n, d)).astype(dtype)
+    w = rng.uniform(0.0, 2.0, n)
+    rows, weights, inverse = compress_rows(X, w)
+    want_rows, want_weights = oracle.compress(X, w)
+    assert rows.dtype == X.dtype
+    np.testing.assert_array_equal(rows, want_rows)
+    np.testing.assert_allclose(weights, want_weights, rtol=1e-12)
+    np.testing.assert_array_equal(rows[inverse], X)
+
+
+def test_compress_uses_the_direct_address_table_for_8_bit_rgb(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The 24-bit RGB cube is within the table's span: no sort of the rows or keys.
+    def no_unique(*args: object, **kwargs: object) -> None:
+        raise AssertionError("np.unique called on the table path")
+
+    X = np.array([[255, 0, 7], [0, 0, 0], [255, 0, 7], [255, 255, 255]], dtype=np.uint8)
+    monkeypatch.setattr(np, "unique", no_unique)
+    rows, weights, inverse = compress_rows(X, None)
+    assert rows.tolist() == [[0, 0, 0], [255, 0, 7], [255, 255, 255]]
+    assert weights.tolist() == [1.0, 2.0, 1.0]
+    assert inverse.tolist() == [1, 0, 1, 2]

@@ -198,3 +198,54 @@ def test_float32_points_are_never_copied_to_float64(metric: SquaredEuclidean) ->
         tracemalloc.stop()
     outputs = n * (np.dtype(np.intp).itemsize + 8)  # labels and float64 costs
     assert peak < outputs + n * 3 * 8 // 2  # a float64 copy of the points would add n * 24 bytes
+
+
+def _generic_pass(points: np.ndarray, weights: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, ...]:
+    labels, costs = SquaredEuclidean().assign(points, centers)
+    sums, wsum = WeightedMean().partial(Block(points, weights), labels, centers.shape[0], None)
+    return sums, wsum, np.sum(weights * costs)
+
+
+@pytest.mark.parametrize("k", [1, 2, 10, 24, 25, 256])  # 24/25: either side of the RGB register kernel
+@pytest.mark.parametrize("d", [1, 3, 5])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.uint8])
+@pytest.mark.parametrize("unit", [True, False])
+def test_fused_pass_equals_assign_then_partial(k: int, d: int, dtype: type, unit: bool) -> None:
+    rng = np.random.default_rng(k * 100 + d)
+    points = (rng.integers(0, 256, size=(2000, d)) if dtype == np.uint8 else rng.normal(size=(2000, d))).astype(dtype)
+    centers = points[rng.choice(2000, k, replace=False)].astype(np.float64) + rng.normal(scale=0.01, size=(k, d))
+    weights = np.broadcast_to(np.float64(1.0), (2000,)) if unit else rng.uniform(0.0, 3.0, 2000)
+    out = WeightedMean().fused_partial(SquaredEuclidean(), Block(points, weights), centers, None)
+    assert out is not None
+    (sums, wsum), inertia, cluster_weights = out
+    want_sums, want_wsum, want_inertia = _generic_pass(points, weights, centers)
+    # Same labels and the same row-order accumulation: the sums are bit-identical.
+    np.testing.assert_array_equal(sums, want_sums)
+    np.testing.assert_array_equal(wsum, want_wsum)
+    np.testing.assert_array_equal(cluster_weights, want_wsum)
+    assert inertia == pytest.approx(want_inertia, rel=1e-12)
+
+
+@pytest.mark.parametrize("k", [4, 40])
+def test_fused_pass_breaks_ties_towards_the_lowest_center_index(k: int) -> None:
+    # Every center is duplicated: each row is exactly as close to center j as to j + k/2.
+    half = np.arange(k // 2, dtype=np.float64)[:, None] * np.ones((1, 3))
+    centers = np.vstack([half, half])
+    points = np.repeat(half, 3, axis=0) + 0.25
+    out = WeightedMean().fused_partial(SquaredEuclidean(), Block(points, np.ones(points.shape[0])), centers, None)
+    assert out is not None
+    wsum = out[2]
+    assert wsum[: k // 2].tolist() == [3.0] * (k // 2) and wsum[k // 2 :].sum() == 0.0
+
+
+def test_fused_pass_declines_when_assignment_would_use_the_gemm_path() -> None:
+    points, centers = _data(1, 50, 20, 3)
+    block = Block(points, np.ones(50))
+    assert WeightedMean().fused_partial(SquaredEuclidean(), block, centers, None) is None
+    assert WeightedMean().fused_partial(L2.assign, Block(points[:, :3], np.ones(50)), centers[:, :3], None) is not None
+
+
+def test_fused_pass_of_an_empty_block_is_zero() -> None:
+    out = WeightedMean().fused_partial(SquaredEuclidean(), Block(np.empty((0, 3)), np.empty(0)), np.zeros((2, 3)), None)
+    assert out is not None
+    assert out[1] == 0.0 and out[2].tolist() == [0.0, 0.0]

@@ -281,3 +281,51 @@ def test_relocation_example_from_scikit_learn_suite() -> None:
     assert result.history[0].n_empty == 1
     assert result.inertia == 0.25
     assert result.centers.tolist() == [[0.75, 1.0], [0.25, 0.0]]
+
+
+class _Unfused:
+    """The weighted mean without its fused pass: forces the driver's generic path."""
+
+    name = "mean-unfused"
+
+    def __init__(self) -> None:
+        self._inner = L2.update
+
+    def plan(self, dataset: Any, k: int) -> Any:
+        return self._inner.plan(dataset, k)
+
+    def partial(self, block: Any, labels: Any, k: int, state: Any) -> Any:
+        return self._inner.partial(block, labels, k, state)
+
+    def merge(self, a: Any, b: Any) -> Any:
+        return self._inner.merge(a, b)
+
+    def finalize(self, summary: Any, old: Any, state: Any) -> Any:
+        return self._inner.finalize(summary, old, state)
+
+
+@pytest.mark.parametrize("d", [2, 3])
+@pytest.mark.parametrize("k", [3, 30])
+def test_fused_pass_gives_the_generic_paths_fit(d: int, k: int) -> None:
+    # The last two centers start far away and come back empty: relocation passes (which
+    # take the generic path) mix with fused ones.
+    X = _blobs(d * 10 + k, d=d)
+    w = np.random.default_rng(k).uniform(0.5, 2.0, X.shape[0])
+    centers = X[:k] + 0.001
+    centers[-2:] = 1000.0 + np.arange(2.0)[:, None]
+    fused = _run(X, centers, w=w, max_iter=8)
+    generic = lloyd(
+        NumPyDataset(X, w),
+        centers,
+        L2.assign,
+        _Unfused(),
+        max_iter=8,
+        tol=0.0,  # type: ignore[arg-type]
+    )
+    np.testing.assert_array_equal(fused.centers, generic.centers)
+    np.testing.assert_array_equal(fused.cluster_weights, generic.cluster_weights)
+    assert fused.inertia == pytest.approx(generic.inertia, rel=1e-12)
+    assert [r.n_empty for r in fused.history] == [r.n_empty for r in generic.history]
+    assert fused.history[0].n_empty == 2
+    for a, b in zip(fused.history, generic.history, strict=True):
+        assert a.inertia == pytest.approx(b.inertia, rel=1e-12)

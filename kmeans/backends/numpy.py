@@ -17,6 +17,7 @@ import attrs
 import numpy as np
 from numpy.typing import NDArray
 
+from kmeans._kernels import pack_rows, small_int_ranges, unique_small_keys
 from kmeans._types import Block, FitResult, FitSpec, Float64Array, FloatArray, IntArray
 from kmeans._validation import check_points, check_weights
 from kmeans.driver import fit_restarts
@@ -40,15 +41,26 @@ def _float_points(arr: NDArray[Any]) -> FloatArray:
     return arr.astype(np.float64)
 
 
-def _packed_keys(arr: NDArray[Any]) -> tuple[NDArray[np.int64], NDArray[Any], list[int]] | None:
+#: Packed keys spanning at most this many values are deduplicated through a
+#: direct-address table (at most 64 MiB of int32; the whole 24-bit RGB cube fits), not a sort.
+_TABLE_KEYS = 1 << 24
+
+
+def _packed_keys(arr: NDArray[Any]) -> tuple[NDArray[np.int64], NDArray[Any], list[int], int] | None:
     """Row keys ``sum_j (x_j - min_j) * stride_j`` that sort like the rows, or None.
 
-    Returns ``(keys, mins, strides)``; ``mins`` is in ``arr``'s own dtype. Spans are
-    computed with Python integers, so 64-bit ranges that overflow int64 are detected
-    (and fall back to a row-wise sort) instead of wrapping.
+    Returns ``(keys, mins, strides, span)`` with every key in ``[0, span)``; ``mins`` is
+    in ``arr``'s own dtype. Spans are computed with Python integers, so 64-bit ranges
+    that overflow int64 are detected (and fall back to a row-wise sort) instead of wrapping.
     """
-    mins, maxs = arr.min(axis=0), arr.max(axis=0)
-    spans = [int(hi) - int(lo) + 1 for lo, hi in zip(mins.tolist(), maxs.tolist(), strict=True)]
+    small = arr.dtype.kind in "iu" and arr.dtype.itemsize <= 4
+    if small:  # one compiled pass for every column's range (NumPy's axis-0 min/max is strided)
+        lo, hi = small_int_ranges(arr)
+        lows, highs = lo.tolist(), hi.tolist()
+    else:
+        mins_, maxs_ = arr.min(axis=0), arr.max(axis=0)
+        lows, highs = [int(v) for v in mins_.tolist()], [int(v) for v in maxs_.tolist()]
+    spans = [hi_ - lo_ + 1 for lo_, hi_ in zip(lows, highs, strict=True)]
     total = 1
     for s in spans:
         total *= s
@@ -57,24 +69,32 @@ def _packed_keys(arr: NDArray[Any]) -> tuple[NDArray[np.int64], NDArray[Any], li
     strides = [1] * arr.shape[1]
     for j in range(arr.shape[1] - 2, -1, -1):
         strides[j] = strides[j + 1] * spans[j + 1]
+    if small:
+        keys = pack_rows(arr, lo, np.asarray(strides, dtype=np.int64))
+        return keys, lo.astype(arr.dtype), strides, total
+    mins = mins_
     keys = np.zeros(arr.shape[0], dtype=np.int64)
     for j in range(arr.shape[1]):
         # Offsets from the minimum fit in int64 (span < 2**62); the int64 subtraction may
         # wrap for uint64 input, but modulo 2**64 it is still exact.
         keys += (arr[:, j].astype(np.int64) - mins[j : j + 1].astype(np.int64)) * strides[j]
-    return keys, mins, strides
+    return keys, mins, strides, total
 
 
 def compress_rows(arr: NDArray[Any], weights: Float64Array | None) -> tuple[NDArray[Any], Float64Array, IntArray]:
     """Fold identical rows: ``(unique rows ascending lexicographically, summed weights, inverse)``.
 
-    Integer rows use a packed integer key (one 1-D sort, no row-wise comparison); float
-    rows fall back to ``np.unique(axis=0)``.
+    Integer rows use a packed integer key (no row-wise comparison): keys of a small span
+    (8-bit RGB) go through a direct-address table, larger spans through one 1-D sort.
+    Float rows fall back to ``np.unique(axis=0)``.
     """
-    packed = _packed_keys(arr) if arr.dtype.kind in "biu" else None
+    packed = _packed_keys(arr) if arr.dtype.kind in "biu" and arr.shape[0] else None
     if packed is not None:
-        keys, mins, strides = packed
-        uniq, inverse = np.unique(keys, return_inverse=True)
+        keys, mins, strides, span = packed
+        if span <= _TABLE_KEYS:
+            uniq, inverse = unique_small_keys(keys, span)
+        else:
+            uniq, inverse = np.unique(keys, return_inverse=True)
         rows = np.empty((uniq.shape[0], arr.shape[1]), dtype=arr.dtype)
         rest = uniq.copy()
         for j in range(arr.shape[1]):

@@ -17,7 +17,7 @@ from typing import Any
 import attrs
 import numpy as np
 
-from kmeans._kernels import assign_sqeuclidean, weighted_sums
+from kmeans._kernels import assign_sqeuclidean, lloyd_sqeuclidean, weighted_sums
 from kmeans._types import Block, Float64Array, FloatArray, IntArray
 from kmeans.distance.base import Distance
 
@@ -116,6 +116,21 @@ class WeightedMean:
 
     def partial(self, block: Block, labels: IntArray, k: int, state: Any) -> tuple[Float64Array, Float64Array]:
         return weighted_sums(block.points, block.weights, labels, k)
+
+    def fused_partial(
+        self, assign: Any, block: Block, centers: Float64Array, state: Any
+    ) -> tuple[tuple[Float64Array, Float64Array], float, Float64Array] | None:
+        """Assignment, summary and cost in one compiled pass, for the direct L2 kernel's cases.
+
+        Same labels as :meth:`SquaredEuclidean.assign` (below ``direct_max_features`` it
+        computes the same float64 distances); above it the GEMM assignment is used, so
+        this declines (``None``) and the driver takes the generic path.
+        """
+        # Exact type: a subclass may override ``assign``, which this pass would bypass.
+        if type(assign) is not SquaredEuclidean or block.points.shape[1] > assign.direct_max_features:
+            return None
+        sums, weights, inertia = lloyd_sqeuclidean(block.points, block.weights, centers)
+        return (sums, weights), inertia, weights
 
     def merge(
         self, a: tuple[Float64Array, Float64Array], b: tuple[Float64Array, Float64Array]

@@ -86,13 +86,14 @@ def distinct_rows(dataset: Dataset, limit: int) -> Float64Array:
         return found
 
     def fn(block: Block) -> Float64Array:
-        pts = np.asarray(block.points[block.weights > 0], dtype=np.float64)
-        size = min(pts.shape[0], max(2 * limit, 64))
-        while True:
-            found = pts[first_distinct(pts[:size], limit)]
-            if found.shape[0] >= limit or size >= pts.shape[0]:
+        n = block.n_rows
+        size = min(n, max(2 * limit, 64))
+        while True:  # only the prefix is filtered and copied, not the whole block
+            pts = np.asarray(block.points[:size][block.weights[:size] > 0], dtype=np.float64)
+            found = pts[first_distinct(pts, limit)]
+            if found.shape[0] >= limit or size >= n:
                 return found
-            size = min(pts.shape[0], size * 4)
+            size = min(n, size * 4)
 
     def merge(a: Float64Array, b: Float64Array) -> Float64Array:
         both = np.concatenate([a, b])

@@ -31,6 +31,14 @@ from kmeans.distance.base import Distance  # noqa: E402
 from kmeans.distance.l2 import L2  # noqa: E402
 
 
+def fail_on_first_attempt() -> None:
+    from pyspark import TaskContext
+
+    ctx = TaskContext.get()
+    if ctx is not None and ctx.attemptNumber() == 0:
+        raise RuntimeError("injected failure on the first attempt")
+
+
 class FailFirstAttempt:
     """An L2 assign step that raises in every task's first attempt (and works on retries)."""
 
@@ -40,11 +48,7 @@ class FailFirstAttempt:
         self.inner = L2.assign
 
     def assign(self, points: Any, centers: Any) -> Any:
-        from pyspark import TaskContext
-
-        ctx = TaskContext.get()
-        if ctx is not None and ctx.attemptNumber() == 0:
-            raise RuntimeError("injected failure on the first attempt")
+        fail_on_first_attempt()
         return self.inner.assign(points, centers)
 
     def pairwise(self, points: Any, centers: Any) -> Any:
@@ -52,6 +56,33 @@ class FailFirstAttempt:
 
     def shift(self, old: Any, new: Any) -> Any:
         return self.inner.shift(old, new)
+
+
+class FailFirstUpdate:
+    """The L2 mean update, failing likewise; its passes run the same fused kernel as L2's."""
+
+    name = "mean"
+
+    def __init__(self) -> None:
+        self.inner = L2.update
+
+    def plan(self, dataset: Any, k: int) -> Any:
+        return self.inner.plan(dataset, k)
+
+    def partial(self, block: Any, labels: Any, k: int, state: Any) -> Any:
+        fail_on_first_attempt()
+        return self.inner.partial(block, labels, k, state)
+
+    def fused_partial(self, assign: Any, block: Any, centers: Any, state: Any) -> Any:
+        fail_on_first_attempt()
+        inner_assign = assign.inner if isinstance(assign, FailFirstAttempt) else assign
+        return self.inner.fused_partial(inner_assign, block, centers, state)
+
+    def merge(self, a: Any, b: Any) -> Any:
+        return self.inner.merge(a, b)
+
+    def finalize(self, summary: Any, old: Any, state: Any) -> Any:
+        return self.inner.finalize(summary, old, state)
 
 
 def executor_pids(app_id: str) -> list[int]:
@@ -93,7 +124,7 @@ def main(master: str) -> None:
     out["reference"] = summary(KMeans(**params).fit(X))
     backend = SparkRDDBackend(num_partitions=4)
     out["plain"] = summary(KMeans(**params, backend=backend).fit(X))
-    flaky = Distance(name="l2", assign=FailFirstAttempt(), update=L2.update)
+    flaky = Distance(name="l2", assign=FailFirstAttempt(), update=FailFirstUpdate())
     out["flaky"] = summary(KMeans(**params, backend=backend, distance=flaky).fit(X))
     if master.startswith("local-cluster"):
         killed: list[int] = []
