@@ -245,11 +245,18 @@ def lloyd(
     )
 
 
-def fit_restarts(dataset: Dataset, spec: FitSpec, on_restart: Callable[[int], None] | None = None) -> FitResult:
+def fit_restarts(
+    dataset: Dataset,
+    spec: FitSpec,
+    on_restart: Callable[[int], None] | None = None,
+    run: Callable[..., LloydResult] = lloyd,
+) -> FitResult:
     """Run ``spec.n_init`` initializations + Lloyd runs and keep the lowest inertia.
 
     Restart ``r`` initializes with ``derive_seed(spec.seed, r)``; ties in inertia keep
-    the earliest restart.
+    the earliest restart. ``run`` executes the Lloyd iterations (:func:`lloyd`'s
+    signature); an engine may pass its own, e.g. one that runs :func:`lloyd` where the
+    data lives.
     """
     assign, update = spec.distance.assign, spec.distance.update
     best: LloydResult | None = None
@@ -259,7 +266,7 @@ def fit_restarts(dataset: Dataset, spec: FitSpec, on_restart: Callable[[int], No
             on_restart(r)
         run_seed = derive_seed(spec.seed, r)
         centers = spec.initializer.init(dataset, spec.n_clusters, assign, run_seed)
-        result = lloyd(
+        result = run(
             dataset,
             centers,
             assign,

@@ -140,7 +140,7 @@ def _numpy(frame: Any, pixels: Any, k: int, n: int) -> dict[str, Any]:
 
 
 def _spark_rdd(frame: Any, pixels: Any, k: int, n: int) -> dict[str, Any]:
-    backend = SparkRDDBackend(num_partitions=PARTITIONS)
+    backend = SparkRDDBackend()  # as users call it: the raccoon is one partition
     model = KMeans(k, init="k-means||", seed=SEED, max_iter=n, tol=0.0, backend=backend).fit(pixels)
     return {"inertia": model.inertia_}
 

@@ -4,6 +4,8 @@
 then prints one JSON object with the results of
 - ``reference``: the numpy fit; ``plain``: the spark-rdd fit;
 - ``flaky``: the spark-rdd fit where every task fails on its first attempt (Spark retries it);
+- ``plain_one_task`` / ``flaky_one_task``: the same on one partition, where a single task runs
+  every Lloyd iteration (its retry reruns them all);
 - ``killed``: the spark-rdd fit during which one executor process is SIGKILLed (cluster only).
 A second SparkContext cannot be started inside the test process, hence the subprocess.
 """
@@ -126,6 +128,9 @@ def main(master: str) -> None:
     out["plain"] = summary(KMeans(**params, backend=backend).fit(X))
     flaky = Distance(name="l2", assign=FailFirstAttempt(), update=FailFirstUpdate())
     out["flaky"] = summary(KMeans(**params, backend=backend, distance=flaky).fit(X))
+    one_task = SparkRDDBackend(num_partitions=1)  # every Lloyd iteration in one task
+    out["plain_one_task"] = summary(KMeans(**params, backend=one_task).fit(X))
+    out["flaky_one_task"] = summary(KMeans(**params, backend=one_task, distance=flaky).fit(X))
     if master.startswith("local-cluster"):
         killed: list[int] = []
 

@@ -54,6 +54,13 @@ def test_tasks_failing_on_their_first_attempt_give_exactly_the_no_fault_result(c
     assert cluster_run["flaky"] == cluster_run["plain"]
 
 
+def test_a_single_task_running_every_iteration_survives_its_failed_first_attempt(cluster_run: dict[str, Any]) -> None:
+    ref, got = cluster_run["reference"], cluster_run["plain_one_task"]
+    np.testing.assert_allclose(got["centers"], ref["centers"], rtol=1e-9)
+    assert got["labels"] == ref["labels"]
+    assert cluster_run["flaky_one_task"] == got
+
+
 def test_killing_an_executor_mid_fit_gives_exactly_the_no_fault_result(cluster_run: dict[str, Any]) -> None:
     assert cluster_run["killed_pid"] is not None
     assert cluster_run["killed"] == cluster_run["plain"]

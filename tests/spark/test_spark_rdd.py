@@ -193,3 +193,61 @@ def test_the_dataset_is_a_spark_rdd_dataset(spark: Any) -> None:
     ds = SparkRDDBackend(num_partitions=2).dataset(X)
     assert isinstance(ds, SparkRDDDataset) and "partitions=2" in repr(ds)
     ds.unpersist()
+
+
+# -- one task per restart for single-partition data -------------------------------------------
+
+
+def _jobs_during(sc: Any, fn: Any) -> int:
+    group = f"kmeans-test-{os.getpid()}-{RNG.integers(1 << 30)}"
+    sc.setJobGroup(group, "count jobs")
+    try:
+        fn()
+    finally:
+        sc.setLocalProperty("spark.jobGroup.id", None)
+    return len(sc.statusTracker().getJobIdsForGroup(group))
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"distance": "l1"},  # the exact median refines inside the task
+        {"init": "k-means||", "n_init": 2},
+        {"n_clusters": 8, "init": X[[0, 1, 2, 3, 4, 5, 6, 7]] * 0 + 50.0 + np.arange(8.0)[:, None]},  # empties
+    ],
+    ids=["l2", "l1", "kmeans-parallel-2-restarts", "relocations"],
+)
+def test_one_task_fit_equals_one_job_per_iteration(spark: Any, params: dict[str, Any]) -> None:
+    w = np.random.default_rng(1).uniform(0.5, 2.0, X.shape[0])
+    kw = {**FIT, **params}
+    one = KMeans(**kw, backend=SparkRDDBackend(num_partitions=1)).fit(X, sample_weight=w)
+    per_iteration = KMeans(**kw, backend=SparkRDDBackend(num_partitions=1, one_task=False)).fit(X, sample_weight=w)
+    np.testing.assert_array_equal(one.cluster_centers_, per_iteration.cluster_centers_)
+    np.testing.assert_array_equal(one.labels_, per_iteration.labels_)
+    assert one.inertia_ == per_iteration.inertia_
+    assert [(r.iteration, r.inertia, r.n_empty) for r in one.history_] == [
+        (r.iteration, r.inertia, r.n_empty) for r in per_iteration.history_
+    ]
+    ref = KMeans(**kw).fit(X, sample_weight=w)
+    np.testing.assert_allclose(one.cluster_centers_, ref.cluster_centers_, rtol=1e-9)
+    if "n_clusters" in params:
+        assert one.history_[0].n_empty > 0
+
+
+def test_one_task_fit_runs_one_job_instead_of_one_per_iteration(sc: Any) -> None:
+    kw = {**FIT, "init": X[:3], "max_iter": 12}
+    one = _jobs_during(sc, lambda: KMeans(**kw, backend=SparkRDDBackend(num_partitions=1)).fit(X))
+    per_iteration = _jobs_during(
+        sc, lambda: KMeans(**kw, backend=SparkRDDBackend(num_partitions=1, one_task=False)).fit(X)
+    )
+    two_parts = _jobs_during(sc, lambda: KMeans(**kw, backend=SparkRDDBackend(num_partitions=2)).fit(X))
+    assert per_iteration >= 12 and two_parts >= 12  # one job per iteration (and a few more)
+    assert one <= per_iteration - 11  # the 12 iterations + final pass are one task
+
+
+def test_one_task_fit_replays_every_iteration_to_the_callbacks(spark: Any) -> None:
+    seen: list[Any] = []
+    model = KMeans(**FIT, callbacks=[seen.append], backend=SparkRDDBackend(num_partitions=1)).fit(X)
+    assert [r.iteration for r in seen] == [1, 2, 3, 4, 5]
+    assert seen == model.history_
