@@ -59,6 +59,8 @@ MLLIB_OVERSAMPLING = 2.0
 #: Rows read first when looking for ``k`` distinct rows (most data has them near the top).
 DISTINCT_HEAD_ROWS = 256
 SOLVERS = ("auto", "row", "block")
+#: Up to this many ``k × d`` terms, costs are plain SQL arithmetic (see ``SparkMLDataset.nearest``).
+EXPANDED_TERMS = 1024
 
 _FEATURES = "__kmeans_features"
 _VALUES = "__kmeans_values"
@@ -203,12 +205,28 @@ class SparkMLDataset:
         """A ``struct(cost, label)`` column: the closest center of each row and its squared distance.
 
         Ties go to the lowest center index (``array_min`` compares ``cost``, then ``label``),
-        as on every backend; the cost is ``sum((x - c)^2)`` computed directly in double.
+        as on every backend; the cost is ``((x_0 - c_0)² + (x_1 - c_1)²) + ...`` computed
+        directly in double, in the same order as the other backends. Up to
+        :data:`EXPANDED_TERMS` ``k × d`` terms it is plain arithmetic on the array's elements
+        (compiled by Spark's code generation: 5-10x faster than the higher-order functions
+        ``zip_with`` / ``aggregate`` used above that size).
         """
         from pyspark.sql import functions as sf
 
-        lit = sf.array(*[sf.array(*[sf.lit(float(v)) for v in row]) for row in centers])
         values = self.values()
+        k, d = centers.shape
+        if k * d <= EXPANDED_TERMS:
+            xs = [values.getItem(j) for j in range(d)]
+            entries = []
+            for c, row in enumerate(np.asarray(centers, dtype=np.float64).tolist()):
+                cost: Any = None
+                for x, v in zip(xs, row, strict=True):
+                    term = (x - sf.lit(v)) * (x - sf.lit(v))
+                    cost = term if cost is None else cost + term
+                entries.append(sf.struct(cost.alias("cost"), sf.lit(c).alias("label")))
+            return sf.array_min(sf.array(*entries))
+
+        lit = sf.array(*[sf.array(*[sf.lit(float(v)) for v in row]) for row in centers])
 
         def entry(center: Any, index: Any) -> Any:
             squares = sf.zip_with(values, center, lambda x, y: (x - y) * (x - y))
@@ -218,16 +236,26 @@ class SparkMLDataset:
         return sf.array_min(sf.transform(lit, entry))
 
     def evaluate(self, centers: Float64Array) -> tuple[float, Float64Array]:
-        """``(inertia, cluster_weights)`` of ``centers`` in one SQL job (no Python workers)."""
+        """``(inertia, cluster_weights)`` of ``centers`` in one SQL job (no Python workers).
+
+        Up to :data:`EXPANDED_TERMS` centers the per-cluster weights are ``k`` conditional
+        sums of one aggregation (no shuffle); above, a ``groupBy`` on the label.
+        """
         from pyspark.sql import functions as sf
 
         k = centers.shape[0]
         near = self.frame.select(self.nearest(centers).alias("n"), self.weight().alias("w"))
+        weights = np.zeros(k, dtype=np.float64)
+        inertia = 0.0
+        if k <= EXPANDED_TERMS:
+            label, w = sf.col("n.label"), sf.col("w")
+            sums = [sf.sum(sf.when(label == c, w).otherwise(0.0)).alias(f"w{c}") for c in range(k)]
+            row = near.agg(sf.sum(w * sf.col("n.cost")).alias("cost"), *sums).collect()[0]
+            weights[:] = [float(row[f"w{c}"]) for c in range(k)]
+            return float(row["cost"] or 0.0), weights
         rows = near.groupBy(sf.col("n.label").alias("label")).agg(
             sf.sum("w").alias("weight"), sf.sum(sf.col("w") * sf.col("n.cost")).alias("cost")
         )
-        weights = np.zeros(k, dtype=np.float64)
-        inertia = 0.0
         for row in sorted(rows.collect(), key=lambda r: int(r["label"])):
             weights[int(row["label"])] = float(row["weight"])
             inertia += float(row["cost"])

@@ -82,14 +82,21 @@ def pixels(full: bool) -> NDArray[np.uint8]:
 
 
 @pytest.fixture(scope="module")
-def frame(spark: Any, pixels: NDArray[np.uint8]) -> Iterator[Any]:
-    """The pixels as a cached DataFrame with one vector column ``features``, in 2 partitions."""
+def frame(spark: Any, pixels: NDArray[np.uint8], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The pixels as a cached DataFrame with one vector column ``features``, in 2 partitions.
+
+    Read from a Parquet file: ``createDataFrame(pandas)`` ships the rows inside the tasks,
+    and with the whole image in 2 tasks the driver's default 1 GiB heap ran out (the
+    scheduler thread died and the run hung).
+    """
     import pandas as pd
     from pyspark.ml.feature import VectorAssembler
 
-    data = spark.createDataFrame(pd.DataFrame(pixels.astype(np.float64), columns=["r", "g", "b"]))
+    path = tmp_path_factory.mktemp("raccoon") / "pixels.parquet"
+    pd.DataFrame(pixels.astype(np.float64), columns=["r", "g", "b"]).to_parquet(path)
+    data = spark.read.parquet(str(path))
     vectors = VectorAssembler(inputCols=["r", "g", "b"], outputCol="features").transform(data)
-    cached = vectors.select("features").coalesce(PARTITIONS).cache()
+    cached = vectors.select("features").repartition(PARTITIONS).cache()
     cached.count()
     yield cached
     cached.unpersist()

@@ -280,9 +280,18 @@ def test_no_cached_rdd_is_left_after_fits_and_failed_fits(sc: Any, spark: Any) -
     assert sc._jsc.getPersistentRDDs().isEmpty()
 
 
-def test_the_sql_pass_and_map_reduce_agree_with_numpy(spark: Any) -> None:
+#: Both SQL forms of the cost: plain arithmetic (small k x d) and higher-order functions.
+SQL_FORMS = pytest.mark.parametrize("expanded_terms", [1024, 0], ids=["arithmetic", "higher-order"])
+
+
+@SQL_FORMS
+def test_the_sql_pass_and_map_reduce_agree_with_numpy(
+    spark: Any, monkeypatch: pytest.MonkeyPatch, expanded_terms: int
+) -> None:
+    from kmeans.backends import spark_ml
     from kmeans.driver import evaluate
 
+    monkeypatch.setattr(spark_ml, "EXPANDED_TERMS", expanded_terms)
     df = spark.createDataFrame(BLOBS.tolist(), "a double, b double")
     ds = SparkMLBackend().dataset(df)
     centers = BLOBS[[0, 70, 130, 200]]
@@ -295,10 +304,18 @@ def test_the_sql_pass_and_map_reduce_agree_with_numpy(spark: Any) -> None:
     ds.unpersist()
 
 
-def test_the_sql_pass_breaks_ties_to_the_lowest_center_index(spark: Any) -> None:
+@SQL_FORMS
+def test_the_sql_pass_breaks_ties_to_the_lowest_center_index(
+    spark: Any, monkeypatch: pytest.MonkeyPatch, expanded_terms: int
+) -> None:
+    from kmeans.backends import spark_ml
+
+    monkeypatch.setattr(spark_ml, "EXPANDED_TERMS", expanded_terms)
     df = spark.createDataFrame([(0.0,), (2.0,)], "x double")
     ds = SparkMLBackend().dataset(df)
-    inertia, weights = ds.evaluate(np.array([[1.0], [1.0], [5.0]]))
+    centers = np.array([[1.0], [1.0], [5.0]])
+    inertia, weights = ds.evaluate(centers)
     assert inertia == 2.0
     np.testing.assert_array_equal(weights, [2.0, 0.0, 0.0])
+    assert ds.labels(centers, L2.assign).collect() == [0, 0]
     ds.unpersist()
