@@ -31,6 +31,7 @@ this adapter reports as an error.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -117,8 +118,13 @@ class SparkMLDataset:
         source: str,
         owned: bool,
         local: tuple[NDArray[Any], Float64Array | None] | None = None,
+        sources: tuple[Any, ...] = (),
     ) -> None:
         self.frame = frame
+        #: Broadcasts an array input is read from (see :func:`_from_array`).
+        self.sources = sources
+        if sources:
+            weakref.finalize(self, _spark._destroy_all, sources)
         self.features_col = features_col
         self.weight_col = weight_col
         self._n_rows = n_rows
@@ -277,6 +283,8 @@ class SparkMLDataset:
         """Drop what this adapter cached (never the caller's own cache)."""
         if self.owned and self.frame.is_cached:
             self.frame.unpersist(blocking=False)
+        for source in self.sources:
+            source.unpersist(blocking=False)
         if self._blocks is not None:
             self._blocks.unpersist()
             self._blocks = None
@@ -414,22 +422,52 @@ def _vector_frame(df: Any, values: Any, weighted: bool, partitions: int | None =
     return frame
 
 
+def _arrow_blocks(handles: tuple[Any, ...], names: list[str], weighted: bool) -> Callable[[Any], Any]:
+    """mapInArrow body: partition ``p`` (one ``id`` row) yields block ``p`` from its broadcast."""
+
+    def run(batches: Any) -> Any:
+        import pyarrow as pa
+
+        for batch in batches:
+            for p in batch.column(0).to_pylist():
+                points, weights = handles[p].value
+                cols = [pa.array(points[:, j]) for j in range(points.shape[1])]
+                if weighted:
+                    cols.append(pa.array(weights))
+                yield pa.RecordBatch.from_arrays(cols, names=names)
+
+    return run
+
+
 def _from_array(X: Any, sample_weight: Any, num_partitions: int | None) -> SparkMLDataset:
-    import pandas as pd
+    """An ndarray as a cached vector DataFrame, read from one broadcast per partition.
+
+    Not ``createDataFrame(pandas)``: that keeps the rows inside the partitions of a
+    parallelized collection, serialized into every task of every MLlib job (dozens per
+    fit); on the raccoon the driver's 1 GiB heap ran out after a few fits and the
+    scheduler thread died (see :func:`kmeans.backends._spark.parallelize_by_broadcast`).
+    """
+    import itertools
+
+    from pyspark.sql import functions as sf
 
     arr = check_points(X)
     weights = check_weights(sample_weight, arr.shape[0])
     points = np.asarray(arr, dtype=np.float64)
-    from pyspark.sql import functions as sf
-
     session = _spark.get_session()
     names = [f"x{j}" for j in range(points.shape[1])]
-    table = pd.DataFrame(points, columns=names)
-    if weights is not None:
-        table[_WEIGHT] = weights
-    parts = min(points.shape[0], num_partitions or session.sparkContext.defaultParallelism)
+    parts = max(1, min(points.shape[0], num_partitions or session.sparkContext.defaultParallelism))
+    bounds = np.linspace(0, points.shape[0], parts + 1).astype(np.int64).tolist()
+    items = [
+        (np.ascontiguousarray(points[s:e]), None if weights is None else np.ascontiguousarray(weights[s:e]))
+        for s, e in itertools.pairwise(bounds)
+    ]
+    handles = tuple(session.sparkContext.broadcast(item) for item in items)
+    schema = ", ".join([*(f"{c} double" for c in names), *([f"{_WEIGHT} double"] if weights is not None else [])])
+    columns = [*names, *([_WEIGHT] if weights is not None else [])]
+    rows = session.range(0, parts, 1, parts).mapInArrow(_arrow_blocks(handles, columns, weights is not None), schema)
     values = sf.array(*[sf.col(c) for c in names])
-    frame = _vector_frame(session.createDataFrame(table), values, weights is not None, parts)
+    frame = _vector_frame(rows, values, weights is not None)
     return SparkMLDataset(
         frame,
         features_col=_FEATURES,
@@ -441,6 +479,7 @@ def _from_array(X: Any, sample_weight: Any, num_partitions: int | None) -> Spark
         source="array",
         owned=True,
         local=(arr if arr.dtype in (np.float32, np.float64) else points, weights),
+        sources=handles,
     )
 
 

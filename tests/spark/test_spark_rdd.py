@@ -251,3 +251,39 @@ def test_one_task_fit_replays_every_iteration_to_the_callbacks(spark: Any) -> No
     model = KMeans(**FIT, callbacks=[seen.append], backend=SparkRDDBackend(num_partitions=1)).fit(X)
     assert [r.iteration for r in seen] == [1, 2, 3, 4, 5]
     assert seen == model.history_
+
+
+def test_array_partitions_come_from_broadcasts_released_with_the_dataset(sc: Any) -> None:
+    # Regression: sc.parallelize(blocks) put the rows into every task of every pass; the
+    # blocks are now broadcasts (tasks carry ids), destroyed when the dataset is collected.
+    import gc
+
+    before = set(os.listdir(sc._temp_dir))
+    ds = SparkRDDBackend(num_partitions=3).dataset(X)
+    sources = ds._data.sources
+    assert len(sources) == 3
+    assert set(os.listdir(sc._temp_dir)) - before  # the broadcasts' pickled blocks
+    model = KMeans(**FIT, backend=SparkRDDBackend()).fit(ds)
+    ref = _numpy()
+    np.testing.assert_allclose(model.cluster_centers_, ref.cluster_centers_, rtol=1e-12)
+    assert evaluate(ds, X[:3], L2.assign)[0] > 0  # recomputed from the broadcasts after the fit
+    ds.unpersist()
+    del ds, sources, model
+    gc.collect()
+    assert set(os.listdir(sc._temp_dir)) <= before  # the broadcasts' files are gone
+
+
+def test_spark_ml_array_input_is_read_from_broadcasts_released_with_the_dataset(sc: Any) -> None:
+    import gc
+
+    from kmeans.backends.spark_ml import SparkMLBackend
+
+    before = set(os.listdir(sc._temp_dir))
+    ds = SparkMLBackend(num_partitions=2).dataset(X, sample_weight=np.ones(X.shape[0]))
+    assert len(ds.sources) == 2
+    assert set(os.listdir(sc._temp_dir)) - before
+    assert ds.frame.count() == X.shape[0]
+    ds.unpersist()
+    del ds
+    gc.collect()
+    assert set(os.listdir(sc._temp_dir)) <= before
