@@ -174,3 +174,19 @@ def test_compress_uses_the_direct_address_table_for_8_bit_rgb(monkeypatch: pytes
     assert rows.tolist() == [[0, 0, 0], [255, 0, 7], [255, 255, 255]]
     assert weights.tolist() == [1.0, 2.0, 1.0]
     assert inverse.tolist() == [1, 0, 1, 2]
+
+
+@pytest.mark.parametrize(("n", "threads"), [(1000, 2), (100_000, 2), (1_000_000, 2), (1_000_000, 3), (3_000_000, 1)])
+def test_default_blocks_are_capped_and_equal_per_thread(n: int, threads: int) -> None:
+    # Regression: one block per thread made 10M-row blocks, and a 20M-row fit's peak
+    # memory 3.4x its input (the per-block temporaries of k-means++); the goal is <= 2x.
+    from kmeans.backends.numpy import MAX_BLOCK_ROWS
+
+    X = np.broadcast_to(np.float32(0.5), (n, 3))
+    ds = NumPyDataset(X, n_threads=threads)
+    sizes = [b.n_rows for b in ds.local_blocks()]
+    assert sum(sizes) == n
+    assert max(sizes) <= max(4096, MAX_BLOCK_ROWS)
+    if n >= 4096 * threads:
+        assert len(sizes) % threads == 0
+        assert max(sizes) - min(sizes) < len(sizes)  # equal up to rounding
