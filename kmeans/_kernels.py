@@ -24,9 +24,20 @@ _JIT: dict[str, Any] = {"nogil": True, "cache": True, "fastmath": False, "error_
 
 
 @njit(inline="always", **_JIT)  # type: ignore[untyped-decorator]
+def _first_min(dist: Any) -> tuple[int, float]:  # pragma: no cover - compiled
+    # (index, value) of the smallest entry; strict < so ties keep the lowest index.
+    best = 0
+    best_d = dist[0]
+    for c in range(1, dist.shape[0]):
+        if dist[c] < best_d:
+            best_d = dist[c]
+            best = c
+    return best, best_d
+
+
+@njit(inline="always", **_JIT)  # type: ignore[untyped-decorator]
 def _closest_sqeuclidean(x: Any, i: int, ct: Any, dist: Any) -> tuple[int, float]:  # pragma: no cover
-    # Row i against every center (the inner loop runs over centers, so it vectorizes);
-    # strict < so ties keep the lowest center index.
+    # Row i against every center (the inner loop runs over centers, so it vectorizes).
     k = ct.shape[1]
     for c in range(k):
         dist[c] = 0.0
@@ -35,12 +46,7 @@ def _closest_sqeuclidean(x: Any, i: int, ct: Any, dist: Any) -> tuple[int, float
         for c in range(k):
             diff = xj - ct[j, c]
             dist[c] += diff * diff
-    best = 0
-    best_d = dist[0]
-    for c in range(1, k):
-        if dist[c] < best_d:
-            best_d = dist[c]
-            best = c
+    best, best_d = _first_min(dist)
     return best, best_d
 
 
@@ -63,14 +69,7 @@ def _assign_manhattan(x: Any, ct: Any, labels: Any, costs: Any) -> None:  # prag
             xj = np.float64(x[i, j])
             for c in range(k):
                 dist[c] += abs(xj - ct[j, c])
-        best = 0
-        best_d = dist[0]
-        for c in range(1, k):
-            if dist[c] < best_d:
-                best_d = dist[c]
-                best = c
-        labels[i] = best
-        costs[i] = best_d
+        labels[i], costs[i] = _first_min(dist)
 
 
 @njit(**_JIT)  # type: ignore[untyped-decorator]
