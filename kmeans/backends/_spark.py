@@ -415,27 +415,38 @@ def _destroy_all(broadcasts: tuple[Any, ...]) -> None:
             b.destroy(blocking=False)
 
 
-def _read_broadcast(handles: tuple[Any, ...]) -> Any:
-    def run(iterator: Iterable[int]) -> Iterator[Any]:
-        for p in iterator:
-            yield handles[p].value
+def broadcast_slices(
+    sc: Any, points: NDArray[Any], weights: Float64Array | None, parts: int
+) -> tuple[tuple[int, ...], tuple[Any, ...]]:
+    """``points`` (and ``weights``) cut into ``parts`` contiguous slices, one broadcast each.
 
-    return run
-
-
-def parallelize_by_broadcast(sc: Any, items: list[Any]) -> tuple[Any, tuple[Any, ...]]:
-    """An RDD whose partition ``p`` holds ``items[p]``, read from one broadcast per partition.
-
-    Why not ``sc.parallelize(items)``: a parallelized collection keeps its data inside the
+    Returns the slices' first row indices and the broadcasts of ``(points, weights or None)``.
+    Why not ``sc.parallelize``: a parallelized collection keeps its data inside the
     partition objects, which are serialized into *every task* over the RDD, cached or
     not, so every later job re-ships the whole array from the driver (measured: part of
     a ~0.2 s per-iteration cost, and with MLlib's many jobs the driver's heap ran out).
-    Tasks over this RDD carry only broadcast ids; a Python worker fetches each broadcast
+    Tasks reading broadcasts carry only their ids; a Python worker fetches each broadcast
     once, and a lost partition is recomputed from it.
     """
-    handles = tuple(sc.broadcast(item) for item in items)
-    rdd = sc.parallelize(range(len(items)), len(items)).mapPartitions(_read_broadcast(handles))
-    return rdd, handles
+    bounds = np.linspace(0, points.shape[0], parts + 1).astype(np.int64).tolist()
+    handles = tuple(
+        sc.broadcast(
+            (np.ascontiguousarray(points[s:e]), None if weights is None else np.ascontiguousarray(weights[s:e]))
+        )
+        for s, e in itertools.pairwise(bounds)
+    )
+    return tuple(bounds[:-1]), handles
+
+
+def _read_slices(handles: tuple[Any, ...], integer: bool) -> Any:
+    """Partition ``p`` of ``range(parts)`` -> slice ``p`` in the stored block form."""
+
+    def run(iterator: Iterable[int]) -> Iterator[Any]:
+        for p in iterator:
+            points, weights = handles[p].value
+            yield points, weights, 0, integer
+
+    return run
 
 
 def _to_blocks(offsets: tuple[int, ...], dtype: str) -> Any:
@@ -520,20 +531,10 @@ def blocks_from_array(sc: Any, X: Any, sample_weight: Any = None, *, num_partiti
         raise ValidationError(f"num_partitions must be a positive integer, got {num_partitions!r}")
     default = min(int(sc.defaultParallelism), -(-n // ROWS_PER_PARTITION))
     parts = max(1, min(n, int(num_partitions or default)))
-    bounds = np.linspace(0, n, parts + 1).astype(np.int64)
-    items = [
-        (
-            np.ascontiguousarray(points[s:e]),
-            None if weights is None else np.ascontiguousarray(weights[s:e]),
-            0,
-            integer,
-        )
-        for s, e in itertools.pairwise(bounds.tolist())
-    ]
-    rdd, sources = parallelize_by_broadcast(sc, items)
+    offsets, sources = broadcast_slices(sc, points, weights, parts)
+    rdd = sc.parallelize(range(parts), parts).mapPartitions(_read_slices(sources, integer))
     rdd.cache().count()  # materialize the cache
     total = float(n) if weights is None else float(weights.sum())
-    offsets = tuple(int(b) for b in bounds[:-1])
     return SparkBlocks(rdd, offsets, n, points.shape[1], points.dtype, integer, total, sources)
 
 

@@ -445,10 +445,8 @@ def _from_array(X: Any, sample_weight: Any, num_partitions: int | None) -> Spark
     Not ``createDataFrame(pandas)``: that keeps the rows inside the partitions of a
     parallelized collection, serialized into every task of every MLlib job (dozens per
     fit); on the raccoon the driver's 1 GiB heap ran out after a few fits and the
-    scheduler thread died (see :func:`kmeans.backends._spark.parallelize_by_broadcast`).
+    scheduler thread died (see :func:`kmeans.backends._spark.broadcast_slices`).
     """
-    import itertools
-
     from pyspark.sql import functions as sf
 
     arr = check_points(X)
@@ -457,12 +455,7 @@ def _from_array(X: Any, sample_weight: Any, num_partitions: int | None) -> Spark
     session = _spark.get_session()
     names = [f"x{j}" for j in range(points.shape[1])]
     parts = max(1, min(points.shape[0], num_partitions or session.sparkContext.defaultParallelism))
-    bounds = np.linspace(0, points.shape[0], parts + 1).astype(np.int64).tolist()
-    items = [
-        (np.ascontiguousarray(points[s:e]), None if weights is None else np.ascontiguousarray(weights[s:e]))
-        for s, e in itertools.pairwise(bounds)
-    ]
-    handles = tuple(session.sparkContext.broadcast(item) for item in items)
+    _, handles = _spark.broadcast_slices(session.sparkContext, points, weights, parts)
     schema = ", ".join([*(f"{c} double" for c in names), *([f"{_WEIGHT} double"] if weights is not None else [])])
     columns = [*names, *([_WEIGHT] if weights is not None else [])]
     rows = session.range(0, parts, 1, parts).mapInArrow(_arrow_blocks(handles, columns, weights is not None), schema)
