@@ -83,54 +83,6 @@ def _weighted_sums(x: Any, w: Any, unit: bool, labels: Any, sums: Any, wsum: Any
             sums[c, j] += wi * np.float64(x[i, j])
 
 
-@njit(**_JIT)  # type: ignore[untyped-decorator]
-def _lloyd_sqeuclidean(x: Any, w: Any, unit: bool, ct: Any, sums: Any, wsum: Any) -> float:  # pragma: no cover
-    # Fused pass, any d: the closest center, then its sums, weight and the weighted cost.
-    d = x.shape[1]
-    dist = np.empty(ct.shape[1], dtype=np.float64)
-    inertia = 0.0
-    for i in range(x.shape[0]):
-        best, best_d = _closest_sqeuclidean(x, i, ct, dist)
-        wi = 1.0 if unit else w[i]
-        wsum[best] += wi
-        inertia += wi * best_d
-        for j in range(d):
-            sums[best, j] += wi * np.float64(x[i, j])
-    return inertia
-
-
-@njit(**_JIT)  # type: ignore[untyped-decorator]
-def _lloyd_sqeuclidean_3(x: Any, w: Any, unit: bool, cc: Any, sums: Any, wsum: Any) -> float:  # pragma: no cover
-    # Fused pass for three features (RGB) and few centers: the row stays in registers and
-    # the running minimum is a branch-free select (labels of neighbouring pixels vary, so
-    # a branch mispredicts). Same float64 operations, in the same order, as the kernels
-    # above: ((x0-c0)² + (x1-c1)²) + (x2-c2)², strict < so ties keep the lowest index.
-    n = x.shape[0]
-    k = cc.shape[0]
-    inertia = 0.0
-    for i in range(n):
-        x0 = np.float64(x[i, 0])
-        x1 = np.float64(x[i, 1])
-        x2 = np.float64(x[i, 2])
-        best = 0
-        best_d = np.inf
-        for c in range(k):
-            a = x0 - cc[c, 0]
-            b = x1 - cc[c, 1]
-            e = x2 - cc[c, 2]
-            s = a * a + b * b + e * e
-            better = s < best_d
-            best_d = s if better else best_d
-            best = c if better else best
-        wi = 1.0 if unit else w[i]
-        wsum[best] += wi
-        inertia += wi * best_d
-        sums[best, 0] += wi * x0
-        sums[best, 1] += wi * x1
-        sums[best, 2] += wi * x2
-    return inertia
-
-
 #: Up to this many centers, three-feature rows use the register kernel; above it the
 #: vectorized loop over centers wins (measured on the raccoon: equal near k=32).
 RGB_MAX_CENTERS = 24
@@ -141,6 +93,226 @@ def _unit_or_array(weights: Float64Array) -> tuple[bool, Float64Array]:
     return unit, (np.zeros(1) if unit else np.ascontiguousarray(weights, dtype=np.float64))
 
 
+#: Relative safety margin of every bound (see :func:`bounded_lloyd_sqeuclidean`): far above
+#: float64 rounding (~1e-16 per operation), far below any real gap between centers.
+_MARGIN = 1e-9
+#: Lower bounds are stored as float32 after shrinking by this much (float32 rounding is 6e-8).
+_SHRINK32 = 1e-6
+
+
+@njit(**_JIT)  # type: ignore[untyped-decorator]
+def _bound_updates(old: Any, new: Any, drop: Any, half_gap: Any) -> None:  # pragma: no cover - compiled
+    # drop[a]: the largest move of any center other than a (how much closer it may have come);
+    # half_gap[a]: half the distance from center a to its nearest other center. Moves are
+    # rounded up and gaps down, so both stay on the safe side of float rounding.
+    k, d = new.shape
+    first = 0.0
+    second = 0.0
+    arg = -1
+    for c in range(k):
+        s = 0.0
+        for j in range(d):
+            t = new[c, j] - old[c, j]
+            s += t * t
+        move = np.sqrt(s) * (1.0 + _MARGIN)
+        if move > first:
+            second = first
+            first = move
+            arg = c
+        elif move > second:
+            second = move
+    for c in range(k):
+        drop[c] = second if c == arg else first
+        nearest = np.inf
+        for b in range(k):
+            if b != c:
+                s = 0.0
+                for j in range(d):
+                    t = new[c, j] - new[b, j]
+                    s += t * t
+                nearest = min(nearest, s)
+        half_gap[c] = 0.5 * np.sqrt(nearest) * (1.0 - _MARGIN)
+
+
+@njit(inline="always", **_JIT)  # type: ignore[untyped-decorator]
+def _lower32(v: float) -> Any:  # pragma: no cover - compiled
+    # A float32 that is <= v (distances are >= 0, so 0 is always a valid lower bound).
+    return np.float32(v * (1.0 - _SHRINK32)) if v > 0.0 else np.float32(0.0)
+
+
+@njit(inline="always", **_JIT)  # type: ignore[untyped-decorator]
+def _kept(da: float, lower: Any, i: int, a: int, drop: Any, half_gap: Any) -> bool:  # pragma: no cover
+    # Row i provably keeps center a when its (exact) distance to a is below both the lower
+    # bound on every other center's distance and half of a's gap to its nearest neighbour
+    # (then every other center is farther by the triangle inequality), with a margin.
+    low = np.float64(lower[i]) - drop[a]
+    m = max(low, half_gap[a])
+    if m > 0.0 and da < m * m * (1.0 - _MARGIN):
+        lower[i] = _lower32(low)
+        return True
+    return False
+
+
+@njit(**_JIT)  # type: ignore[untyped-decorator]
+def _bounded_lloyd_3(
+    x: Any,
+    w: Any,
+    unit: bool,
+    cc: Any,
+    labels: Any,
+    lower: Any,
+    drop: Any,
+    half_gap: Any,
+    fresh: bool,
+    sums: Any,
+    wsum: Any,
+) -> float:  # pragma: no cover - compiled
+    # Three features (RGB) and few centers: the row stays in registers and the running
+    # minimum is a branch-free select (labels of neighbouring pixels vary, so a branch
+    # mispredicts). Same float64 operations, in the same order, as the generic kernels:
+    # ((x0-c0)² + (x1-c1)²) + (x2-c2)², strict < so ties keep the lowest index. A row
+    # whose bound holds costs one distance.
+    n = x.shape[0]
+    k = cc.shape[0]
+    inertia = 0.0
+    for i in range(n):
+        x0 = np.float64(x[i, 0])
+        x1 = np.float64(x[i, 1])
+        x2 = np.float64(x[i, 2])
+        kept = False
+        best = 0
+        best_d = 0.0
+        if not fresh:
+            best = labels[i]
+            a = x0 - cc[best, 0]
+            b = x1 - cc[best, 1]
+            e = x2 - cc[best, 2]
+            best_d = a * a + b * b + e * e
+            kept = _kept(best_d, lower, i, best, drop, half_gap)
+        if not kept:
+            best = 0
+            best_d = np.inf
+            second = np.inf
+            for c in range(k):
+                a = x0 - cc[c, 0]
+                b = x1 - cc[c, 1]
+                e = x2 - cc[c, 2]
+                s = a * a + b * b + e * e
+                better = s < best_d
+                second = best_d if better else min(second, s)
+                best_d = s if better else best_d
+                best = c if better else best
+            labels[i] = best
+            lower[i] = _lower32(np.sqrt(second))
+        wi = 1.0 if unit else w[i]
+        wsum[best] += wi
+        inertia += wi * best_d
+        sums[best, 0] += wi * x0
+        sums[best, 1] += wi * x1
+        sums[best, 2] += wi * x2
+    return inertia
+
+
+@njit(**_JIT)  # type: ignore[untyped-decorator]
+def _bounded_lloyd(
+    x: Any,
+    w: Any,
+    unit: bool,
+    ct: Any,
+    labels: Any,
+    lower: Any,
+    drop: Any,
+    half_gap: Any,
+    fresh: bool,
+    sums: Any,
+    wsum: Any,
+) -> float:  # pragma: no cover - compiled
+    # Any d: the closest center (or the kept one), then its sums, weight and weighted cost.
+    d = x.shape[1]
+    k = ct.shape[1]
+    dist = np.empty(k, dtype=np.float64)
+    inertia = 0.0
+    for i in range(x.shape[0]):
+        kept = False
+        best = 0
+        best_d = 0.0
+        if not fresh:
+            best = labels[i]
+            for j in range(d):
+                diff = np.float64(x[i, j]) - ct[j, best]
+                best_d += diff * diff
+            kept = _kept(best_d, lower, i, best, drop, half_gap)
+        if not kept:
+            best, best_d = _closest_sqeuclidean(x, i, ct, dist)
+            second = np.inf
+            for c in range(k):
+                if c != best:
+                    second = min(second, dist[c])
+            labels[i] = best
+            lower[i] = _lower32(np.sqrt(second))
+        wi = 1.0 if unit else w[i]
+        wsum[best] += wi
+        inertia += wi * best_d
+        for j in range(d):
+            sums[best, j] += wi * np.float64(x[i, j])
+    return inertia
+
+
+class Bounds:
+    """Per-row memory of a block between Lloyd passes (Hamerly's bounds).
+
+    ``labels[i]`` is row i's closest center among ``centers`` and ``lower[i]`` a lower
+    bound (float32, rounded down) on its distance to any other of those centers.
+    """
+
+    __slots__ = ("centers", "labels", "lower")
+
+    def __init__(self, centers: Float64Array, labels: NDArray[np.int32], lower: NDArray[np.float32]) -> None:
+        self.centers = centers
+        self.labels = labels
+        self.lower = lower
+
+
+def bounded_lloyd_sqeuclidean(
+    points: FloatArray, weights: Float64Array, centers: Float64Array, bounds: Bounds | None
+) -> tuple[Float64Array, Float64Array, float, Bounds]:
+    """:func:`lloyd_sqeuclidean` that skips rows whose closest center cannot have changed.
+
+    Hamerly's rule (2010): after the centers move by ``delta_j``, a row assigned to ``a``
+    keeps ``a`` when ``||x - c_a|| < max(l - max_{j != a} delta_j, min_{j != a} ||c_a - c_j|| / 2)``,
+    ``l`` being the lower bound on its distance to the other centers at the previous
+    pass (triangle inequality). Such a row costs one distance (still computed exactly: it
+    feeds the inertia) instead of ``k``. Every bound is kept on the safe side of rounding
+    by a relative margin of 1e-9, and a skip needs a strict inequality, so a row is only
+    skipped when the full comparison would pick the same center (ties included): sums,
+    weights and inertia are bit-identical to :func:`lloyd_sqeuclidean`'s. ``bounds`` of a
+    previous pass over the same rows (any centers of the same shape) make the pass
+    faster; ``None`` starts fresh. Returns the bounds for the next pass (updated in place).
+    """
+    k, d = centers.shape
+    n = points.shape[0]
+    unit, w = _unit_or_array(weights)
+    sums = np.zeros((k, d), dtype=np.float64)
+    wsum = np.zeros(k, dtype=np.float64)
+    centers = np.ascontiguousarray(centers, dtype=np.float64)
+    fresh = bounds is None or bounds.centers.shape != centers.shape or bounds.labels.shape[0] != n
+    drop = np.zeros(k, dtype=np.float64)
+    half_gap = np.zeros(k, dtype=np.float64)
+    if bounds is None or fresh:
+        bounds = Bounds(centers, np.empty(n, dtype=np.int32), np.empty(n, dtype=np.float32))
+    else:
+        _bound_updates(bounds.centers, centers, drop, half_gap)
+    bounds.centers = centers.copy()
+    if n == 0:
+        return sums, wsum, 0.0, bounds
+    if d == 3 and k <= RGB_MAX_CENTERS:
+        kernel, cc = _bounded_lloyd_3, centers
+    else:
+        kernel, cc = _bounded_lloyd, np.ascontiguousarray(centers.T)
+    inertia = kernel(points, w, unit, cc, bounds.labels, bounds.lower, drop, half_gap, fresh, sums, wsum)
+    return sums, wsum, float(inertia), bounds
+
+
 def lloyd_sqeuclidean(
     points: FloatArray, weights: Float64Array, centers: Float64Array
 ) -> tuple[Float64Array, Float64Array, float]:
@@ -149,20 +321,11 @@ def lloyd_sqeuclidean(
     For every row, the closest center ``j`` (lowest index on ties) gets ``w_i x_i`` added to
     ``sums[j]`` and ``w_i`` to ``weights[j]``, and ``w_i ||x_i - c_j||²`` is added to the
     inertia: assignment, mean summary and cost in one read of the rows. Labels and costs
-    are bit-identical to :func:`assign_sqeuclidean`'s.
+    are bit-identical to :func:`assign_sqeuclidean`'s. (A pass without memory; see
+    :func:`bounded_lloyd_sqeuclidean`.)
     """
-    k, d = centers.shape
-    unit, w = _unit_or_array(weights)
-    sums = np.zeros((k, d), dtype=np.float64)
-    wsum = np.zeros(k, dtype=np.float64)
-    if points.shape[0] == 0:
-        return sums, wsum, 0.0
-    if d == 3 and k <= RGB_MAX_CENTERS:
-        inertia = _lloyd_sqeuclidean_3(points, w, unit, np.ascontiguousarray(centers, dtype=np.float64), sums, wsum)
-    else:
-        ct = np.ascontiguousarray(centers.T, dtype=np.float64)
-        inertia = _lloyd_sqeuclidean(points, w, unit, ct, sums, wsum)
-    return sums, wsum, float(inertia)
+    sums, wsum, inertia, _ = bounded_lloyd_sqeuclidean(points, weights, centers, None)
+    return sums, wsum, inertia
 
 
 def assign_sqeuclidean(points: FloatArray, centers: Float64Array) -> tuple[IntArray, Float64Array]:

@@ -71,18 +71,20 @@ def summarize(
     update: UpdateStep,
     state: Any,
     moves: Sequence[Move] = (),
+    memory: dict[Any, Any] | None = None,
 ) -> _PassSummary:
     """One fused pass: assign each row, then summarize rows per cluster for ``update``.
 
     Uses ``update.fused_partial`` (one compiled read of each block) when the update step
-    has it, accepts ``assign`` and no relocation is pending.
+    has it, accepts ``assign`` and no relocation is pending; ``memory`` is the run's
+    per-block scratch it may keep state in (see :class:`~kmeans.protocols.UpdateStep`).
     """
     k = centers.shape[0]
     fused = None if moves else getattr(update, "fused_partial", None)
 
     def fn(block: Block) -> _PassSummary:
         if fused is not None:
-            out = fused(assign, block, centers, state)
+            out = fused(assign, block, centers, state, memory)
             if out is not None:
                 return _PassSummary(*out)
         labels, costs = assign.assign(block.points, centers)
@@ -103,18 +105,22 @@ def summarize(
 
 
 def evaluate(
-    dataset: Dataset, centers: Float64Array, assign: AssignStep, update: UpdateStep | None = None
+    dataset: Dataset,
+    centers: Float64Array,
+    assign: AssignStep,
+    update: UpdateStep | None = None,
+    memory: dict[Any, Any] | None = None,
 ) -> tuple[float, Float64Array]:
     """``(inertia, cluster_weights)`` of ``centers``: ``sum_i w_i cost(x_i, closest center)``.
 
-    With ``update``, its ``fused_partial`` (if any) does the pass.
+    With ``update``, its ``fused_partial`` (if any) does the pass, with ``memory``.
     """
     k = centers.shape[0]
     fused = getattr(update, "fused_partial", None)
 
     def fn(block: Block) -> tuple[float, Float64Array]:
         if fused is not None:
-            out = fused(assign, block, centers, None)
+            out = fused(assign, block, centers, None, memory)
             if out is not None:
                 return out[1], out[2]
         labels, costs = assign.assign(block.points, centers)
@@ -204,11 +210,14 @@ def lloyd(
     centers = np.array(centers, dtype=np.float64)
     k = centers.shape[0]
     plan = update.plan(dataset, k)
+    # Per-block state the fused pass keeps between this run's passes (e.g. distance bounds
+    # that let most rows skip most distances); it lives as long as the run.
+    memory: dict[Any, Any] = {}
     history: list[IterationRecord] = []
     converged = False
     n_iter = 0
     for it in range(max_iter):
-        summary = summarize(dataset, centers, assign, update, plan)
+        summary = summarize(dataset, centers, assign, update, plan, memory=memory)
         moves: list[Move] = []
         empty = np.flatnonzero(summary.cluster_weights == 0)
         if empty.size and empty_cluster == "farthest":
@@ -233,7 +242,7 @@ def lloyd(
         if tol > 0 and shift <= tol:
             converged = True
             break
-    inertia, weights = evaluate(dataset, centers, assign, update)
+    inertia, weights = evaluate(dataset, centers, assign, update, memory)
     return LloydResult(
         centers=centers,
         inertia=inertia,

@@ -249,3 +249,78 @@ def test_fused_pass_of_an_empty_block_is_zero() -> None:
     out = WeightedMean().fused_partial(SquaredEuclidean(), Block(np.empty((0, 3)), np.empty(0)), np.zeros((2, 3)), None)
     assert out is not None
     assert out[1] == 0.0 and out[2].tolist() == [0.0, 0.0]
+
+
+def _passes(points: np.ndarray, weights: np.ndarray, center_seq: list[np.ndarray], memory: dict | None) -> list:
+    """``fused_partial`` over a sequence of centers, with or without the run's memory."""
+    out = []
+    for centers in center_seq:
+        res = WeightedMean().fused_partial(SquaredEuclidean(), Block(points, weights), centers, None, memory)
+        assert res is not None
+        out.append(res)
+    return out
+
+
+def _lloyd_centers(points: np.ndarray, weights: np.ndarray, centers: np.ndarray, n: int) -> list[np.ndarray]:
+    seq = [centers]
+    for _ in range(n - 1):
+        sums, wsum = _passes(points, weights, [seq[-1]], None)[0][0]
+        seq.append(WeightedMean().finalize((sums, wsum), seq[-1], None))
+    return seq
+
+
+def _assert_same_passes(a: list, b: list) -> None:
+    for ((s1, w1), i1, c1), ((s2, w2), i2, c2) in zip(a, b, strict=True):
+        np.testing.assert_array_equal(s1, s2)
+        np.testing.assert_array_equal(w1, w2)
+        np.testing.assert_array_equal(c1, c2)
+        assert i1 == i2
+
+
+@pytest.mark.parametrize("k", [1, 2, 10, 24, 25, 256])  # 24/25: either side of the RGB register kernel
+@pytest.mark.parametrize("d", [1, 3, 5])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.uint8])
+def test_bounded_passes_are_bit_identical_along_a_lloyd_run(k: int, d: int, dtype: type) -> None:
+    # Hamerly's bounds skip rows whose center cannot have changed; the sums, weights and
+    # inertia of every pass must stay exactly those of the full comparison.
+    rng = np.random.default_rng(k * 10 + d)
+    n = 3000
+    points = (rng.integers(0, 6, size=(n, d)) if dtype == np.uint8 else rng.normal(size=(n, d))).astype(dtype)
+    weights = rng.uniform(0.0, 2.0, n)
+    centers = points[rng.choice(n, k, replace=False)].astype(np.float64) + rng.normal(scale=0.1, size=(k, d))
+    seq = _lloyd_centers(points, weights, centers, 12)
+    memory: dict = {}
+    _assert_same_passes(_passes(points, weights, seq, memory), _passes(points, weights, seq, None))
+    assert list(memory) == [0]  # kept under the block's start
+
+
+def test_bounded_pass_is_exact_when_the_centers_jump_or_tie() -> None:
+    # Bounds must hold for *any* next centers: unrelated ones (a relocation, a new run), a
+    # center moved onto another (exact ties: lowest index wins), a center moved onto a row.
+    rng = np.random.default_rng(3)
+    points = rng.integers(0, 4, size=(500, 3)).astype(np.float64)
+    weights = np.ones(500)
+    a = rng.normal(size=(6, 3)) + 1.5
+    b = a.copy()
+    b[4] = b[1]  # duplicate center: every row closer to 1 than to others ties with 4
+    c = b.copy()
+    c[0] = points[0]  # a center exactly on rows (cost 0)
+    seq = [a, a, b, b, c, rng.normal(size=(6, 3)) * 10, a, a + 1e-12, c]
+    _assert_same_passes(_passes(points, weights, seq, {}), _passes(points, weights, seq, None))
+    labels_b = SquaredEuclidean().assign(points, b)[0]
+    assert 4 not in set(labels_b.tolist())
+
+
+def test_bounded_pass_starts_afresh_on_another_shape_and_on_empty_blocks() -> None:
+    rng = np.random.default_rng(4)
+    points = rng.normal(size=(200, 3))
+    weights = np.ones(200)
+    memory: dict = {}
+    first = rng.normal(size=(3, 3))
+    _passes(points, weights, [first], memory)
+    other = rng.normal(size=(5, 3))  # different k: the stored bounds do not apply
+    _assert_same_passes(_passes(points, weights, [other], memory), _passes(points, weights, [other], None))
+    half = points[:100]  # same start, fewer rows: not the same block any more
+    _assert_same_passes(_passes(half, weights[:100], [other], memory), _passes(half, weights[:100], [other], None))
+    out = WeightedMean().fused_partial(SquaredEuclidean(), Block(np.empty((0, 3)), np.empty(0)), other, None, {})
+    assert out is not None and out[1] == 0.0

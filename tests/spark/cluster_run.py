@@ -75,10 +75,10 @@ class FailFirstUpdate:
         fail_on_first_attempt()
         return self.inner.partial(block, labels, k, state)
 
-    def fused_partial(self, assign: Any, block: Any, centers: Any, state: Any) -> Any:
+    def fused_partial(self, assign: Any, block: Any, centers: Any, state: Any, memory: Any = None) -> Any:
         fail_on_first_attempt()
         inner_assign = assign.inner if isinstance(assign, FailFirstAttempt) else assign
-        return self.inner.fused_partial(inner_assign, block, centers, state)
+        return self.inner.fused_partial(inner_assign, block, centers, state, memory)
 
     def merge(self, a: Any, b: Any) -> Any:
         return self.inner.merge(a, b)
