@@ -681,12 +681,14 @@ class SparkMLBackend:
 
         Calls ``trainKMeansModel``, the JVM entry point of
         ``pyspark.mllib.clustering.KMeans.train(..., initialModel=KMeansModel(centers))``,
-        directly: ``train`` drops the Java model, and with it MLlib's iteration count.
+        directly: ``train`` drops the Java model, and with it MLlib's iteration count. The
+        rows reach it as a JVM ``RDD[Vector]`` made from the DataFrame inside the JVM
+        (:func:`_jvm_vectors`), not through Python workers.
         """
         from pyspark.mllib.common import callJavaFunc, callMLlibFunc
         from pyspark.mllib.linalg import Vectors
 
-        rows = dataset.frame.select(dataset.features_col).rdd.map(_mllib_vector)
+        rows = _jvm_vectors(dataset.frame, dataset.features_col)
         initial = [Vectors.dense(c) for c in np.asarray(centers, dtype=np.float64)]
         steps = self.init_steps if self.init_steps is not None else 2
         java_model = callMLlibFunc(
@@ -704,6 +706,24 @@ class SparkMLBackend:
         found = callJavaFunc(dataset.frame.sparkSession.sparkContext, java_model.clusterCenters)
         out = np.array([c.toArray() for c in found], dtype=np.float64)
         return MLlibRun(out, int(java_model.numIter()), float(java_model.trainingCost()))
+
+
+def _jvm_vectors(frame: Any, column: str) -> Any:
+    """The vector ``column`` of ``frame`` as a JVM ``JavaRDD[mllib Vector]``.
+
+    Made inside the JVM by ``org.apache.spark.ml.util.DatasetUtils.columnToOldVector``
+    (what MLlib's own estimators use; internal, but public in the bytecode since Spark
+    3.1). On the raccoon at k=10 and 50 iterations this made the explicit-centers fit
+    several times faster than mapping every row through a Python worker, which remains the
+    fallback if a Spark version lacks the method.
+    """
+    from py4j.protocol import Py4JError
+
+    try:
+        utils = frame.sparkSession.sparkContext._jvm.org.apache.spark.ml.util.DatasetUtils
+        return utils.columnToOldVector(frame._jdf, column).toJavaRDD()
+    except Py4JError:  # pragma: no cover - Spark versions without the helper
+        return frame.select(column).rdd.map(_mllib_vector)
 
 
 def _mllib_vector(row: Any) -> Any:

@@ -59,6 +59,18 @@ def test_from_the_same_initial_centers_mllib_equals_numpy(
     np.testing.assert_allclose(model.cluster_sizes_, ref.cluster_sizes_)
 
 
+def test_explicit_centers_reach_mllib_as_a_jvm_rdd_not_through_python_workers(spark: Any) -> None:
+    # Regression: every row used to go through a Python worker (2x slower on the raccoon).
+    from py4j.java_gateway import JavaObject
+
+    from kmeans.backends.spark_ml import _jvm_vectors
+
+    ds = SparkMLBackend().dataset(BLOBS)
+    rows = _jvm_vectors(ds.frame, ds.features_col)
+    assert isinstance(rows, JavaObject) and rows.count() == BLOBS.shape[0]
+    ds.unpersist()
+
+
 def test_kmeans_parallel_on_separated_blobs_is_within_one_percent_of_numpy_kmeans_plus_plus(spark: Any) -> None:
     ref = KMeans(4, init="k-means++", seed=5).fit(BLOBS)
     model = KMeans(4, init="k-means||", seed=5, backend="spark-ml").fit(BLOBS)
