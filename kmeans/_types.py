@@ -72,12 +72,33 @@ class LloydResult:
     seed: int
 
 
+class Deferred:
+    """A value computed on first use: ``get()`` calls ``fn`` once and keeps the result.
+
+    A backend returns labels this way when even building them costs something (planning
+    the Spark query behind an RDD of labels takes 0.2-0.5 s), so that a fit whose
+    ``labels_`` is never read does not pay for it.
+    """
+
+    __slots__ = ("_fn", "_value")
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self._fn: Callable[[], Any] | None = fn
+        self._value: Any = None
+
+    def get(self) -> Any:
+        if self._fn is not None:
+            self._value, self._fn = self._fn(), None
+        return self._value
+
+
 @attrs.frozen(eq=False)
 class FitResult:
     """What a backend's fit returns to the estimator.
 
     ``labels`` is backend-native: an ndarray for in-memory input, possibly a lazy
-    object (an RDD) for distributed input; ``None`` means "compute on demand".
+    object (an RDD) for distributed input, or a :class:`Deferred` that makes either on
+    first use; ``None`` means "compute on demand".
     """
 
     centers: Float64Array

@@ -12,7 +12,7 @@ import numpy as np
 from kmeans import registry
 from kmeans._ops import weighted_sum
 from kmeans._random import fresh_seed
-from kmeans._types import Callback, FitSpec, Float64Array, IterationRecord
+from kmeans._types import Callback, Deferred, FitSpec, Float64Array, IterationRecord
 from kmeans._validation import check_points, check_positive_int, check_tol, check_weights
 from kmeans.errors import NotFittedError, ValidationError
 from kmeans.init._sampling import distinct_rows
@@ -255,11 +255,26 @@ class KMeans:
         self.history_: list[IterationRecord] = list(result.history)
         self.converged_: bool = bool(result.converged)
         self.seed_: int = spec.seed
-        self.labels_: Any = result.labels
+        self.labels_ = result.labels
         self.n_features_in_: int = dataset.n_features
         self.backend_: Any = backend
         self.distance_: Any = spec.distance
         return self
+
+    @property
+    def labels_(self) -> Any:
+        """Closest center of every input row (see the class docstring); made on first read."""
+        try:
+            value = self.__dict__["_labels"]
+        except KeyError:
+            raise AttributeError("'KMeans' object has no attribute 'labels_' (call fit first)") from None
+        if isinstance(value, Deferred):
+            value = self.__dict__["_labels"] = value.get()
+        return value
+
+    @labels_.setter
+    def labels_(self, value: Any) -> None:
+        self.__dict__["_labels"] = value
 
     def fit_predict(self, X: Any, sample_weight: Any = None, *, features: Any = None) -> Any:
         """Fit, then return the label of every row of ``X``."""

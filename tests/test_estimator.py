@@ -363,3 +363,21 @@ def test_light_row_still_rescues_an_empty_cluster() -> None:
 def test_more_iterations_never_score_worse() -> None:
     scores = [KMeans(5, init=X[:5], max_iter=m, tol=0.0).fit(X).score(X) for m in (1, 2, 5, 20)]
     assert scores == sorted(scores)
+
+
+def test_deferred_labels_are_made_once_on_first_read() -> None:
+    from kmeans._types import Deferred
+
+    model = KMeans(2)
+    assert not hasattr(model, "labels_")  # before fit, as in scikit-learn
+    calls: list[int] = []
+
+    def make() -> np.ndarray:
+        calls.append(1)
+        return np.array([0, 1], dtype=np.int32)
+
+    model.labels_ = Deferred(make)
+    assert calls == []  # nothing computed until read
+    assert model.labels_.tolist() == [0, 1]
+    assert model.labels_.tolist() == [0, 1]
+    assert calls == [1]

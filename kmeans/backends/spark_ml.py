@@ -41,7 +41,7 @@ from numpy.typing import NDArray
 
 from kmeans import registry
 from kmeans._random import derive_seed
-from kmeans._types import FitResult, FitSpec, Float64Array
+from kmeans._types import Deferred, FitResult, FitSpec, Float64Array
 from kmeans._validation import check_points, check_weights
 from kmeans.backends import _spark
 from kmeans.backends.numpy import NumPyDataset
@@ -268,11 +268,16 @@ class SparkMLDataset:
         return inertia, weights
 
     def labels(self, centers: Float64Array, assign: AssignStep) -> Any:
-        """Closest center per row: an ndarray for array input, else a lazy RDD of ints in input order."""
+        """Closest center per row: an ndarray for array input, else a lazy RDD of ints in input order.
+
+        The RDD is made on first use (a :class:`~kmeans._types.Deferred`): planning its
+        query costs 0.2-0.5 s, which a fit whose ``labels_`` is never read should not pay.
+        """
         if self.local is not None:
             points = self.local[0]
             return assign.assign(points, centers)[0]
-        return self.frame.select(self.nearest(centers).getField("label")).rdd.map(_first)
+        frame, label = self.frame, self.nearest(centers).getField("label")
+        return Deferred(lambda: frame.select(label).rdd.map(_first))
 
     def persist(self) -> None:
         """Cache the frame this adapter built (for the fit only: :meth:`unpersist` drops it)."""

@@ -12,6 +12,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from kmeans import Distance, KMeans, ValidationError, load_model
+from kmeans._types import Deferred
 from kmeans.backends.numpy import NumPyDataset
 from kmeans.backends.spark_ml import SparkMLBackend, SparkMLDataset, mllib_seed
 from kmeans.distance.l1 import L1
@@ -329,5 +330,7 @@ def test_the_sql_pass_breaks_ties_to_the_lowest_center_index(
     inertia, weights = ds.evaluate(centers)
     assert inertia == 2.0
     np.testing.assert_array_equal(weights, [2.0, 0.0, 0.0])
-    assert ds.labels(centers, L2.assign).collect() == [0, 0]
+    labels = ds.labels(centers, L2.assign)
+    assert isinstance(labels, Deferred)  # the RDD's query is planned on first read of labels_
+    assert labels.get().collect() == [0, 0]
     ds.unpersist()
