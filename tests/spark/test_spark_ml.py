@@ -334,3 +334,14 @@ def test_the_sql_pass_breaks_ties_to_the_lowest_center_index(
     assert isinstance(labels, Deferred)  # the RDD's query is planned on first read of labels_
     assert labels.get().collect() == [0, 0]
     ds.unpersist()
+
+
+def test_center_values_reach_sql_with_the_same_bits(spark: Any) -> None:
+    # The SQL passes write centers as literals into SQL text; they must parse back exactly.
+    from kmeans.backends.spark_ml import _sql_double
+
+    values = [0.1, 1 / 3, -2.5e300, 1e-300, 5e-324, 1.7976931348623157e308, -0.0, 123.0, 2.0**-1074 * 3]
+    row = spark.sql("SELECT " + ", ".join(f"{_sql_double(v)} AS x{i}" for i, v in enumerate(values))).collect()[0]
+    assert [float(row[f"x{i}"]).hex() for i in range(len(values))] == [v.hex() for v in values]
+    with pytest.raises(ValueError, match="finite"):
+        _sql_double(float("nan"))
