@@ -57,7 +57,7 @@ def _assert_agree(X: np.ndarray, w: np.ndarray | None, k: int, init: str, distan
 
 @pytest.mark.parametrize("distance", ["l2", "l1"])
 @settings(
-    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+    max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
 )
 @given(problem=problems(), init=st.sampled_from(INITS), parts=st.sampled_from(PARTITIONS))
 def test_spark_rdd_agrees_with_numpy(spark: Any, distance: str, problem: Any, init: str, parts: int) -> None:
