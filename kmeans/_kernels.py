@@ -98,6 +98,15 @@ def _unit_or_array(weights: Float64Array) -> tuple[bool, Float64Array]:
 _MARGIN = 1e-9
 #: Lower bounds are stored as float32 after shrinking by this much (float32 rounding is 6e-8).
 _SHRINK32 = 1e-6
+#: float32's normal range: below it the spacing of float32 exceeds the shrink (store 0);
+#: above it conversion overflows to inf (store the largest finite float32, still a bound).
+_F32_TINY = 1.1754943508222875e-38
+_F32_MAX = 3.4028234663852886e38
+#: A skip needs a bound ``m`` in this range, so that ``m²`` is a normal float64 and every
+#: relative-error argument holds (squares of 1e-162 underflow to subnormals and exact
+#: ties; squares above 1e154 overflow). Larger bounds are lowered to the top (still valid).
+_BOUND_MIN = 1e-145
+_BOUND_MAX = 1e150
 
 
 @njit(**_JIT)  # type: ignore[untyped-decorator]
@@ -137,7 +146,10 @@ def _bound_updates(old: Any, new: Any, drop: Any, half_gap: Any) -> None:  # pra
 @njit(inline="always", **_JIT)  # type: ignore[untyped-decorator]
 def _lower32(v: float) -> Any:  # pragma: no cover - compiled
     # A float32 that is <= v (distances are >= 0, so 0 is always a valid lower bound).
-    return np.float32(v * (1.0 - _SHRINK32)) if v > 0.0 else np.float32(0.0)
+    shrunk = v * (1.0 - _SHRINK32)
+    if shrunk < _F32_TINY:  # also v <= 0 and NaN
+        return np.float32(0.0)
+    return np.float32(min(shrunk, _F32_MAX))
 
 
 @njit(inline="always", **_JIT)  # type: ignore[untyped-decorator]
@@ -146,8 +158,8 @@ def _kept(da: float, lower: Any, i: int, a: int, drop: Any, half_gap: Any) -> bo
     # bound on every other center's distance and half of a's gap to its nearest neighbour
     # (then every other center is farther by the triangle inequality), with a margin.
     low = np.float64(lower[i]) - drop[a]
-    m = max(low, half_gap[a])
-    if m > 0.0 and da < m * m * (1.0 - _MARGIN):
+    m = min(max(low, half_gap[a]), _BOUND_MAX)
+    if m >= _BOUND_MIN and da < m * m * (1.0 - _MARGIN):
         lower[i] = _lower32(low)
         return True
     return False
@@ -166,7 +178,7 @@ def _bounded_lloyd_3(
     fresh: bool,
     sums: Any,
     wsum: Any,
-) -> float:  # pragma: no cover - compiled
+) -> tuple[float, int]:  # pragma: no cover - compiled
     # Three features (RGB) and few centers: the row stays in registers and the running
     # minimum is a branch-free select (labels of neighbouring pixels vary, so a branch
     # mispredicts). Same float64 operations, in the same order, as the generic kernels:
@@ -175,6 +187,7 @@ def _bounded_lloyd_3(
     n = x.shape[0]
     k = cc.shape[0]
     inertia = 0.0
+    n_kept = 0
     for i in range(n):
         x0 = np.float64(x[i, 0])
         x1 = np.float64(x[i, 1])
@@ -189,6 +202,7 @@ def _bounded_lloyd_3(
             e = x2 - cc[best, 2]
             best_d = a * a + b * b + e * e
             kept = _kept(best_d, lower, i, best, drop, half_gap)
+            n_kept += kept
         if not kept:
             best = 0
             best_d = np.inf
@@ -210,7 +224,7 @@ def _bounded_lloyd_3(
         sums[best, 0] += wi * x0
         sums[best, 1] += wi * x1
         sums[best, 2] += wi * x2
-    return inertia
+    return inertia, n_kept
 
 
 @njit(**_JIT)  # type: ignore[untyped-decorator]
@@ -226,12 +240,13 @@ def _bounded_lloyd(
     fresh: bool,
     sums: Any,
     wsum: Any,
-) -> float:  # pragma: no cover - compiled
+) -> tuple[float, int]:  # pragma: no cover - compiled
     # Any d: the closest center (or the kept one), then its sums, weight and weighted cost.
     d = x.shape[1]
     k = ct.shape[1]
     dist = np.empty(k, dtype=np.float64)
     inertia = 0.0
+    n_kept = 0
     for i in range(x.shape[0]):
         kept = False
         best = 0
@@ -242,6 +257,7 @@ def _bounded_lloyd(
                 diff = np.float64(x[i, j]) - ct[j, best]
                 best_d += diff * diff
             kept = _kept(best_d, lower, i, best, drop, half_gap)
+            n_kept += kept
         if not kept:
             best, best_d = _closest_sqeuclidean(x, i, ct, dist)
             second = np.inf
@@ -255,22 +271,24 @@ def _bounded_lloyd(
         inertia += wi * best_d
         for j in range(d):
             sums[best, j] += wi * np.float64(x[i, j])
-    return inertia
+    return inertia, n_kept
 
 
 class Bounds:
     """Per-row memory of a block between Lloyd passes (Hamerly's bounds).
 
     ``labels[i]`` is row i's closest center among ``centers`` and ``lower[i]`` a lower
-    bound (float32, rounded down) on its distance to any other of those centers.
+    bound (float32, rounded down) on its distance to any other of those centers. ``kept``
+    counts the rows of the last pass that the bounds settled without a full comparison.
     """
 
-    __slots__ = ("centers", "labels", "lower")
+    __slots__ = ("centers", "kept", "labels", "lower")
 
     def __init__(self, centers: Float64Array, labels: NDArray[np.int32], lower: NDArray[np.float32]) -> None:
         self.centers = centers
         self.labels = labels
         self.lower = lower
+        self.kept = 0
 
 
 def bounded_lloyd_sqeuclidean(
@@ -283,7 +301,9 @@ def bounded_lloyd_sqeuclidean(
     ``l`` being the lower bound on its distance to the other centers at the previous
     pass (triangle inequality). Such a row costs one distance (still computed exactly: it
     feeds the inertia) instead of ``k``. Every bound is kept on the safe side of rounding
-    by a relative margin of 1e-9, and a skip needs a strict inequality, so a row is only
+    by a relative margin of 1e-9 (far above the rounding of a distance over at most a few
+    dozen features), a skip needs a strict inequality and a bound whose square is a normal
+    float64 (no underflow to exact ties, no overflow), so a row is only
     skipped when the full comparison would pick the same center (ties included): sums,
     weights and inertia are bit-identical to :func:`lloyd_sqeuclidean`'s. ``bounds`` of a
     previous pass over the same rows (any centers of the same shape) make the pass
@@ -304,12 +324,14 @@ def bounded_lloyd_sqeuclidean(
         _bound_updates(bounds.centers, centers, drop, half_gap)
     bounds.centers = centers.copy()
     if n == 0:
+        bounds.kept = 0
         return sums, wsum, 0.0, bounds
     if d == 3 and k <= RGB_MAX_CENTERS:
         kernel, cc = _bounded_lloyd_3, centers
     else:
         kernel, cc = _bounded_lloyd, np.ascontiguousarray(centers.T)
-    inertia = kernel(points, w, unit, cc, bounds.labels, bounds.lower, drop, half_gap, fresh, sums, wsum)
+    inertia, kept = kernel(points, w, unit, cc, bounds.labels, bounds.lower, drop, half_gap, fresh, sums, wsum)
+    bounds.kept = int(kept)
     return sums, wsum, float(inertia), bounds
 
 

@@ -23,6 +23,8 @@ into new centers. Policies that must be identical on every engine live here:
 
 from __future__ import annotations
 
+import functools
+import inspect
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -64,6 +66,28 @@ def _override(labels: IntArray, block: Block, moves: Sequence[Move]) -> IntArray
     return labels
 
 
+@functools.lru_cache(maxsize=64)
+def _takes_memory(fn: Callable[..., Any]) -> bool:
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return "memory" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
+def _fused(update: UpdateStep | None, memory: dict[Any, Any] | None) -> Callable[..., Any] | None:
+    """``update.fused_partial`` as ``fn(assign, block, centers, state)``, given ``memory`` if it takes it.
+
+    Hooks written before ``memory`` existed take four arguments; they keep working.
+    """
+    fused: Callable[..., Any] | None = getattr(update, "fused_partial", None)
+    if fused is None:
+        return None
+    if memory is not None and _takes_memory(getattr(fused, "__func__", fused)):
+        return functools.partial(fused, memory=memory)
+    return fused
+
+
 def summarize(
     dataset: Dataset,
     centers: Float64Array,
@@ -80,11 +104,11 @@ def summarize(
     per-block scratch it may keep state in (see :class:`~kmeans.protocols.UpdateStep`).
     """
     k = centers.shape[0]
-    fused = None if moves else getattr(update, "fused_partial", None)
+    fused = None if moves else _fused(update, memory)
 
     def fn(block: Block) -> _PassSummary:
         if fused is not None:
-            out = fused(assign, block, centers, state, memory)
+            out = fused(assign, block, centers, state)
             if out is not None:
                 return _PassSummary(*out)
         labels, costs = assign.assign(block.points, centers)
@@ -116,11 +140,11 @@ def evaluate(
     With ``update``, its ``fused_partial`` (if any) does the pass, with ``memory``.
     """
     k = centers.shape[0]
-    fused = getattr(update, "fused_partial", None)
+    fused = _fused(update, memory)
 
     def fn(block: Block) -> tuple[float, Float64Array]:
         if fused is not None:
-            out = fused(assign, block, centers, None, memory)
+            out = fused(assign, block, centers, None)
             if out is not None:
                 return out[1], out[2]
         labels, costs = assign.assign(block.points, centers)

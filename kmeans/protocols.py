@@ -115,16 +115,18 @@ class UpdateStep(Protocol):
     with a new state (the exact median narrows its histograms that way). A cluster of
     zero weight keeps its old center; the driver's empty-cluster policy handles it.
 
-    Optional: ``fused_partial(assign, block, centers, state, memory)``. When an update
-    step has it, the driver calls it first and uses its ``(summary, inertia,
+    Optional: ``fused_partial(assign, block, centers, state, memory=None)``. When an
+    update step has it, the driver calls it first and uses its ``(summary, inertia,
     cluster_weights)`` in place of ``assign`` + ``partial`` + the driver's own sums, all
     from one read of the block; returning ``None`` (an assign step it does not know) falls
     back to the generic path. The result must equal the generic path's up to summation
-    rounding. ``memory`` is a dict that lives for one Lloyd run (``None`` outside one):
-    the step may keep per-block state in it under ``block.start`` (blocks of different
-    threads use different keys), for example distance bounds that let later passes skip
-    work. Such state must stay correct for *any* next centers: the driver may relocate
-    centers or pass other ones, and an engine may hand over a fresh dict at any pass.
+    rounding. ``memory`` (passed by keyword, only to a hook that accepts it) is a dict
+    that lives for one Lloyd run: the step may keep per-block state in it under
+    ``block.start``. Within a run every block has its own start, a block always has the
+    same rows (check its row count), and the blocks of one pass run concurrently but never
+    share a key. Such state must stay correct for *any* next centers: the driver may
+    relocate centers or pass other ones, and an engine may hand over a fresh dict at any
+    pass (Spark ships it to each task).
     """
 
     name: str

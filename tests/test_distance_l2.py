@@ -261,10 +261,19 @@ def _passes(points: np.ndarray, weights: np.ndarray, center_seq: list[np.ndarray
     return out
 
 
+def _reference(points: np.ndarray, weights: np.ndarray, center_seq: list[np.ndarray]) -> list:
+    """The same passes without any kernel that keeps bounds: assign every row, then sum."""
+    out = []
+    for centers in center_seq:
+        sums, wsum, inertia = _generic_pass(points, weights, centers)
+        out.append(((sums, wsum), inertia, wsum))
+    return out
+
+
 def _lloyd_centers(points: np.ndarray, weights: np.ndarray, centers: np.ndarray, n: int) -> list[np.ndarray]:
     seq = [centers]
     for _ in range(n - 1):
-        sums, wsum = _passes(points, weights, [seq[-1]], None)[0][0]
+        sums, wsum, _ = _generic_pass(points, weights, seq[-1])
         seq.append(WeightedMean().finalize((sums, wsum), seq[-1], None))
     return seq
 
@@ -274,15 +283,15 @@ def _assert_same_passes(a: list, b: list) -> None:
         np.testing.assert_array_equal(s1, s2)
         np.testing.assert_array_equal(w1, w2)
         np.testing.assert_array_equal(c1, c2)
-        assert i1 == i2
+        assert i1 == pytest.approx(i2, rel=1e-12, abs=0.0)  # the reference sums costs in another order
 
 
 @pytest.mark.parametrize("k", [1, 2, 10, 24, 25, 256])  # 24/25: either side of the RGB register kernel
 @pytest.mark.parametrize("d", [1, 3, 5])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.uint8])
-def test_bounded_passes_are_bit_identical_along_a_lloyd_run(k: int, d: int, dtype: type) -> None:
-    # Hamerly's bounds skip rows whose center cannot have changed; the sums, weights and
-    # inertia of every pass must stay exactly those of the full comparison.
+def test_bounded_passes_equal_the_full_comparison_along_a_lloyd_run(k: int, d: int, dtype: type) -> None:
+    # Hamerly's bounds skip rows whose center cannot have changed; the sums and weights of
+    # every pass must stay exactly those of assigning every row, and the bounds must skip.
     rng = np.random.default_rng(k * 10 + d)
     n = 3000
     points = (rng.integers(0, 6, size=(n, d)) if dtype == np.uint8 else rng.normal(size=(n, d))).astype(dtype)
@@ -290,8 +299,14 @@ def test_bounded_passes_are_bit_identical_along_a_lloyd_run(k: int, d: int, dtyp
     centers = points[rng.choice(n, k, replace=False)].astype(np.float64) + rng.normal(scale=0.1, size=(k, d))
     seq = _lloyd_centers(points, weights, centers, 12)
     memory: dict = {}
-    _assert_same_passes(_passes(points, weights, seq, memory), _passes(points, weights, seq, None))
-    assert list(memory) == [0]  # kept under the block's start
+    bounded = _passes(points, weights, seq, memory)
+    _assert_same_passes(bounded, _reference(points, weights, seq))
+    # and bit-identical to the same kernel started afresh at every pass
+    for got, fresh in zip(bounded, _passes(points, weights, seq, None), strict=True):
+        np.testing.assert_array_equal(got[0][0], fresh[0][0])
+        assert got[1] == fresh[1]
+    # the last pass settled rows from the bounds (most of them unless centers are crowded)
+    assert memory[0].kept > (n // 2 if k <= 25 else 0)
 
 
 def test_bounded_pass_is_exact_when_the_centers_jump_or_tie() -> None:
@@ -306,9 +321,45 @@ def test_bounded_pass_is_exact_when_the_centers_jump_or_tie() -> None:
     c = b.copy()
     c[0] = points[0]  # a center exactly on rows (cost 0)
     seq = [a, a, b, b, c, rng.normal(size=(6, 3)) * 10, a, a + 1e-12, c]
-    _assert_same_passes(_passes(points, weights, seq, {}), _passes(points, weights, seq, None))
-    labels_b = SquaredEuclidean().assign(points, b)[0]
-    assert 4 not in set(labels_b.tolist())
+    memory: dict = {}
+    _assert_same_passes(_passes(points, weights, seq, memory), _reference(points, weights, seq))
+    assert memory[0].kept > 0
+
+
+@pytest.mark.parametrize(
+    ("points", "first", "then"),
+    [
+        # distances beyond float32's range: a lower bound must not become inf
+        ([[0.0, 0.0, 0.0]], [[0.0, 0.0, 0.0], [1e39, 0.0, 0.0]], [[5e38, 0.0, 0.0], [1e38, 0.0, 0.0]]),
+        # distances in float32's subnormal range: its spacing exceeds the shrink
+        ([[0.0]], [[0.0], [1e-45]], [[1.2e-45], [1e-45]]),
+        # a gap between centers whose square overflows float64
+        ([[1e154]], [[1e154], [1e154 + 1e140]], [[0.0], [1.5e154]]),
+        # squares that underflow to an exact tie (the full comparison then picks center 0)
+        (
+            [[np.sqrt(1.6) * np.sqrt(5e-324) / 2] * 2],
+            [[1.0, 1.0], [np.sqrt(1.6) * np.sqrt(5e-324) / 2] * 2],
+            [[np.sqrt(1.6) * np.sqrt(5e-324)] * 2, [0.0, 0.0]],
+        ),
+        (
+            [[np.sqrt(1.6) * np.sqrt(5e-324) / 2] * 3],
+            [[1.0, 1.0, 1.0], [np.sqrt(1.6) * np.sqrt(5e-324) / 2] * 3],
+            [[np.sqrt(1.6) * np.sqrt(5e-324)] * 3, [0.0, 0.0, 0.0]],
+        ),
+    ],
+)
+def test_bounded_pass_is_exact_at_extreme_magnitudes(points: list, first: list, then: list) -> None:
+    # Regression (review of the bounds): float32 overflow / subnormal bounds and float64
+    # squares out of the normal range made the bounds keep a row on the wrong center.
+    x = np.array(points)
+    seq = [np.array(first), np.array(then)]
+    with np.errstate(over="ignore", under="ignore"):
+        want = _reference(x, np.ones(x.shape[0]), seq)
+        got = _passes(x, np.ones(x.shape[0]), seq, {})
+    for ((s1, w1), i1, _), ((s2, w2), i2, _) in zip(got, want, strict=True):
+        np.testing.assert_array_equal(w1, w2)
+        np.testing.assert_array_equal(s1, s2)
+        assert i1 == i2
 
 
 def test_bounded_pass_starts_afresh_on_another_shape_and_on_empty_blocks() -> None:
@@ -319,8 +370,32 @@ def test_bounded_pass_starts_afresh_on_another_shape_and_on_empty_blocks() -> No
     first = rng.normal(size=(3, 3))
     _passes(points, weights, [first], memory)
     other = rng.normal(size=(5, 3))  # different k: the stored bounds do not apply
-    _assert_same_passes(_passes(points, weights, [other], memory), _passes(points, weights, [other], None))
+    _assert_same_passes(_passes(points, weights, [other], memory), _reference(points, weights, [other]))
+    assert memory[0].kept == 0
     half = points[:100]  # same start, fewer rows: not the same block any more
-    _assert_same_passes(_passes(half, weights[:100], [other], memory), _passes(half, weights[:100], [other], None))
+    _assert_same_passes(_passes(half, weights[:100], [other], memory), _reference(half, weights[:100], [other]))
+    assert memory[0].kept == 0
     out = WeightedMean().fused_partial(SquaredEuclidean(), Block(np.empty((0, 3)), np.empty(0)), other, None, {})
     assert out is not None and out[1] == 0.0
+
+
+def test_a_lloyd_run_keeps_bounds_for_every_block_under_its_start() -> None:
+    from kmeans.backends.numpy import NumPyDataset
+    from kmeans.driver import lloyd
+
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(20_000, 3))
+    ds = NumPyDataset(X, n_threads=2, block_rows=4096)
+    seen: list[dict] = []
+    inner = WeightedMean.fused_partial
+
+    class Spy(WeightedMean):
+        def fused_partial(self, assign, block, centers, state, memory=None):  # type: ignore[no-untyped-def]
+            if memory is not None and all(m is not memory for m in seen):
+                seen.append(memory)
+            return inner(self, assign, block, centers, state, memory)
+
+    lloyd(ds, X[:5], SquaredEuclidean(), Spy(), max_iter=6, tol=0.0)
+    assert len(seen) == 1  # one dict for the run
+    assert sorted(seen[0]) == [b.start for b in ds.local_blocks()] == list(range(0, 20_000, 4096))
+    assert all(seen[0][s].labels.shape[0] == b.n_rows for s, b in zip(sorted(seen[0]), ds.local_blocks(), strict=True))

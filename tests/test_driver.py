@@ -329,3 +329,39 @@ def test_fused_pass_gives_the_generic_paths_fit(d: int, k: int) -> None:
     assert fused.history[0].n_empty == 2
     for a, b in zip(fused.history, generic.history, strict=True):
         assert a.inertia == pytest.approx(b.inertia, rel=1e-12)
+
+
+def test_a_fused_hook_without_memory_still_works() -> None:
+    # fused_partial(assign, block, centers, state) was the hook's signature before the
+    # per-run memory; such update steps keep working (they get no memory).
+    calls: list[int] = []
+
+    class FourArguments:
+        name = "mean-4"
+
+        def __init__(self) -> None:
+            self._inner = L2.update
+
+        def plan(self, dataset: Any, k: int) -> Any:
+            return None
+
+        def partial(self, block: Any, labels: Any, k: int, state: Any) -> Any:
+            return self._inner.partial(block, labels, k, state)
+
+        def fused_partial(self, assign: Any, block: Any, centers: Any, state: Any) -> Any:
+            calls.append(1)
+            return self._inner.fused_partial(assign, block, centers, state)
+
+        def merge(self, a: Any, b: Any) -> Any:
+            return self._inner.merge(a, b)
+
+        def finalize(self, summary: Any, old: Any, state: Any) -> Any:
+            return self._inner.finalize(summary, old, state)
+
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(300, 3))
+    ds = NumPyDataset(X)
+    got = lloyd(ds, X[:4], L2.assign, FourArguments(), max_iter=5, tol=0.0)  # type: ignore[arg-type]
+    want = lloyd(ds, X[:4], L2.assign, L2.update, max_iter=5, tol=0.0)
+    assert calls  # the hook ran
+    np.testing.assert_array_equal(got.centers, want.centers)

@@ -60,7 +60,7 @@ MLLIB_OVERSAMPLING = 2.0
 #: Rows read first when looking for ``k`` distinct rows (most data has them near the top).
 DISTINCT_HEAD_ROWS = 256
 SOLVERS = ("auto", "row", "block")
-#: Up to this many ``k × d`` terms, costs are plain SQL arithmetic (see ``SparkMLDataset.nearest``).
+#: Up to this many ``k × d`` terms, costs are plain SQL arithmetic (see :func:`_nearest_sql`).
 EXPANDED_TERMS = 1024
 
 _FEATURES = "__kmeans_features"
@@ -207,25 +207,18 @@ class SparkMLDataset:
             return found
         return _as_matrix(rows.select(sf.col("v")).distinct().limit(limit).collect(), self.n_features)
 
-    def nearest(self, centers: Float64Array) -> Any:
-        """A ``struct(cost, label)`` column: the closest center of each row and its squared distance.
+    def _near_frame(self, centers: Float64Array) -> Any:
+        """``(n: struct(cost, label), w: double)`` per row: the closest center and its squared distance.
 
         Ties go to the lowest center index (``array_min`` compares ``cost``, then ``label``),
         as on every backend; the cost is ``((x_0 - c_0)² + (x_1 - c_1)²) + ...`` computed
-        directly in double, in the same order as the other backends. Up to
-        :data:`EXPANDED_TERMS` ``k × d`` terms it is plain arithmetic on the array's elements
-        (compiled by Spark's code generation: 5-10x faster than the higher-order functions
-        ``zip_with`` / ``aggregate`` used above that size). The expression over the column
-        ``v`` is written as SQL text and parsed by the JVM in one call (see :func:`_nearest_sql`).
+        directly in double, in the same order as the other backends (see
+        :func:`_nearest_sql`). Each row's array of values is made once, as ``v``.
         """
         from pyspark.sql import functions as sf
 
-        return sf.expr(_nearest_sql(centers, "v"))
-
-    def _near_frame(self, centers: Float64Array) -> Any:
-        """``(n: struct(cost, label), w: double)`` per row: the array of values made once, then :meth:`nearest`."""
         values = self.frame.select(self.values().alias("v"), self.weight().alias("w"))
-        return values.select(self.nearest(centers).alias("n"), "w")
+        return values.select(sf.expr(_nearest_sql(centers, "v")).alias("n"), "w")
 
     def evaluate(self, centers: Float64Array) -> tuple[float, Float64Array]:
         """``(inertia, cluster_weights)`` of ``centers`` in one SQL job (no Python workers).
@@ -305,9 +298,12 @@ def _sql_double(value: float) -> str:
 
 
 def _nearest_sql(centers: Float64Array, column: str) -> str:
-    """SQL text of :meth:`SparkMLDataset.nearest` over the ``array<double>`` column ``column``.
+    """SQL text of ``struct(cost, label)`` of the closest center, over the ``array<double>`` ``column``.
 
-    Written as text rather than built with ``pyspark.sql.functions``: every Column
+    Up to :data:`EXPANDED_TERMS` ``k × d`` terms it is plain arithmetic on the array's
+    elements (compiled by Spark's code generation: 5-10x faster than the higher-order
+    functions ``zip_with`` / ``aggregate`` used above that size). Written as text rather
+    than built with ``pyspark.sql.functions``: every Column
     operation is a call into the JVM (about 1-3 ms each here), and the expanded form has
     ``4 k d`` of them: 0.45 s per expression at k=10, d=3, against 1 ms for one parse.
     """
@@ -740,11 +736,13 @@ def _jvm_vectors(frame: Any, column: str) -> Any:
     several times faster than mapping every row through a Python worker, which remains the
     fallback if a Spark version lacks the method.
     """
-    from py4j.protocol import Py4JError
+    from py4j.protocol import Py4JError, Py4JJavaError
 
     try:
         utils = frame.sparkSession.sparkContext._jvm.org.apache.spark.ml.util.DatasetUtils
         return utils.columnToOldVector(frame._jdf, column).toJavaRDD()
+    except Py4JJavaError:  # the JVM ran it and failed: a real error, not a missing method
+        raise
     except Py4JError:  # pragma: no cover - Spark versions without the helper
         return frame.select(column).rdd.map(_mllib_vector)
 

@@ -72,6 +72,21 @@ def test_explicit_centers_reach_mllib_as_a_jvm_rdd_not_through_python_workers(sp
     ds.unpersist()
 
 
+def test_an_explicit_centers_fit_goes_through_the_jvm_rdd(spark: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kmeans.backends import spark_ml
+
+    made: list[Any] = []
+    real = spark_ml._jvm_vectors
+
+    def spy(frame: Any, column: str) -> Any:
+        made.append(real(frame, column))
+        return made[-1]
+
+    monkeypatch.setattr(spark_ml, "_jvm_vectors", spy)
+    KMeans(3, init=BLOBS[[0, 60, 120]], max_iter=2, tol=0, backend="spark-ml").fit(BLOBS)
+    assert len(made) == 1 and type(made[0]).__name__ == "JavaObject"
+
+
 def test_kmeans_parallel_on_separated_blobs_is_within_one_percent_of_numpy_kmeans_plus_plus(spark: Any) -> None:
     ref = KMeans(4, init="k-means++", seed=5).fit(BLOBS)
     model = KMeans(4, init="k-means||", seed=5, backend="spark-ml").fit(BLOBS)
