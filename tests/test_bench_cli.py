@@ -94,7 +94,7 @@ def test_bench_paper_summarizes_on_stdout(numpy_paper_run: tuple[Path, str]) -> 
 @pytest.mark.spark
 @pytest.mark.slow
 def test_bench_paper_quick_runs_every_backend_and_every_port(tmp_path: Path) -> None:
-    assert main(["bench", "paper", "--quick", "--out", str(tmp_path)]) == 0
+    assert main(["bench", "paper", "--quick", "--repeats", "1", "--out", str(tmp_path)]) == 0
     data = json.loads((tmp_path / "results.json").read_text())
     ran = set(data["results"])
     assert set(registry.backends) | {"paper-numpy", "paper-rdd", "paper-ml"} <= ran | set(data["unavailable"])
