@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import attrs
 import numpy as np
@@ -12,6 +12,8 @@ from numpy.typing import NDArray
 FloatArray = NDArray[np.floating[Any]]
 Float64Array = NDArray[np.float64]
 IntArray = NDArray[np.intp]
+
+T = TypeVar("T")
 
 
 @attrs.frozen(eq=False)
@@ -72,24 +74,31 @@ class LloydResult:
     seed: int
 
 
-class Deferred:
+class Deferred(Generic[T]):
     """A value computed on first use: ``get()`` calls ``fn`` once and keeps the result.
 
-    A backend returns labels this way when even building them costs something (planning
-    the Spark query behind an RDD of labels takes 0.2-0.5 s), so that a fit whose
-    ``labels_`` is never read does not pay for it.
+    A backend returns a fitted attribute this way when even making it costs a Spark job
+    or query plan, so that a fit whose attribute is never read does not pay for it:
+    labels (planning the query behind an RDD of labels takes 0.2-0.5 s) and, on
+    ``spark-ml`` with DataFrame input, the inertia and cluster sizes of the final
+    centers (one pass over the data, as MLlib's own ``summary`` is computed lazily).
     """
 
     __slots__ = ("_fn", "_value")
 
-    def __init__(self, fn: Callable[[], Any]) -> None:
-        self._fn: Callable[[], Any] | None = fn
-        self._value: Any = None
+    def __init__(self, fn: Callable[[], T]) -> None:
+        self._fn: Callable[[], T] | None = fn
+        self._value: T | None = None
 
-    def get(self) -> Any:
+    @property
+    def done(self) -> bool:
+        """Whether the value has been computed."""
+        return self._fn is None
+
+    def get(self) -> T:
         if self._fn is not None:
             self._value, self._fn = self._fn(), None
-        return self._value
+        return self._value  # type: ignore[return-value]  # set on the first call
 
 
 @attrs.frozen(eq=False)
@@ -98,13 +107,14 @@ class FitResult:
 
     ``labels`` is backend-native: an ndarray for in-memory input, possibly a lazy
     object (an RDD) for distributed input, or a :class:`Deferred` that makes either on
-    first use; ``None`` means "compute on demand".
+    first use; ``None`` means "compute on demand". ``inertia`` and ``cluster_weights``
+    may also be :class:`Deferred` (the estimator resolves them on first read).
     """
 
     centers: Float64Array
-    inertia: float
+    inertia: float | Deferred[float]
     n_iter: int
-    cluster_weights: Float64Array
+    cluster_weights: Float64Array | Deferred[Float64Array]
     history: tuple[IterationRecord, ...]
     converged: bool
     seed: int

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numbers
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -52,6 +52,39 @@ def resolve_init(init: Any) -> Any:
         f"init must be a registered name ({', '.join(repr(n) for n in registry.initializers)}), "
         f"an (n_clusters, n_features) array, or an object with an init() method; got {init!r}"
     )
+
+
+class _Fitted:
+    """A fitted attribute a backend may hand over as a :class:`Deferred`: made once, on first read.
+
+    ``labels_`` is one on every backend; ``inertia_`` and ``cluster_sizes_`` are on
+    ``spark-ml`` with DataFrame input (one pass over the data that a fit whose
+    attributes are never read does not pay for, as MLlib's own summary is lazy).
+    """
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+        self.key = f"_{name}"
+
+    @overload
+    def __get__(self, obj: None, objtype: type | None = None) -> _Fitted: ...
+
+    @overload
+    def __get__(self, obj: object, objtype: type | None = None) -> Any: ...
+
+    def __get__(self, obj: object | None, objtype: type | None = None) -> Any:
+        if obj is None:
+            return self
+        try:
+            value = obj.__dict__[self.key]
+        except KeyError:
+            raise AttributeError(f"'KMeans' object has no attribute '{self.name}' (call fit first)") from None
+        if isinstance(value, Deferred):
+            value = obj.__dict__[self.key] = value.get()
+        return value
+
+    def __set__(self, obj: object, value: Any) -> None:
+        obj.__dict__[self.key] = value
 
 
 class KMeans:
@@ -249,9 +282,9 @@ class KMeans:
                 )
         result = backend.fit(dataset, spec)
         self.cluster_centers_: Float64Array = result.centers
-        self.inertia_: float = float(result.inertia)
+        self.inertia_ = result.inertia if isinstance(result.inertia, Deferred) else float(result.inertia)
         self.n_iter_: int = int(result.n_iter)
-        self.cluster_sizes_: Float64Array = result.cluster_weights
+        self.cluster_sizes_ = result.cluster_weights
         self.history_: list[IterationRecord] = list(result.history)
         self.converged_: bool = bool(result.converged)
         self.seed_: int = spec.seed
@@ -261,20 +294,9 @@ class KMeans:
         self.distance_: Any = spec.distance
         return self
 
-    @property
-    def labels_(self) -> Any:
-        """Closest center of every input row (see the class docstring); made on first read."""
-        try:
-            value = self.__dict__["_labels"]
-        except KeyError:
-            raise AttributeError("'KMeans' object has no attribute 'labels_' (call fit first)") from None
-        if isinstance(value, Deferred):
-            value = self.__dict__["_labels"] = value.get()
-        return value
-
-    @labels_.setter
-    def labels_(self, value: Any) -> None:
-        self.__dict__["_labels"] = value
+    labels_ = _Fitted()
+    inertia_ = _Fitted()
+    cluster_sizes_ = _Fitted()
 
     def fit_predict(self, X: Any, sample_weight: Any = None, *, features: Any = None) -> Any:
         """Fit, then return the label of every row of ``X``."""

@@ -15,8 +15,11 @@ of ``pyspark.mllib.clustering.KMeans.train(..., initialModel=...)``, called dire
 that MLlib's iteration count is kept), since ``pyspark.ml`` cannot take initial centers.
 
 **Meaning of the results.** ``inertia_`` and ``cluster_sizes_`` are computed by this
-adapter in one pass against MLlib's *final* centers (MLlib's ``trainingCost`` is the cost
-of the centers before its last update), so they mean the same on every backend.
+adapter in one pass against MLlib's *final* centers with the ``numpy`` backend's kernel
+(MLlib's ``trainingCost`` is the cost of the centers before its last update), so they
+mean the same on every backend. For DataFrame input that pass runs on the first read of
+either attribute, not in ``fit`` (as MLlib's own summary is lazy), so a fit costs what
+calling MLlib costs plus one validation job.
 ``n_iter_`` is MLlib's iteration count; ``converged_`` is True when MLlib stopped before
 ``max_iter``. ``history_`` is empty: MLlib reports no per-iteration state.
 
@@ -31,6 +34,7 @@ this adapter reports as an error.
 
 from __future__ import annotations
 
+import functools
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -40,12 +44,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from kmeans import registry
+from kmeans._ops import weighted_bincount, weighted_sum
 from kmeans._random import derive_seed
 from kmeans._types import Deferred, FitResult, FitSpec, Float64Array
 from kmeans._validation import check_points, check_weights
 from kmeans.backends import _spark
 from kmeans.backends.numpy import NumPyDataset
 from kmeans.backends.spark_rdd import SparkRDDBackend, SparkRDDDataset
+from kmeans.distance.l2 import L2
+from kmeans.driver import evaluate
 from kmeans.errors import ValidationError
 from kmeans.init._sampling import distinct_rows, first_distinct
 from kmeans.init.explicit import ExplicitCenters
@@ -60,8 +67,6 @@ MLLIB_OVERSAMPLING = 2.0
 #: Rows read first when looking for ``k`` distinct rows (most data has them near the top).
 DISTINCT_HEAD_ROWS = 256
 SOLVERS = ("auto", "row", "block")
-#: Up to this many ``k × d`` terms, costs are plain SQL arithmetic (see :func:`_nearest_sql`).
-EXPANDED_TERMS = 1024
 
 _FEATURES = "__kmeans_features"
 _VALUES = "__kmeans_values"
@@ -100,9 +105,10 @@ class SparkMLDataset:
     ``weight_col`` name its columns. ``local`` keeps ndarray input on the driver, so its
     labels and distinct-row checks need no Spark job.
 
-    Every pass this class runs is plain Spark SQL (no Python workers); :meth:`map_reduce`,
-    needed only by strategies MLlib does not use, converts the frame into NumPy blocks
-    on first use.
+    Validation is one SQL aggregate (no Python workers); the inertia, cluster weights and
+    labels of the final centers are computed by the ``numpy`` backend's L2 kernel in
+    Python workers fed with Arrow batches. :meth:`map_reduce`, needed only by strategies
+    MLlib does not use, converts the frame into NumPy blocks on first use.
     """
 
     def __init__(
@@ -119,8 +125,11 @@ class SparkMLDataset:
         owned: bool,
         local: tuple[NDArray[Any], Float64Array | None] | None = None,
         sources: tuple[Any, ...] = (),
+        dense: bool = True,
     ) -> None:
         self.frame = frame
+        #: Every vector is dense, so its values are read in place (see :meth:`values`).
+        self.dense = dense
         #: Broadcasts an array input is read from (see :func:`_from_array`).
         self.sources = sources
         if sources:
@@ -135,6 +144,7 @@ class SparkMLDataset:
         self.owned = owned
         self.local = local
         self._blocks: SparkRDDDataset | None = None
+        self._values_frame: Any = None
 
     # -- the Dataset protocol ---------------------------------------------------------
 
@@ -164,7 +174,7 @@ class SparkMLDataset:
 
     def map_reduce(self, fn: Callable[[Any], Any], merge: Callable[[Any, Any], Any]) -> Any:
         if self._blocks is None:
-            values = self.frame.select(self.values().alias(_VALUES), *self._weight_cols())
+            values = self.values_frame().selectExpr(f"v AS {_VALUES}", f"w AS {_WEIGHT}")
             weight = _WEIGHT if self.weight_col is not None else None
             data = _spark.blocks_from_dataframe(values, weight, features=_VALUES)
             self._blocks = SparkRDDDataset(data, source=self.source)
@@ -177,72 +187,66 @@ class SparkMLDataset:
 
     # -- cheap SQL passes -------------------------------------------------------------
 
-    def values(self) -> Any:
-        """The features as an ``array<double>`` column expression."""
-        from pyspark.ml.functions import vector_to_array
-        from pyspark.sql import functions as sf
+    def values_frame(self) -> Any:
+        """The frame as ``(v: array<double>, w: double)`` (weight 1.0 without weights), made once.
 
-        return vector_to_array(sf.col(self.features_col))
+        Dense vectors are read in place: a vector column is stored as a struct whose
+        ``values`` field holds a dense vector's elements (see :func:`_with_struct`).
+        ``vector_to_array`` (needed for sparse vectors) is a UDF that copies every row
+        into a new array first. Made once because every Column built through
+        ``pyspark.sql.functions`` costs py4j round trips (about 20 for this frame); the
+        passes on it are SQL text.
+        """
+        if self._values_frame is None:
+            weight = "1D" if self.weight_col is None else f"CAST({_quote(self.weight_col)} AS DOUBLE)"
+            if self.dense:
+                frame = _with_struct(self.frame, self.features_col).selectExpr(
+                    f"{_STRUCT}.values AS v", f"{weight} AS w"
+                )
+            else:
+                from pyspark.ml.functions import vector_to_array
+                from pyspark.sql import functions as sf
 
-    def weight(self) -> Any:
-        """The weight as a double column expression (1.0 without weights)."""
-        from pyspark.sql import functions as sf
-
-        return sf.lit(1.0) if self.weight_col is None else sf.col(self.weight_col).cast("double")
-
-    def _weight_cols(self) -> list[Any]:
-        return [] if self.weight_col is None else [self.weight().alias(_WEIGHT)]
+                frame = self.frame.select(
+                    vector_to_array(sf.col(self.features_col)).alias("v"), sf.expr(weight).alias("w")
+                )
+            self._values_frame = frame
+        return self._values_frame
 
     def distinct_rows(self, limit: int) -> Float64Array:
         """Up to ``limit`` distinct rows of positive weight: the first rows, else a ``DISTINCT`` query."""
         if self.local is not None:
             points, weights = self.local
             return distinct_rows(NumPyDataset(np.asarray(points, dtype=np.float64), weights), limit)
-        from pyspark.sql import functions as sf
-
-        rows = self.frame.where(self.weight() > 0).select(self.values().alias("v"))
+        rows = self.values_frame().where("w > 0").selectExpr("v")
         head = _as_matrix(rows.limit(max(DISTINCT_HEAD_ROWS, 4 * limit)).collect(), self.n_features)
         found = head[first_distinct(head, limit)]
         if found.shape[0] >= limit:
             return found
-        return _as_matrix(rows.select(sf.col("v")).distinct().limit(limit).collect(), self.n_features)
-
-    def _near_frame(self, centers: Float64Array) -> Any:
-        """``(n: struct(cost, label), w: double)`` per row: the closest center and its squared distance.
-
-        Ties go to the lowest center index (``array_min`` compares ``cost``, then ``label``),
-        as on every backend; the cost is ``((x_0 - c_0)² + (x_1 - c_1)²) + ...`` computed
-        directly in double, in the same order as the other backends (see
-        :func:`_nearest_sql`). Each row's array of values is made once, as ``v``.
-        """
-        from pyspark.sql import functions as sf
-
-        values = self.frame.select(self.values().alias("v"), self.weight().alias("w"))
-        return values.select(sf.expr(_nearest_sql(centers, "v")).alias("n"), "w")
+        return _as_matrix(rows.distinct().limit(limit).collect(), self.n_features)
 
     def evaluate(self, centers: Float64Array) -> tuple[float, Float64Array]:
-        """``(inertia, cluster_weights)`` of ``centers`` in one SQL job (no Python workers).
+        """``(inertia, cluster_weights)`` of ``centers``: one pass, or none for array input.
 
-        Up to :data:`EXPANDED_TERMS` centers the per-cluster weights are ``k`` conditional
-        sums of one aggregation (no shuffle); above, a ``groupBy`` on the label.
+        Array input is evaluated on the driver. Otherwise each partition streams its
+        rows to a Python worker as Arrow batches, where the ``numpy`` backend's own L2
+        kernel assigns them (so labels and costs are exactly those of the ``numpy``
+        backend, ties to the lowest center index) and one row of partial sums comes
+        back. On the raccoon this costs 0.5-0.7 s for any ``k``; the same pass written
+        as SQL expressions took 0.5 s at k=2, 0.9 s at k=10 and 15 s at k=32 (Spark's
+        generated code for ``k`` distances per row grows past what it compiles well).
         """
-        from pyspark.sql import functions as sf
-
+        if self.local is not None:  # array input: NumPy on the driver, as the numpy backend computes it
+            points, weights = self.local
+            local = NumPyDataset(np.asarray(points, dtype=np.float64), weights)
+            return evaluate(local, centers, L2.assign, L2.update)
         k = centers.shape[0]
-        near = self._near_frame(centers)
+        schema = "cost double, weights array<double>"
+        rows = self.values_frame().mapInArrow(_arrow_sums(centers, self.n_features), schema).collect()
+        inertia = float(sum(float(r["cost"]) for r in rows))
         weights = np.zeros(k, dtype=np.float64)
-        inertia = 0.0
-        if k <= EXPANDED_TERMS:
-            sums = [f"sum(CASE WHEN n.label = {c} THEN w ELSE 0D END) AS w{c}" for c in range(k)]
-            row = near.selectExpr("sum(w * n.cost) AS cost", *sums).collect()[0]
-            weights[:] = [float(row[f"w{c}"]) for c in range(k)]
-            return float(row["cost"] or 0.0), weights
-        rows = near.groupBy(sf.col("n.label").alias("label")).agg(
-            sf.sum("w").alias("weight"), sf.sum(sf.col("w") * sf.col("n.cost")).alias("cost")
-        )
-        for row in sorted(rows.collect(), key=lambda r: int(r["label"])):
-            weights[int(row["label"])] = float(row["weight"])
-            inertia += float(row["cost"])
+        for r in rows:
+            weights += np.asarray(r["weights"], dtype=np.float64)
         return inertia, weights
 
     def labels(self, centers: Float64Array, assign: AssignStep) -> Any:
@@ -250,12 +254,13 @@ class SparkMLDataset:
 
         The RDD is made on first use (a :class:`~kmeans._types.Deferred`): planning its
         query costs 0.2-0.5 s, which a fit whose ``labels_`` is never read should not pay.
+        Rows are assigned by ``assign`` in Python workers, as in :meth:`evaluate`.
         """
         if self.local is not None:
             points = self.local[0]
             return assign.assign(points, centers)[0]
-        near = self._near_frame(centers)
-        return Deferred(lambda: near.select("n.label").rdd.map(_first))
+        fn = _arrow_labels(centers, assign, self.n_features)
+        return Deferred(lambda: self.values_frame().mapInArrow(fn, "label int").rdd.map(_first))
 
     def persist(self) -> None:
         """Cache the frame this adapter built (for the fit only: :meth:`unpersist` drops it)."""
@@ -279,6 +284,40 @@ class SparkMLDataset:
         )
 
 
+#: The column :func:`_with_struct` adds.
+_STRUCT = "__kmeans_struct"
+
+
+def _quote(name: str) -> str:
+    """``name`` as a SQL identifier."""
+    return "`" + name.replace("`", "``") + "`"
+
+
+def _with_struct(df: Any, column: str) -> Any:
+    """``df`` plus the vector ``column`` as the struct it is stored as, named :data:`_STRUCT`.
+
+    That struct is ``(type: 0 sparse | 1 dense, size, indices, values)``; a dense
+    vector's elements are its ``values``. Made with ``unwrap_udt`` on the JVM objects
+    directly (4 py4j round trips, against about 50 through ``pyspark.sql.functions``).
+    """
+    from pyspark.sql import DataFrame
+
+    functions = _jvm_functions(df.sparkSession.sparkContext._jvm)
+    jdf = df._jdf.withColumn(_STRUCT, functions.unwrap_udt(df._jdf.col(_quote(column))))
+    return DataFrame(jdf, df.sparkSession)
+
+
+@functools.lru_cache(maxsize=4)
+def _jvm_functions(jvm: Any) -> Any:
+    return jvm.org.apache.spark.sql.functions
+
+
+def _persistent_ids(context: Any) -> set[int]:
+    """Ids of the cached RDDs, in one py4j call (iterating the Java set costs one per element)."""
+    text = str(context._jsc.getPersistentRDDs().keySet().toString())
+    return {int(i) for i in text.strip("[]").split(",") if i.strip()}
+
+
 def _first(row: Any) -> int:
     return int(row[0])
 
@@ -289,70 +328,91 @@ def _as_matrix(rows: list[Any], d: int) -> Float64Array:
     return np.array([r[0] for r in rows], dtype=np.float64)
 
 
-def _sql_double(value: float) -> str:
-    """``value`` as a SQL double literal that parses back to the same bits (``repr`` round-trips)."""
-    v = float(value)
-    if not np.isfinite(v):
-        raise ValueError(f"centers must be finite, got {v!r}")
-    return f"({v!r}D)"
+def _arrow_points(batch: Any, d: int) -> tuple[Float64Array, Float64Array]:
+    """The ``(v, w)`` columns of an Arrow batch of :meth:`SparkMLDataset.values_frame` as arrays."""
+    points = np.asarray(batch.column(0).flatten().to_numpy(zero_copy_only=False), dtype=np.float64)
+    weights = np.asarray(batch.column(1).to_numpy(zero_copy_only=False), dtype=np.float64)
+    return points.reshape(-1, d), weights
 
 
-def _nearest_sql(centers: Float64Array, column: str) -> str:
-    """SQL text of ``struct(cost, label)`` of the closest center, over the ``array<double>`` ``column``.
+def _arrow_sums(centers: Float64Array, d: int) -> Callable[[Any], Any]:
+    """mapInArrow body: one row ``(cost, weights)`` of the partition's weighted costs and cluster weights."""
 
-    Up to :data:`EXPANDED_TERMS` ``k × d`` terms it is plain arithmetic on the array's
-    elements (compiled by Spark's code generation: 5-10x faster than the higher-order
-    functions ``zip_with`` / ``aggregate`` used above that size). Written as text rather
-    than built with ``pyspark.sql.functions``: every Column
-    operation is a call into the JVM (about 1-3 ms each here), and the expanded form has
-    ``4 k d`` of them: 0.45 s per expression at k=10, d=3, against 1 ms for one parse.
-    """
-    k, d = centers.shape
-    rows = np.asarray(centers, dtype=np.float64).tolist()
-    if k * d <= EXPANDED_TERMS:
-        entries = []
-        for c, row in enumerate(rows):
-            diffs = [f"({column}[{j}] - {_sql_double(v)})" for j, v in enumerate(row)]
-            terms = [f"{diff} * {diff}" for diff in diffs]
-            cost = terms[0]
-            for term in terms[1:]:
-                cost = f"({cost}) + ({term})"
-            entries.append(f"struct({cost} AS cost, {c} AS label)")
-        return f"array_min(array({', '.join(entries)}))"
-    table = ", ".join("array(" + ", ".join(_sql_double(v) for v in row) + ")" for row in rows)
-    cost = f"aggregate(zip_with({column}, c, (x, y) -> (x - y) * (x - y)), 0D, (acc, t) -> acc + t)"
-    return f"array_min(transform(array({table}), (c, i) -> struct({cost} AS cost, i AS label)))"
+    def run(batches: Any) -> Any:
+        import pyarrow as pa
+
+        k = centers.shape[0]
+        cost, weights = 0.0, np.zeros(k, dtype=np.float64)
+        for batch in batches:
+            points, w = _arrow_points(batch, d)
+            labels, costs = L2.assign.assign(points, centers)
+            cost += weighted_sum(w, costs)
+            weights += weighted_bincount(labels, w, k)
+        yield pa.RecordBatch.from_arrays(
+            [pa.array([cost]), pa.array([weights.tolist()], type=pa.list_(pa.float64()))], names=["cost", "weights"]
+        )
+
+    return run
+
+
+def _arrow_labels(centers: Float64Array, assign: AssignStep, d: int) -> Callable[[Any], Any]:
+    """mapInArrow body: the closest center of every row, batch by batch (input order kept)."""
+
+    def run(batches: Any) -> Any:
+        import pyarrow as pa
+
+        for batch in batches:
+            labels = assign.assign(_arrow_points(batch, d)[0], centers)[0]
+            yield pa.RecordBatch.from_arrays([pa.array(np.asarray(labels, dtype=np.int32))], names=["label"])
+
+    return run
 
 
 # -- building the dataset --------------------------------------------------------------------
 
 
 def _values_expr(df: Any, spec: _spark.FeatureSpec) -> Any:
-    """The feature columns of ``df`` as one ``array<double>`` expression."""
-    from pyspark.ml.functions import vector_to_array
+    """The feature columns of ``df`` as one ``array<double>`` expression (not for vector columns)."""
     from pyspark.sql import functions as sf
 
-    if spec.kind == "vector":
-        return vector_to_array(sf.col(spec.columns[0]))
     if spec.kind == "array":
         return sf.col(spec.columns[0]).cast("array<double>")
     return sf.array(*[sf.col(c).cast("double") for c in spec.columns])
 
 
-def _validate_frame(values: Any, weight: Any, df: Any, what: str) -> tuple[int, int, float]:
-    """One aggregate job over ``df``: ``(n_rows, n_features, total_weight)``, or a ValidationError.
+def _validate_frame(df: Any, spec: _spark.FeatureSpec, weight: Any, what: str) -> tuple[int, int, float, bool]:
+    """One aggregate job over ``df``: ``(n_rows, n_features, total_weight, dense)``, or a ValidationError.
 
-    The aggregates are SQL text, parsed in one JVM call (see :func:`_nearest_sql`).
+    ``dense`` is True when no vector is sparse (only vector columns can be). The checks
+    avoid per-element lambdas, which Spark interprets row by row: a value is
+    non-finite iff the array's largest element is NaN or +inf (Spark orders NaN above
+    every number) or its smallest is -inf. A vector column is read as the struct it is
+    stored as (``unwrap_udt``: dense values in ``values``; a sparse vector's size in
+    ``size``, its non-zeros in ``values``). The aggregates are SQL text, parsed in one
+    JVM call: every Column operation built with ``pyspark.sql.functions`` is a py4j round
+    trip (1-3 ms each here).
     """
-    v = values.alias("v")
-    base = df.select(v, *([] if weight is None else [weight.alias("w")]))
     inf = "double('Infinity')"
+    weights = [] if weight is None else [weight.alias("w")]
+    if spec.kind == "vector":
+        w = [] if spec.weight is None else [f"CAST({_quote(spec.weight)} AS DOUBLE) AS w"]
+        base = _with_struct(df, spec.columns[0]).selectExpr(f"{_STRUCT} AS u", *w)
+        values, size, nulls = "u.values", "IF(u.type = 1, size(u.values), u.size)", "u IS NULL"
+        sparse = "count_if(u.type = 0)"
+    else:
+        base = df.select(_values_expr(df, spec).alias("v"), *weights)
+        values, size, sparse = "v", "size(v)", "0"
+        if spec.kind == "array":
+            nulls = "v IS NULL OR exists(v, x -> x IS NULL)"
+        else:  # one column per feature: test each element, no lambda
+            nulls = " OR ".join(f"v[{j}] IS NULL" for j in range(len(spec.columns)))
     stats = {
         "n": "count(1)",
-        "nulls": "count_if(v IS NULL OR exists(v, x -> x IS NULL))",
-        "nonfinite": f"count_if(exists(v, x -> isnan(x) OR x = {inf} OR x = -{inf}))",
-        "dmin": "min(size(v))",
-        "dmax": "max(size(v))",
+        "nulls": f"count_if({nulls})",
+        "nonfinite": f"count_if(NOT (array_max({values}) < {inf} AND array_min({values}) > -{inf}))",
+        "dmin": f"min({size})",
+        "dmax": f"max({size})",
+        "sparse": sparse,
     }
     if weight is not None:
         stats |= {
@@ -394,7 +454,7 @@ def _validate_frame(values: Any, weight: Any, df: Any, what: str) -> tuple[int, 
             raise ValidationError(
                 f"the sample weights of {what} are zero for every row; at least one row needs a positive weight"
             )
-    return n, int(row["dmin"]), total
+    return n, int(row["dmin"]), total, int(row["sparse"]) == 0
 
 
 def _from_dataframe(df: Any, sample_weight: Any, features: Any) -> SparkMLDataset:
@@ -402,12 +462,12 @@ def _from_dataframe(df: Any, sample_weight: Any, features: Any) -> SparkMLDatase
     from pyspark.sql import functions as sf
 
     spec = _spark.resolve_features(df, features, sample_weight)
-    values = _values_expr(df, spec)
     weight = None if spec.weight is None else sf.col(spec.weight).cast("double")
-    n, d, total = _validate_frame(values, weight, df, "the DataFrame")
+    n, d, total, dense = _validate_frame(df, spec, weight, "the DataFrame")
     if spec.kind == "vector":  # MLlib reads the caller's DataFrame (and its cache) as it is
         frame, features_col, weight_col, owned = df, spec.columns[0], spec.weight, False
     else:
+        values = _values_expr(df, spec)
         cols = [array_to_vector(values).alias(_FEATURES), *([] if weight is None else [weight.alias(_WEIGHT)])]
         frame, features_col, owned = df.select(*cols), _FEATURES, True
         weight_col = None if weight is None else _WEIGHT
@@ -421,6 +481,7 @@ def _from_dataframe(df: Any, sample_weight: Any, features: Any) -> SparkMLDatase
         integer_valued=spec.integer,
         source="dataframe",
         owned=owned,
+        dense=dense,
     )
 
 
@@ -611,19 +672,28 @@ class SparkMLBackend:
         """``spec.n_init`` MLlib fits (restart ``r > 0`` seeded ``derive_seed(seed, r)``); lowest inertia wins."""
         self.check_fit(spec, dataset.weight_col)
         dataset.persist()
+        inertia: float | Deferred[float]
+        weights: Float64Array | Deferred[Float64Array]
+        inertias: tuple[float, ...]
         try:
-            best: tuple[float, Float64Array, Float64Array, MLlibRun, int] | None = None
-            inertias: list[float] = []
-            for r in range(spec.n_init):
+            if spec.n_init == 1 and dataset.source == "dataframe":
                 # restart 0 uses the seed itself, so a single fit equals calling MLlib with that seed
-                run_seed = spec.seed if r == 0 else derive_seed(spec.seed, r)
-                run = self._run(dataset, spec, run_seed)
-                inertia, weights = dataset.evaluate(run.centers)
-                inertias.append(inertia)
-                if best is None or inertia < best[0]:
-                    best = (inertia, weights, run.centers, run, run_seed)
-            assert best is not None
-            inertia, weights, centers, run, run_seed = best
+                run = self._run(dataset, spec, spec.seed)
+                centers, run_seed, inertias = run.centers, spec.seed, ()
+                inertia, weights = _lazy_evaluation(dataset, centers)
+            else:
+                best: tuple[float, Float64Array, Float64Array, MLlibRun, int] | None = None
+                scores: list[float] = []
+                for r in range(spec.n_init):
+                    run_seed = spec.seed if r == 0 else derive_seed(spec.seed, r)
+                    run = self._run(dataset, spec, run_seed)
+                    score, sizes = dataset.evaluate(run.centers)
+                    scores.append(score)
+                    if best is None or score < best[0]:
+                        best = (score, sizes, run.centers, run, run_seed)
+                assert best is not None
+                inertia, weights, centers, run, run_seed = best
+                inertias = tuple(scores)
             labels = dataset.labels(centers, spec.distance.assign)
         finally:
             dataset.unpersist()
@@ -636,7 +706,7 @@ class SparkMLBackend:
             converged=run.n_iter < spec.max_iter,
             seed=run_seed,
             labels=labels,
-            restarts=tuple(inertias),
+            restarts=inertias,
         )
 
     def predict(self, X: Any, centers: Float64Array, assign: AssignStep, *, features: Any = None) -> Any:
@@ -652,7 +722,7 @@ class SparkMLBackend:
         from py4j.protocol import Py4JJavaError
 
         context = dataset.frame.sparkSession.sparkContext
-        before = set(context._jsc.getPersistentRDDs().keySet())
+        before = _persistent_ids(context)
         try:
             run = self.run_ml(dataset, k, init, spec.max_iter, spec.tol, seed)
         except Py4JJavaError as exc:
@@ -725,6 +795,17 @@ class SparkMLBackend:
         found = callJavaFunc(dataset.frame.sparkSession.sparkContext, java_model.clusterCenters)
         out = np.array([c.toArray() for c in found], dtype=np.float64)
         return MLlibRun(out, int(java_model.numIter()), float(java_model.trainingCost()))
+
+
+def _lazy_evaluation(dataset: SparkMLDataset, centers: Float64Array) -> tuple[Deferred[float], Deferred[Float64Array]]:
+    """``(inertia, cluster_weights)`` of ``centers``, made by one pass on the first read of either.
+
+    For DataFrame input only: the pass reads the caller's DataFrame again (cached or
+    not), as MLlib's own ``summary`` does; array input is evaluated on the driver and
+    RDD input before its cache is dropped.
+    """
+    both: Deferred[tuple[float, Float64Array]] = Deferred(lambda: dataset.evaluate(centers))
+    return Deferred(lambda: both.get()[0]), Deferred(lambda: both.get()[1])
 
 
 def _jvm_vectors(frame: Any, column: str) -> Any:
