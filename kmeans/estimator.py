@@ -142,7 +142,9 @@ class KMeans:
         Index of the closest center for every input row (an ndarray for in-memory input;
         Spark backends may return an RDD for RDD or DataFrame input).
     inertia_ : float
-        ``sum_i w_i cost(x_i, closest center)`` for the final centers.
+        ``sum_i w_i cost(x_i, closest center)`` for the final centers. On ``spark-ml``
+        with DataFrame input it (with ``cluster_sizes_``) is computed by one pass over the
+        DataFrame on first read, as MLlib's own summary is.
     n_iter_ : int
         Number of Lloyd updates run by the winning restart.
     cluster_sizes_ : ndarray of shape (n_clusters,)
@@ -264,7 +266,9 @@ class KMeans:
             check_fit(spec, sample_weight)
         dataset = backend.dataset(X, sample_weight, features=features)
         k = spec.n_clusters
-        if k > dataset.n_rows:
+        # k distinct rows imply k rows: a backend that counts lazily (spark-ml) then needs no count
+        n_distinct = distinct_rows(dataset, k).shape[0] if not dataset.distinct and k > 1 else None
+        if (n_distinct is None or n_distinct < k) and k > dataset.n_rows:
             raise ValidationError(f"n_clusters={k} is larger than the number of rows ({dataset.n_rows})")
         if isinstance(spec.initializer, ExplicitCenters) and (
             spec.initializer.centers.ndim != 2 or spec.initializer.centers.shape[1] != dataset.n_features
@@ -273,13 +277,11 @@ class KMeans:
                 f"init has shape {spec.initializer.centers.shape}; expected ({k}, {dataset.n_features}) = "
                 "(n_clusters, n_features)"
             )
-        if not dataset.distinct and k > 1:
-            n_distinct = distinct_rows(dataset, k).shape[0]
-            if n_distinct < k:
-                raise ValidationError(
-                    f"n_clusters={k} is larger than the number of distinct rows of positive weight ({n_distinct}); "
-                    f"use n_clusters <= {n_distinct}"
-                )
+        if n_distinct is not None and n_distinct < k:
+            raise ValidationError(
+                f"n_clusters={k} is larger than the number of distinct rows of positive weight ({n_distinct}); "
+                f"use n_clusters <= {n_distinct}"
+            )
         result = backend.fit(dataset, spec)
         self.cluster_centers_: Float64Array = result.centers
         self.inertia_ = result.inertia if isinstance(result.inertia, Deferred) else float(result.inertia)

@@ -18,8 +18,9 @@ that MLlib's iteration count is kept), since ``pyspark.ml`` cannot take initial 
 adapter in one pass against MLlib's *final* centers with the ``numpy`` backend's kernel
 (MLlib's ``trainingCost`` is the cost of the centers before its last update), so they
 mean the same on every backend. For DataFrame input that pass runs on the first read of
-either attribute, not in ``fit`` (as MLlib's own summary is lazy), so a fit costs what
-calling MLlib costs plus one validation job.
+either attribute, not in ``fit`` (as MLlib's own summary is lazy), and the rows are
+checked by MLlib's own first pass (see :func:`_from_dataframe`), so a fit costs what
+calling MLlib costs plus one short read of the first rows.
 ``n_iter_`` is MLlib's iteration count; ``converged_`` is True when MLlib stopped before
 ``max_iter``. ``history_`` is empty: MLlib reports no per-iteration state.
 
@@ -105,7 +106,8 @@ class SparkMLDataset:
     ``weight_col`` name its columns. ``local`` keeps ndarray input on the driver, so its
     labels and distinct-row checks need no Spark job.
 
-    Validation is one SQL aggregate (no Python workers); the inertia, cluster weights and
+    Validation is one SQL aggregate (no Python workers), deferred for DataFrame input
+    until something needs it (see :func:`_from_dataframe`); the inertia, cluster weights and
     labels of the final centers are computed by the ``numpy`` backend's L2 kernel in
     Python workers fed with Arrow batches. :meth:`map_reduce`, needed only by strategies
     MLlib does not use, converts the frame into NumPy blocks on first use.
@@ -117,19 +119,20 @@ class SparkMLDataset:
         *,
         features_col: str,
         weight_col: str | None,
-        n_rows: int,
-        n_features: int,
-        total_weight: float,
+        n_rows: int | None,
+        n_features: int | None,
+        total_weight: float | None,
         integer_valued: bool,
         source: str,
         owned: bool,
         local: tuple[NDArray[Any], Float64Array | None] | None = None,
         sources: tuple[Any, ...] = (),
-        dense: bool = True,
+        validate: Callable[[], tuple[int, int, float]] | None = None,
     ) -> None:
         self.frame = frame
-        #: Every vector is dense, so its values are read in place (see :meth:`values`).
-        self.dense = dense
+        #: The full validation job, run only when needed (see :func:`_from_dataframe`).
+        self._validate = validate
+        self._head: Float64Array | None = None
         #: Broadcasts an array input is read from (see :func:`_from_array`).
         self.sources = sources
         if sources:
@@ -145,19 +148,42 @@ class SparkMLDataset:
         self.local = local
         self._blocks: SparkRDDDataset | None = None
         self._values_frame: Any = None
+        self._head_truncated = False
 
     # -- the Dataset protocol ---------------------------------------------------------
 
+    def _stats(self) -> None:
+        """Run the full validation job (raising its detailed errors) if a count is still unknown."""
+        if self._n_rows is None or self._total_weight is None or self._n_features is None:
+            self.check_rows()
+
+    def check_rows(self) -> None:
+        """Run the full validation job if it was deferred and has not run: a ValidationError if a row is bad."""
+        if self._validate is not None:
+            validate, self._validate = self._validate, None
+            self._n_rows, self._n_features, self._total_weight = validate()
+
     @property
     def n_rows(self) -> int:
+        self._stats()
+        assert self._n_rows is not None
         return self._n_rows
 
     @property
     def n_features(self) -> int:
+        if self._n_features is None:
+            head = self._head_rows(1)
+            if head.shape[0] == 0:
+                self._stats()  # no row of positive weight in the head: count and check everything
+            else:
+                self._n_features = head.shape[1]
+        assert self._n_features is not None
         return self._n_features
 
     @property
     def total_weight(self) -> float:
+        self._stats()
+        assert self._total_weight is not None
         return self._total_weight
 
     @property
@@ -190,40 +216,55 @@ class SparkMLDataset:
     def values_frame(self) -> Any:
         """The frame as ``(v: array<double>, w: double)`` (weight 1.0 without weights), made once.
 
-        Dense vectors are read in place: a vector column is stored as a struct whose
-        ``values`` field holds a dense vector's elements (see :func:`_with_struct`).
-        ``vector_to_array`` (needed for sparse vectors) is a UDF that copies every row
-        into a new array first. Made once because every Column built through
-        ``pyspark.sql.functions`` costs py4j round trips (about 20 for this frame); the
-        passes on it are SQL text.
+        A vector column is read as the struct it is stored as (see :func:`_with_struct`):
+        a dense vector's elements are its ``values``, read in place; a sparse vector is
+        expanded from its indices (``vector_to_array`` would copy every row through a
+        UDF). Made once because every Column built through ``pyspark.sql.functions``
+        costs py4j round trips (about 20 for this frame); the passes on it are SQL text.
         """
         if self._values_frame is None:
             weight = "1D" if self.weight_col is None else f"CAST({_quote(self.weight_col)} AS DOUBLE)"
-            if self.dense:
-                frame = _with_struct(self.frame, self.features_col).selectExpr(
-                    f"{_STRUCT}.values AS v", f"{weight} AS w"
-                )
-            else:
-                from pyspark.ml.functions import vector_to_array
-                from pyspark.sql import functions as sf
-
-                frame = self.frame.select(
-                    vector_to_array(sf.col(self.features_col)).alias("v"), sf.expr(weight).alias("w")
-                )
-            self._values_frame = frame
+            frame = _with_struct(self.frame, self.features_col)
+            self._values_frame = frame.selectExpr(f"{_dense_sql(_STRUCT)} AS v", f"{weight} AS w")
         return self._values_frame
+
+    def _head_rows(self, limit: int) -> Float64Array:
+        """The first rows of positive weight (at least :data:`DISTINCT_HEAD_ROWS`), fetched once.
+
+        Rows that are null, of different lengths or not finite are not fitted on: the
+        full validation job runs and reports them (nothing is fitted before it).
+        """
+        want = max(DISTINCT_HEAD_ROWS, 4 * limit)
+        if self._head is None or (self._head.shape[0] < want and self._head_truncated):
+            try:
+                rows = self.values_frame().where("w > 0").selectExpr("v").limit(want).collect()
+            except Exception:  # e.g. array_to_vector fails on a null: report what is wrong instead
+                self._stats()
+                raise
+            values = [r[0] for r in rows]
+            lengths = {len(v) for v in values if v is not None}
+            if None in values or len(lengths) > 1 or lengths == {0}:
+                self._stats()
+                raise ValidationError("the DataFrame has null or malformed feature vectors")  # pragma: no cover
+            head = np.array(values, dtype=np.float64).reshape(len(values), -1)
+            if not np.isfinite(head).all():
+                self._stats()
+                raise ValidationError("the DataFrame contains NaN or infinite values")  # pragma: no cover
+            self._head, self._head_truncated = head, len(values) == want
+        return self._head
 
     def distinct_rows(self, limit: int) -> Float64Array:
         """Up to ``limit`` distinct rows of positive weight: the first rows, else a ``DISTINCT`` query."""
         if self.local is not None:
             points, weights = self.local
             return distinct_rows(NumPyDataset(np.asarray(points, dtype=np.float64), weights), limit)
-        rows = self.values_frame().where("w > 0").selectExpr("v")
-        head = _as_matrix(rows.limit(max(DISTINCT_HEAD_ROWS, 4 * limit)).collect(), self.n_features)
+        head = self._head_rows(limit)
         found = head[first_distinct(head, limit)]
         if found.shape[0] >= limit:
             return found
-        return _as_matrix(rows.distinct().limit(limit).collect(), self.n_features)
+        self._stats()  # fewer distinct rows than asked in the head: validate everything first
+        rows = self.values_frame().where("w > 0").selectExpr("v").distinct().limit(limit).collect()
+        return _as_matrix(rows, self.n_features)
 
     def evaluate(self, centers: Float64Array) -> tuple[float, Float64Array]:
         """``(inertia, cluster_weights)`` of ``centers``: one pass, or none for array input.
@@ -279,13 +320,27 @@ class SparkMLDataset:
 
     def __repr__(self) -> str:
         return (
-            f"SparkMLDataset(n_rows={self.n_rows}, n_features={self.n_features}, source={self.source!r}, "
+            f"SparkMLDataset(n_rows={self._n_rows}, n_features={self._n_features}, source={self.source!r}, "
             f"weighted={self.weight_col is not None})"
         )
 
 
 #: The column :func:`_with_struct` adds.
 _STRUCT = "__kmeans_struct"
+
+
+def _dense_sql(struct: str) -> str:
+    """SQL of the ``array<double>`` of a vector stored as ``struct`` (see :func:`_with_struct`).
+
+    Dense: its ``values`` as they are. Sparse (rare): ``size`` elements, each its value
+    where its index is listed, else 0.
+    """
+    u = struct
+    expand = (
+        f"transform(sequence(0, {u}.size - 1), i -> "
+        f"IF(array_contains({u}.indices, i), {u}.values[array_position({u}.indices, i) - 1], 0D))"
+    )
+    return f"IF({u}.type = 1, {u}.values, IF({u}.size > 0, {expand}, CAST(array() AS array<double>)))"
 
 
 def _quote(name: str) -> str:
@@ -380,11 +435,10 @@ def _values_expr(df: Any, spec: _spark.FeatureSpec) -> Any:
     return sf.array(*[sf.col(c).cast("double") for c in spec.columns])
 
 
-def _validate_frame(df: Any, spec: _spark.FeatureSpec, weight: Any, what: str) -> tuple[int, int, float, bool]:
-    """One aggregate job over ``df``: ``(n_rows, n_features, total_weight, dense)``, or a ValidationError.
+def _validate_frame(df: Any, spec: _spark.FeatureSpec, weight: Any, what: str) -> tuple[int, int, float]:
+    """One aggregate job over ``df``: ``(n_rows, n_features, total_weight)``, or a ValidationError.
 
-    ``dense`` is True when no vector is sparse (only vector columns can be). The checks
-    avoid per-element lambdas, which Spark interprets row by row: a value is
+    The checks avoid per-element lambdas, which Spark interprets row by row: a value is
     non-finite iff the array's largest element is NaN or +inf (Spark orders NaN above
     every number) or its smallest is -inf. A vector column is read as the struct it is
     stored as (``unwrap_udt``: dense values in ``values``; a sparse vector's size in
@@ -398,10 +452,9 @@ def _validate_frame(df: Any, spec: _spark.FeatureSpec, weight: Any, what: str) -
         w = [] if spec.weight is None else [f"CAST({_quote(spec.weight)} AS DOUBLE) AS w"]
         base = _with_struct(df, spec.columns[0]).selectExpr(f"{_STRUCT} AS u", *w)
         values, size, nulls = "u.values", "IF(u.type = 1, size(u.values), u.size)", "u IS NULL"
-        sparse = "count_if(u.type = 0)"
     else:
         base = df.select(_values_expr(df, spec).alias("v"), *weights)
-        values, size, sparse = "v", "size(v)", "0"
+        values, size = "v", "size(v)"
         if spec.kind == "array":
             nulls = "v IS NULL OR exists(v, x -> x IS NULL)"
         else:  # one column per feature: test each element, no lambda
@@ -412,7 +465,6 @@ def _validate_frame(df: Any, spec: _spark.FeatureSpec, weight: Any, what: str) -
         "nonfinite": f"count_if(NOT (array_max({values}) < {inf} AND array_min({values}) > -{inf}))",
         "dmin": f"min({size})",
         "dmax": f"max({size})",
-        "sparse": sparse,
     }
     if weight is not None:
         stats |= {
@@ -454,34 +506,55 @@ def _validate_frame(df: Any, spec: _spark.FeatureSpec, weight: Any, what: str) -
             raise ValidationError(
                 f"the sample weights of {what} are zero for every row; at least one row needs a positive weight"
             )
-    return n, int(row["dmin"]), total, int(row["sparse"]) == 0
+    return n, int(row["dmin"]), total
 
 
 def _from_dataframe(df: Any, sample_weight: Any, features: Any) -> SparkMLDataset:
+    """A DataFrame as MLlib reads it; no Spark job runs here.
+
+    Validation is deferred: MLlib checks every row in its first pass (null, NaN or
+    infinite vectors, vectors of different lengths, bad weights) and fails; the adapter
+    then runs the full validation job (:func:`_validate_frame`), whose error says what is
+    wrong and in how many rows. Before the fit, the estimator's distinct-rows check
+    reads the first rows, and a bad one there runs that job at once. A separate job
+    before MLlib cost 0.2-0.4 s on the raccoon, 5-10% of a 10-iteration fit; checks
+    of our own inside MLlib's passes cost more (MLlib reads its input about 8 times).
+    """
     from pyspark.ml.functions import array_to_vector
     from pyspark.sql import functions as sf
 
     spec = _spark.resolve_features(df, features, sample_weight)
     weight = None if spec.weight is None else sf.col(spec.weight).cast("double")
-    n, d, total, dense = _validate_frame(df, spec, weight, "the DataFrame")
+
+    def validate() -> tuple[int, int, float]:
+        return _validate_frame(df, spec, weight, "the DataFrame")
+
     if spec.kind == "vector":  # MLlib reads the caller's DataFrame (and its cache) as it is
-        frame, features_col, weight_col, owned = df, spec.columns[0], spec.weight, False
-    else:
-        values = _values_expr(df, spec)
-        cols = [array_to_vector(values).alias(_FEATURES), *([] if weight is None else [weight.alias(_WEIGHT)])]
-        frame, features_col, owned = df.select(*cols), _FEATURES, True
-        weight_col = None if weight is None else _WEIGHT
+        return SparkMLDataset(
+            df,
+            features_col=spec.columns[0],
+            weight_col=spec.weight,
+            n_rows=None,
+            n_features=None,
+            total_weight=None,
+            integer_valued=spec.integer,
+            source="dataframe",
+            owned=False,
+            validate=validate,
+        )
+    values = _values_expr(df, spec)
+    cols = [array_to_vector(values).alias(_FEATURES), *([] if weight is None else [weight.alias(_WEIGHT)])]
     return SparkMLDataset(
-        frame,
-        features_col=features_col,
-        weight_col=weight_col,
-        n_rows=n,
-        n_features=d,
-        total_weight=total,
+        df.select(*cols),
+        features_col=_FEATURES,
+        weight_col=None if weight is None else _WEIGHT,
+        n_rows=None,
+        n_features=len(spec.columns) if spec.kind == "columns" else None,
+        total_weight=None,
         integer_valued=spec.integer,
         source="dataframe",
-        owned=owned,
-        dense=dense,
+        owned=True,
+        validate=validate,
     )
 
 
@@ -717,25 +790,30 @@ class SparkMLBackend:
 
     def _run(self, dataset: SparkMLDataset, spec: FitSpec, seed: int) -> MLlibRun:
         init, k = spec.initializer, spec.n_clusters
-        if isinstance(init, ExplicitCenters):
-            return self.run_mllib_rdd(dataset, init.centers, spec.max_iter, spec.tol, seed)
-        from py4j.protocol import Py4JJavaError
-
         context = dataset.frame.sparkSession.sparkContext
+        if isinstance(init, ExplicitCenters):
+            dataset.check_rows()  # the RDD-based API checks nothing: NaN rows would give NaN centers
+            return self.run_mllib_rdd(dataset, init.centers, spec.max_iter, spec.tol, seed)
         before = _persistent_ids(context)
         try:
             run = self.run_ml(dataset, k, init, spec.max_iter, spec.tol, seed)
-        except Py4JJavaError as exc:
+        except Exception as exc:
             # a failed MLlib fit leaves its cached training instances behind: drop them
             for rdd_id, rdd in context._jsc.getPersistentRDDs().items():
                 if rdd_id not in before:
                     rdd.unpersist(False)
+            # MLlib fails on null, NaN or infinite vectors, vectors of different lengths and
+            # bad weights in its first pass (its own row checks): say which, and how many
+            dataset.check_rows()
             # MLlib's block solver indexes k centers even when its initialization found
             # fewer, and fails with this exception; the row solver returns the fewer centers.
             text = str(exc)
             if "ArrayIndexOutOfBoundsException" in text and "KMeansAggregator" in text:
                 raise _fewer_centers(init.name, None, k) from exc
             raise
+        if not np.isfinite(run.centers).all():  # never seen: MLlib checks its rows; but say why if so
+            dataset.check_rows()
+            raise RuntimeError(f"MLlib returned non-finite centers from valid input: {run.centers.tolist()}")
         if run.centers.shape[0] < k:
             raise _fewer_centers(init.name, run.centers.shape[0], k)
         return run

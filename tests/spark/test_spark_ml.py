@@ -196,7 +196,7 @@ def test_sparse_and_dense_vectors_fit_and_evaluate_the_same(spark: Any) -> None:
     ]
     df = spark.createDataFrame(rows, ["v"])
     ds = SparkMLBackend().dataset(df, features="v")
-    assert not ds.dense  # sparse rows are read through vector_to_array
+    np.testing.assert_array_equal([r.v for r in ds.values_frame().collect()], X)  # sparse rows expanded
     model = KMeans(4, init=X[::60], max_iter=4, tol=0, backend="spark-ml").fit(df, features="v")
     ref = KMeans(4, init=X[::60], max_iter=4, tol=0).fit(X)
     np.testing.assert_allclose(model.cluster_centers_, ref.cluster_centers_, rtol=1e-9)
@@ -229,6 +229,85 @@ def test_bad_dataframe_values_are_reported_before_mllib_runs(spark: Any, bad: An
     df = spark.createDataFrame(rows, "a double, b double")
     with pytest.raises(ValidationError, match=message):
         KMeans(4, init="k-means||", seed=1, backend="spark-ml").fit(df)
+
+
+def _rows_with(kind: str, bad: Any, at: int, n: int = 600) -> tuple[Any, Any, Any]:
+    """``n`` rows (columns "a", "b", "w", or a vector "v" and "w") with row ``at`` replaced by ``bad``."""
+    X = RNG.normal(0, 1, size=(n, 2)).tolist()
+    rows: list[Any] = [(a, b, 1.0) for a, b in X]
+    rows[at] = bad
+    if kind == "columns":
+        return rows, "a double, b double, w double", ["a", "b"]
+    from pyspark.ml.linalg import Vectors
+
+    vectors = [(None if r[0] is None else Vectors.dense(r[:-1]), r[-1]) for r in rows]
+    return vectors, ["v", "w"], "v"
+
+
+@pytest.fixture
+def validation_jobs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the runs of the full validation job."""
+    from kmeans.backends import spark_ml
+
+    runs: list[int] = []
+    validate = spark_ml._validate_frame
+    monkeypatch.setattr(spark_ml, "_validate_frame", lambda *a: runs.append(1) or validate(*a))
+    return runs
+
+
+@pytest.mark.parametrize(
+    ("kind", "bad", "message"),
+    [
+        ("columns", (float("nan"), 1.0, 1.0), r"NaN or infinite values in 1 of 600 rows"),
+        ("columns", (None, 1.0, 1.0), r"null feature values in 1 of 600 rows"),
+        ("columns", (1.0, 1.0, -2.0), r"sample weights of the DataFrame contain negative values in 1 rows"),
+        ("vector", (1.0, float("inf"), 1.0), r"NaN or infinite values in 1 of 600 rows"),
+        ("vector", (1.0, 1.0, 2.0, 1.0), r"vectors of different lengths \(2 to 3\)"),
+        ("vector", (None, 1.0), r"null feature values in 1 of 600 rows"),
+    ],
+)
+def test_bad_rows_past_the_first_rows_fail_mllibs_first_pass_then_validation_says_why(
+    spark: Any, sc: Any, validation_jobs: list[int], kind: str, bad: Any, message: str
+) -> None:
+    # The first rows are clean, so no job checks the data before MLlib: MLlib's own row
+    # checks fail its first pass, and the adapter's validation job then names the problem.
+    rows, schema, features = _rows_with(kind, bad, at=500)
+    df = spark.createDataFrame(rows, schema)
+    with pytest.raises(ValidationError, match=message):
+        KMeans(3, init="k-means||", seed=1, backend="spark-ml").fit(df, sample_weight="w", features=features)
+    assert validation_jobs == [1]
+    assert sc._jsc.getPersistentRDDs().isEmpty()
+
+
+def test_a_clean_dataframe_fit_runs_no_validation_job_but_explicit_centers_do(
+    spark: Any, validation_jobs: list[int]
+) -> None:
+    rows, schema, features = _rows_with("vector", (1.0, 1.0, 1.0), at=0)
+    df = spark.createDataFrame(rows, schema)
+    model = KMeans(3, init="k-means||", seed=1, max_iter=3, backend="spark-ml").fit(df, features=features)
+    assert validation_jobs == [] and model.cluster_centers_.shape == (3, 2)
+    # the RDD-based API behind explicit centers checks no row: NaN rows would give NaN centers
+    bad_rows, _, _ = _rows_with("vector", (float("nan"), 1.0, 1.0), at=500)
+    init = np.array([[0.0, 0.0], [1.0, 1.0], [-1.0, 1.0]])
+    with pytest.raises(ValidationError, match="NaN or infinite values in 1 of 600 rows"):
+        KMeans(3, init=init, backend="spark-ml").fit(spark.createDataFrame(bad_rows, schema), features=features)
+    assert validation_jobs == [1]
+
+
+def test_a_count_or_bad_first_rows_run_the_full_validation_first(spark: Any) -> None:
+    rows, schema, features = _rows_with("vector", (float("nan"), 1.0, 1.0), at=3)
+    with pytest.raises(ValidationError, match=r"NaN or infinite values in 1 of 600 rows"):
+        KMeans(3, init="k-means||", backend="spark-ml").fit(spark.createDataFrame(rows, schema), features=features)
+    ds = SparkMLBackend().dataset(
+        spark.createDataFrame(_rows_with("vector", (1.0, 1.0, 3.0), at=0)[0], schema), "w", features="v"
+    )
+    assert (ds.n_rows, ds.n_features, ds.total_weight) == (600, 2, 602.0)
+    from pyspark.ml.linalg import VectorUDT
+    from pyspark.sql.types import StructField, StructType
+
+    empty = StructType([StructField("v", VectorUDT())])
+    with pytest.raises(ValidationError, match=r"empty: it has 0 rows"):
+        KMeans(1, backend="spark-ml", init="k-means||").fit(spark.createDataFrame([], empty), features="v")
 
 
 # -- fewer than k distinct rows ------------------------------------------------------------------
