@@ -90,11 +90,6 @@ class Deferred(Generic[T]):
         self._fn: Callable[[], T] | None = fn
         self._value: T | None = None
 
-    @property
-    def done(self) -> bool:
-        """Whether the value has been computed."""
-        return self._fn is None
-
     def get(self) -> T:
         if self._fn is not None:
             self._value, self._fn = self._fn(), None

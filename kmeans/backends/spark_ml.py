@@ -160,8 +160,8 @@ class SparkMLDataset:
     def check_rows(self) -> None:
         """Run the full validation job if it was deferred and has not run: a ValidationError if a row is bad."""
         if self._validate is not None:
-            validate, self._validate = self._validate, None
-            self._n_rows, self._n_features, self._total_weight = validate()
+            self._n_rows, self._n_features, self._total_weight = self._validate()
+            self._validate = None
 
     @property
     def n_rows(self) -> int:
@@ -217,15 +217,16 @@ class SparkMLDataset:
         """The frame as ``(v: array<double>, w: double)`` (weight 1.0 without weights), made once.
 
         A vector column is read as the struct it is stored as (see :func:`_with_struct`):
-        a dense vector's elements are its ``values``, read in place; a sparse vector is
-        expanded from its indices (``vector_to_array`` would copy every row through a
-        UDF). Made once because every Column built through ``pyspark.sql.functions``
-        costs py4j round trips (about 20 for this frame); the passes on it are SQL text.
+        a dense vector's elements are its ``values``, read in place; only sparse rows go
+        through ``vector_to_array`` (a UDF that copies every row). Made once because every
+        Column built through ``pyspark.sql.functions`` costs py4j round trips; the passes
+        on it are SQL text.
         """
         if self._values_frame is None:
             weight = "1D" if self.weight_col is None else f"CAST({_quote(self.weight_col)} AS DOUBLE)"
             frame = _with_struct(self.frame, self.features_col)
-            self._values_frame = frame.selectExpr(f"{_dense_sql(_STRUCT)} AS v", f"{weight} AS w")
+            values = f"IF({_STRUCT}.type = 1, {_STRUCT}.values, {_SPARSE})"
+            self._values_frame = frame.selectExpr(f"{values} AS v", f"{weight} AS w")
         return self._values_frame
 
     def _head_rows(self, limit: int) -> Float64Array:
@@ -242,6 +243,9 @@ class SparkMLDataset:
                 self._stats()
                 raise
             values = [r[0] for r in rows]
+            if not values:  # empty, or no positive weight: the job says which
+                self._stats()
+                return np.empty((0, self.n_features), dtype=np.float64)
             lengths = {len(v) for v in values if v is not None}
             if None in values or len(lengths) > 1 or lengths == {0}:
                 self._stats()
@@ -325,22 +329,9 @@ class SparkMLDataset:
         )
 
 
-#: The column :func:`_with_struct` adds.
+#: The columns :func:`_with_struct` adds.
 _STRUCT = "__kmeans_struct"
-
-
-def _dense_sql(struct: str) -> str:
-    """SQL of the ``array<double>`` of a vector stored as ``struct`` (see :func:`_with_struct`).
-
-    Dense: its ``values`` as they are. Sparse (rare): ``size`` elements, each its value
-    where its index is listed, else 0.
-    """
-    u = struct
-    expand = (
-        f"transform(sequence(0, {u}.size - 1), i -> "
-        f"IF(array_contains({u}.indices, i), {u}.values[array_position({u}.indices, i) - 1], 0D))"
-    )
-    return f"IF({u}.type = 1, {u}.values, IF({u}.size > 0, {expand}, CAST(array() AS array<double>)))"
+_SPARSE = "__kmeans_sparse"
 
 
 def _quote(name: str) -> str:
@@ -349,22 +340,30 @@ def _quote(name: str) -> str:
 
 
 def _with_struct(df: Any, column: str) -> Any:
-    """``df`` plus the vector ``column`` as the struct it is stored as, named :data:`_STRUCT`.
+    """``df`` plus the vector ``column`` as the struct it is stored as (:data:`_STRUCT`) and as
+    ``vector_to_array`` makes it (:data:`_SPARSE`, for sparse rows only).
 
     That struct is ``(type: 0 sparse | 1 dense, size, indices, values)``; a dense
-    vector's elements are its ``values``. Made with ``unwrap_udt`` on the JVM objects
-    directly (4 py4j round trips, against about 50 through ``pyspark.sql.functions``).
+    vector's elements are its ``values``, read in place. ``vector_to_array`` is a UDF
+    that copies each row; in ``IF(type = 1, values, sparse)`` Spark evaluates it only for
+    sparse rows. Made on the JVM objects directly (6 py4j round trips, against about 60
+    through ``pyspark.sql.functions``).
     """
     from pyspark.sql import DataFrame
 
-    functions = _jvm_functions(df.sparkSession.sparkContext._jvm)
-    jdf = df._jdf.withColumn(_STRUCT, functions.unwrap_udt(df._jdf.col(_quote(column))))
+    jvm = df.sparkSession.sparkContext._jvm
+    jcol = df._jdf.col(_quote(column))
+    struct = _jvm_function(jvm, "sql").unwrap_udt(jcol)
+    jdf = df._jdf.withColumn(_STRUCT, struct).withColumn(
+        _SPARSE, _jvm_function(jvm, "ml").vector_to_array(jcol, "float64")
+    )
     return DataFrame(jdf, df.sparkSession)
 
 
-@functools.lru_cache(maxsize=4)
-def _jvm_functions(jvm: Any) -> Any:
-    return jvm.org.apache.spark.sql.functions
+@functools.lru_cache(maxsize=8)
+def _jvm_function(jvm: Any, package: str) -> Any:
+    """``org.apache.spark.sql.functions`` or ``org.apache.spark.ml.functions``, looked up once."""
+    return jvm.org.apache.spark.sql.functions if package == "sql" else jvm.org.apache.spark.ml.functions
 
 
 def _persistent_ids(context: Any) -> set[int]:

@@ -306,8 +306,12 @@ def test_a_count_or_bad_first_rows_run_the_full_validation_first(spark: Any) -> 
     from pyspark.sql.types import StructField, StructType
 
     empty = StructType([StructField("v", VectorUDT())])
-    with pytest.raises(ValidationError, match=r"empty: it has 0 rows"):
-        KMeans(1, backend="spark-ml", init="k-means||").fit(spark.createDataFrame([], empty), features="v")
+    for k in (1, 2):  # regression: k=2 read the (empty) first rows and failed in NumPy
+        with pytest.raises(ValidationError, match=r"empty: it has 0 rows"):
+            KMeans(k, backend="spark-ml", init="k-means||").fit(spark.createDataFrame([], empty), features="v")
+    zero = [(v, 0.0) for v, _ in _rows_with("vector", (1.0, 1.0, 0.0), at=0)[0]]
+    with pytest.raises(ValidationError, match=r"weights of the DataFrame are zero for every row"):
+        KMeans(2, backend="spark-ml", init="k-means||").fit(spark.createDataFrame(zero, schema), "w", features="v")
 
 
 # -- fewer than k distinct rows ------------------------------------------------------------------
