@@ -279,6 +279,14 @@ def test_bad_rows_past_the_first_rows_fail_mllibs_first_pass_then_validation_say
     assert sc._jsc.getPersistentRDDs().isEmpty()
 
 
+@pytest.mark.parametrize("bad", [(1.0, float("nan"), 1.0), (1.0, 1.0, 2.0, 1.0)], ids=["nan", "length"])
+def test_mllibs_row_solver_also_fails_on_bad_rows_so_validation_says_why(spark: Any, bad: Any) -> None:
+    rows, schema, features = _rows_with("vector", bad, at=500)
+    backend = SparkMLBackend(solver="row")
+    with pytest.raises(ValidationError, match=r"NaN or infinite values in 1 of 600 rows|different lengths"):
+        KMeans(3, init="random", seed=1, backend=backend).fit(spark.createDataFrame(rows, schema), features=features)
+
+
 def test_a_clean_dataframe_fit_runs_no_validation_job_but_explicit_centers_do(
     spark: Any, validation_jobs: list[int]
 ) -> None:
