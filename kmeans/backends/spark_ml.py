@@ -45,7 +45,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from kmeans import registry
-from kmeans._ops import weighted_bincount, weighted_sum
 from kmeans._random import derive_seed
 from kmeans._types import Deferred, FitResult, FitSpec, Float64Array
 from kmeans._validation import check_points, check_weights
@@ -223,11 +222,15 @@ class SparkMLDataset:
         on it are SQL text.
         """
         if self._values_frame is None:
-            weight = "1D" if self.weight_col is None else f"CAST({_quote(self.weight_col)} AS DOUBLE)"
+            weight = "1D" if self.weight_col is None else _double_sql(self.weight_col)
             frame = _with_struct(self.frame, self.features_col)
             values = f"IF({_STRUCT}.type = 1, {_STRUCT}.values, {_SPARSE})"
             self._values_frame = frame.selectExpr(f"{values} AS v", f"{weight} AS w")
         return self._values_frame
+
+    def _positive_values(self) -> Any:
+        """The ``v`` column of the rows of positive weight."""
+        return self.values_frame().where("w > 0").selectExpr("v")
 
     def _head_rows(self, limit: int) -> Float64Array:
         """The first rows of positive weight (at least :data:`DISTINCT_HEAD_ROWS`), fetched once.
@@ -238,7 +241,7 @@ class SparkMLDataset:
         want = max(DISTINCT_HEAD_ROWS, 4 * limit)
         if self._head is None or (self._head.shape[0] < want and self._head_truncated):
             try:
-                rows = self.values_frame().where("w > 0").selectExpr("v").limit(want).collect()
+                rows = self._positive_values().limit(want).collect()
             except Exception:  # e.g. array_to_vector fails on a null: report what is wrong instead
                 self._stats()
                 raise
@@ -267,7 +270,7 @@ class SparkMLDataset:
         if found.shape[0] >= limit:
             return found
         self._stats()  # fewer distinct rows than asked in the head: validate everything first
-        rows = self.values_frame().where("w > 0").selectExpr("v").distinct().limit(limit).collect()
+        rows = self._positive_values().distinct().limit(limit).collect()
         return _as_matrix(rows, self.n_features)
 
     def evaluate(self, centers: Float64Array) -> tuple[float, Float64Array]:
@@ -339,6 +342,11 @@ def _quote(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
+def _double_sql(column: str) -> str:
+    """SQL of ``column`` cast to double (how weights are read)."""
+    return f"CAST({_quote(column)} AS DOUBLE)"
+
+
 def _with_struct(df: Any, column: str) -> Any:
     """``df`` plus the vector ``column`` as the struct it is stored as (:data:`_STRUCT`) and as
     ``vector_to_array`` makes it (:data:`_SPARSE`, for sparse rows only).
@@ -395,13 +403,11 @@ def _arrow_sums(centers: Float64Array, d: int) -> Callable[[Any], Any]:
     def run(batches: Any) -> Any:
         import pyarrow as pa
 
-        k = centers.shape[0]
-        cost, weights = 0.0, np.zeros(k, dtype=np.float64)
-        for batch in batches:
-            points, w = _arrow_points(batch, d)
-            labels, costs = L2.assign.assign(points, centers)
-            cost += weighted_sum(w, costs)
-            weights += weighted_bincount(labels, w, k)
+        cost, weights = 0.0, np.zeros(centers.shape[0], dtype=np.float64)
+        for batch in batches:  # the driver's evaluate; no bounds to keep for one pass, so no fused update
+            batch_cost, batch_weights = evaluate(NumPyDataset(*_arrow_points(batch, d)), centers, L2.assign)
+            cost += batch_cost
+            weights += batch_weights
         yield pa.RecordBatch.from_arrays(
             [pa.array([cost]), pa.array([weights.tolist()], type=pa.list_(pa.float64()))], names=["cost", "weights"]
         )
@@ -434,7 +440,7 @@ def _values_expr(df: Any, spec: _spark.FeatureSpec) -> Any:
     return sf.array(*[sf.col(c).cast("double") for c in spec.columns])
 
 
-def _validate_frame(df: Any, spec: _spark.FeatureSpec, weight: Any, what: str) -> tuple[int, int, float]:
+def _validate_frame(df: Any, spec: _spark.FeatureSpec, what: str) -> tuple[int, int, float]:
     """One aggregate job over ``df``: ``(n_rows, n_features, total_weight)``, or a ValidationError.
 
     The checks avoid per-element lambdas, which Spark interprets row by row: a value is
@@ -446,13 +452,14 @@ def _validate_frame(df: Any, spec: _spark.FeatureSpec, weight: Any, what: str) -
     trip (1-3 ms each here).
     """
     inf = "double('Infinity')"
-    weights = [] if weight is None else [weight.alias("w")]
+    w = [] if spec.weight is None else [f"{_double_sql(spec.weight)} AS w"]
     if spec.kind == "vector":
-        w = [] if spec.weight is None else [f"CAST({_quote(spec.weight)} AS DOUBLE) AS w"]
         base = _with_struct(df, spec.columns[0]).selectExpr(f"{_STRUCT} AS u", *w)
         values, size, nulls = "u.values", "IF(u.type = 1, size(u.values), u.size)", "u IS NULL"
     else:
-        base = df.select(_values_expr(df, spec).alias("v"), *weights)
+        from pyspark.sql import functions as sf
+
+        base = df.select(_values_expr(df, spec).alias("v"), *[sf.expr(x) for x in w])
         values, size = "v", "size(v)"
         if spec.kind == "array":
             nulls = "v IS NULL OR exists(v, x -> x IS NULL)"
@@ -465,7 +472,7 @@ def _validate_frame(df: Any, spec: _spark.FeatureSpec, weight: Any, what: str) -
         "dmin": f"min({size})",
         "dmax": f"max({size})",
     }
-    if weight is not None:
+    if spec.weight is not None:
         stats |= {
             "wnull": "count_if(w IS NULL)",
             "wbad": f"count_if(isnan(w) OR w = {inf})",
@@ -493,7 +500,7 @@ def _validate_frame(df: Any, spec: _spark.FeatureSpec, weight: Any, what: str) -
             "remove or impute them before clustering"
         )
     total = float(n)
-    if weight is not None:
+    if spec.weight is not None:
         for key, kind in (("wnull", "null"), ("wbad", "NaN or infinite"), ("wneg", "negative")):
             if row[key]:
                 raise ValidationError(
@@ -526,7 +533,7 @@ def _from_dataframe(df: Any, sample_weight: Any, features: Any) -> SparkMLDatase
     weight = None if spec.weight is None else sf.col(spec.weight).cast("double")
 
     def validate() -> tuple[int, int, float]:
-        return _validate_frame(df, spec, weight, "the DataFrame")
+        return _validate_frame(df, spec, "the DataFrame")
 
     if spec.kind == "vector":  # MLlib reads the caller's DataFrame (and its cache) as it is
         return SparkMLDataset(
