@@ -254,10 +254,11 @@ class KMeans:
 
     # -- fitting ----------------------------------------------------------------------
 
-    def fit(self, X: Any, sample_weight: Any = None, *, features: Any = None) -> KMeans:
+    def fit(self, X: Any, y: Any = None, sample_weight: Any = None, *, features: Any = None) -> KMeans:
         """Cluster ``X``: an ``(n, d)`` array, an ``(h, w, c)`` image, or engine-native data.
 
-        ``sample_weight`` gives each row a non-negative weight (a row of weight 2 counts
+        ``y`` is ignored (scikit-learn's convention for clusterers, so that ``Pipeline.fit(X, y)``
+        works); ``sample_weight`` gives each row a non-negative weight (a row of weight 2 counts
         like two identical rows). ``features`` names DataFrame columns on Spark backends.
         """
         backend, spec = self._spec()
@@ -300,13 +301,13 @@ class KMeans:
     inertia_ = _Fitted()
     cluster_sizes_ = _Fitted()
 
-    def fit_predict(self, X: Any, sample_weight: Any = None, *, features: Any = None) -> Any:
-        """Fit, then return the label of every row of ``X``."""
-        return self.fit(X, sample_weight, features=features).labels_
+    def fit_predict(self, X: Any, y: Any = None, sample_weight: Any = None, *, features: Any = None) -> Any:
+        """Fit, then return the label of every row of ``X`` (``y`` is ignored)."""
+        return self.fit(X, sample_weight=sample_weight, features=features).labels_
 
-    def fit_transform(self, X: Any, sample_weight: Any = None) -> Float64Array:
+    def fit_transform(self, X: Any, y: Any = None, sample_weight: Any = None) -> Float64Array:
         """Fit, then return the distance from every row of ``X`` to every center (see :meth:`transform`)."""
-        return self.fit(X, sample_weight).transform(X)
+        return self.fit(X, sample_weight=sample_weight).transform(X)
 
     # -- using a fitted model ---------------------------------------------------------
 
@@ -346,8 +347,8 @@ class KMeans:
             return np.sqrt(costs)  # type: ignore[no-any-return]
         return costs  # type: ignore[no-any-return]
 
-    def score(self, X: Any, sample_weight: Any = None) -> float:
-        """Opposite of the weighted cost of ``X`` against the centers (higher is better)."""
+    def score(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
+        """Opposite of the weighted cost of ``X`` against the centers (higher is better; ``y`` is ignored)."""
         self._check_fitted()
         pts = self._local_points(X)
         w = check_weights(sample_weight, pts.shape[0])

@@ -64,7 +64,9 @@ def test_score_is_minus_the_inertia_on_the_training_data(model: KMeans) -> None:
 
 def test_score_uses_sample_weight(model: KMeans) -> None:
     w = np.random.default_rng(1).uniform(0, 2, 400)
-    assert model.score(X, w) == pytest.approx(-np.dot(w, oracle.assign(X, model.cluster_centers_)[1]), rel=1e-12)
+    assert model.score(X, sample_weight=w) == pytest.approx(
+        -np.dot(w, oracle.assign(X, model.cluster_centers_)[1]), rel=1e-12
+    )
 
 
 def test_transform_gives_euclidean_distances_for_l2(model: KMeans) -> None:
@@ -294,7 +296,7 @@ def test_fit_mutates_neither_data_nor_weights_nor_init() -> None:
     data.setflags(write=False)
     w.setflags(write=False)
     init.setflags(write=False)
-    model = KMeans(4, init=init, max_iter=5, tol=0.0).fit(data, w)
+    model = KMeans(4, init=init, max_iter=5, tol=0.0).fit(data, sample_weight=w)
     np.testing.assert_array_equal(init, X[:4])
     assert not np.shares_memory(model.cluster_centers_, init)
 
@@ -381,3 +383,42 @@ def test_deferred_labels_are_made_once_on_first_read() -> None:
     assert model.labels_.tolist() == [0, 1]
     assert model.labels_.tolist() == [0, 1]
     assert calls == [1]
+
+
+# -- scikit-learn's (X, y=None, sample_weight=None) convention --------------------------------
+
+
+def test_y_is_ignored_by_fit_so_a_pipeline_with_y_gives_the_model_without_y() -> None:
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    y = np.arange(400) % 2  # zeros would have been zero weights when y was sample_weight
+    with_y = make_pipeline(StandardScaler(), KMeans(3, seed=0)).fit(X, y)
+    without_y = make_pipeline(StandardScaler(), KMeans(3, seed=0)).fit(X)
+    np.testing.assert_array_equal(with_y[-1].cluster_centers_, without_y[-1].cluster_centers_)
+    np.testing.assert_array_equal(with_y[-1].labels_, without_y[-1].labels_)
+
+
+def test_string_labels_as_y_are_ignored() -> None:
+    y = np.array(["a", "b"] * 200)
+    np.testing.assert_array_equal(
+        KMeans(3, seed=0).fit(X, y).cluster_centers_, KMeans(3, seed=0).fit(X).cluster_centers_
+    )
+
+
+def test_sample_weight_is_the_third_positional_parameter() -> None:
+    w = np.random.default_rng(6).uniform(0.1, 2, 400)
+    positional = KMeans(3, seed=0).fit(X, None, w)
+    by_name = KMeans(3, seed=0).fit(X, sample_weight=w)
+    np.testing.assert_array_equal(positional.cluster_centers_, by_name.cluster_centers_)
+    assert positional.score(X, None, w) == by_name.score(X, sample_weight=w)
+    np.testing.assert_array_equal(KMeans(3, seed=0).fit_predict(X, None, w), by_name.labels_)
+    np.testing.assert_array_equal(KMeans(3, seed=0).fit_transform(X, None, w), by_name.transform(X))
+
+
+def test_fit_predict_fit_transform_and_score_ignore_y() -> None:
+    y = np.zeros(400)
+    model = KMeans(3, seed=0).fit(X)
+    np.testing.assert_array_equal(KMeans(3, seed=0).fit_predict(X, y), model.labels_)
+    np.testing.assert_array_equal(KMeans(3, seed=0).fit_transform(X, y), model.transform(X))
+    assert model.score(X, y) == model.score(X)

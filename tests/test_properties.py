@@ -37,7 +37,7 @@ class Problem:
     def fit(self, X: np.ndarray | None = None, weights: Any = "same", **kw: Any) -> KMeans:
         kw.setdefault("backend", NumPyBackend(n_threads=1))
         return KMeans(self.k, init=self.init, distance=self.distance, max_iter=self.max_iter, tol=0.0, **kw).fit(
-            self.X if X is None else X, self.weights if isinstance(weights, str) else weights
+            self.X if X is None else X, sample_weight=self.weights if isinstance(weights, str) else weights
         )
 
 
@@ -148,7 +148,7 @@ def test_l1_median_equals_the_brute_force_weighted_median(rows: list[tuple[float
     weights = np.array([float(w) for _, w in rows])
     assume(weights.sum() > 0)
     X = values[:, None]
-    model = KMeans(1, init=X[weights > 0][:1], distance="l1", max_iter=1, tol=0.0).fit(X, weights)
+    model = KMeans(1, init=X[weights > 0][:1], distance="l1", max_iter=1, tol=0.0).fit(X, sample_weight=weights)
     assert model.cluster_centers_[0, 0] == oracle.lower_weighted_median(values, weights)
 
 

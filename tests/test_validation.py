@@ -17,7 +17,7 @@ X = np.arange(20.0).reshape(10, 2)
 def _fit(data: Any = X, **params: Any) -> KMeans:
     sample_weight = params.pop("sample_weight", None)
     params.setdefault("seed", 0)
-    return KMeans(**params).fit(data, sample_weight)
+    return KMeans(**params).fit(data, sample_weight=sample_weight)
 
 
 # -- the data ------------------------------------------------------------------------------

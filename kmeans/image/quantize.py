@@ -236,13 +236,13 @@ def fit_palette(
     if prebin_bits is not None and n_vote > max(PREBIN_MIN_COLORS, 16 * k):
         bx, bw = _prebin(fold.colors[vote], x, w, prebin_bits)
         if bx.shape[0] >= 4 * k:
-            model = KMeans(k, init=init, max_iter=max_iter, **params).fit(bx, bw)
+            model = KMeans(k, init=init, max_iter=max_iter, **params).fit(bx, sample_weight=bw)
             n_iter, on_colors = model.n_iter_, False
             if refine_iter > 0:
-                model = KMeans(k, init=model.cluster_centers_, max_iter=refine_iter, **params).fit(x, w)
+                model = KMeans(k, init=model.cluster_centers_, max_iter=refine_iter, **params).fit(x, sample_weight=w)
                 n_iter, on_colors = n_iter + model.n_iter_, True
     if model is None:
-        model = KMeans(k, init=init, max_iter=max_iter, **params).fit(x, w)
+        model = KMeans(k, init=init, max_iter=max_iter, **params).fit(x, sample_weight=w)
         n_iter = model.n_iter_
     fitted = model.labels_
     if on_colors and isinstance(fitted, np.ndarray) and bool(vote.all()):

@@ -319,7 +319,9 @@ def test_a_count_or_bad_first_rows_run_the_full_validation_first(spark: Any) -> 
             KMeans(k, backend="spark-ml", init="k-means||").fit(spark.createDataFrame([], empty), features="v")
     zero = [(v, 0.0) for v, _ in _rows_with("vector", (1.0, 1.0, 0.0), at=0)[0]]
     with pytest.raises(ValidationError, match=r"weights of the DataFrame are zero for every row"):
-        KMeans(2, backend="spark-ml", init="k-means||").fit(spark.createDataFrame(zero, schema), "w", features="v")
+        KMeans(2, backend="spark-ml", init="k-means||").fit(
+            spark.createDataFrame(zero, schema), sample_weight="w", features="v"
+        )
 
 
 # -- fewer than k distinct rows ------------------------------------------------------------------
@@ -394,7 +396,7 @@ def test_what_mllib_cannot_do_is_refused_before_any_spark_job(
     df = spark.createDataFrame(BLOBS.tolist(), "a double, b double")
     before = _last_job(sc)
     with pytest.raises(ValidationError, match=message):
-        KMeans(4, seed=0, backend="spark-ml", **params).fit(df if weights() is None else BLOBS, weights())
+        KMeans(4, seed=0, backend="spark-ml", **params).fit(df if weights() is None else BLOBS, sample_weight=weights())
     assert _last_job(sc) == before
 
 
