@@ -5,6 +5,8 @@ benchmark then runs once on tiny inputs, so the suite cannot rot, and only quali
 checked. ``tox -e bench`` (``--benchmark-enable``) runs the real sizes, several rounds,
 and prints, per group, each implementation's median and its ratio to the baseline run in
 the same session (``baseline median / this median``: above 1 means faster than it).
+With full sizes every goal is asserted: a missed goal fails the benchmark (``tox -e bench``
+fails). Smoke runs check quality only, claim no goal and print no table.
 
 Groups are stable names, so ``pytest tests/benchmarks --benchmark-enable
 --benchmark-autosave`` on two commits and ``--benchmark-compare`` line them up.
@@ -128,7 +130,16 @@ class Book:
         if ratio is not None:
             benchmark.extra_info[f"ratio_vs_{base}"] = ratio
         self.targets.append((group, impl, base, target, ratio))
+        if target is not None:
+            self.goal(
+                f"{group}: {impl} vs {base} speed ratio", ratio, ratio is not None and ratio >= target, f">= {target:g}"
+            )
         return ratio
+
+    def goal(self, what: str, value: object, met: bool, target: str) -> None:
+        """Assert a benchmark goal at full sizes (smoke sizes are too small to say anything)."""
+        if self.sizes.full:
+            assert met, f"benchmark goal missed: {what} = {value} (target {target})"
 
 
 _BOOK = pytest.StashKey[Book]()
@@ -174,8 +185,8 @@ def book(request: pytest.FixtureRequest, sizes: Sizes) -> Book:
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     book = config.stash.get(_BOOK, None)
-    if book is None or not book.results:
-        return
+    if book is None or not book.results or not book.sizes.full:
+        return  # smoke runs time nothing: a table of "not timed" rows would only look like failures
     tr = terminalreporter
     tr.section("benchmark medians and ratios (same session)")
     for group, impls in book.results.items():

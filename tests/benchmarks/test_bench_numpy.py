@@ -218,7 +218,7 @@ def test_peak_memory_of_a_float32_fit(benchmark: Any, book: Any, sizes: Any) -> 
         m["inertia"],
         peak_over_input=round(ratio, 3),
         rss_growth_over_input=round(rss_ratio, 3),
-        target="<= 2",
-        met=ratio <= 2.0,
     )
     assert m["inertia"] == pytest.approx(m["direct_inertia"], rel=RTOL)
+    # At smoke size (200,000 rows) fixed costs dominate the ratio; the goal is for 20 million.
+    book.goal("peak traced memory / input size", round(ratio, 3), ratio <= 2.0, "<= 2")

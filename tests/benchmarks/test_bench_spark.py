@@ -101,6 +101,18 @@ def _record(benchmark: Any, group: str, impl: str, median: float | None, **info:
     RESULTS.setdefault(group, {})[impl] = {"median": median, **info}
 
 
+#: Speed goals (``pyspark.ml`` median / ours) for the natural call, asserted at full size.
+GOALS = {"pixels": 3.0, "colors": 1.0}
+
+
+def _check_goal(full: bool, group: str, impl: str, ratio: float | None) -> None:
+    """At full size the default ``spark-rdd`` call must meet its group's goal (smoke sizes say nothing)."""
+    if full and impl == "spark-rdd":
+        assert ratio is not None and ratio >= GOALS[group], (
+            f"benchmark goal missed: {group} spark-rdd vs pyspark.ml speed ratio {ratio} (target >= {GOALS[group]:g})"
+        )
+
+
 def _ratio(group: str, impl: str, base: str) -> float | None:
     mine, theirs = RESULTS.get(group, {}).get(impl), RESULTS.get(group, {}).get(base)
     if not mine or not theirs or not mine["median"] or not theirs["median"]:
@@ -174,6 +186,7 @@ def test_pixels_spark_rdd(
     iterations: int,
     rounds: int,
     impl: str,
+    full: bool,
 ) -> None:
     """Ours on raw pixels: build, compress, 50 iterations; >= 3x faster than pyspark.ml."""
 
@@ -188,6 +201,7 @@ def test_pixels_spark_rdd(
     ratio = _ratio("pixels", impl, "spark-ml")
     benchmark.extra_info["ratio_vs_spark_ml"] = ratio
     RESULTS["pixels"][impl]["ratio_vs_spark_ml"] = ratio
+    _check_goal(full, "pixels", impl, ratio)
 
 
 def test_pixels_mllib_same_start_gives_our_inertia(
@@ -228,7 +242,7 @@ def test_colors_spark_ml(benchmark: Any, color_frame: Any, iterations: int, roun
 
 @pytest.mark.parametrize("impl", list(RDD_VARIANTS))
 def test_colors_spark_rdd(
-    benchmark: Any, spark: Any, colors: Any, centers: Any, iterations: int, rounds: int, impl: str
+    benchmark: Any, spark: Any, colors: Any, centers: Any, iterations: int, rounds: int, impl: str, full: bool
 ) -> None:
     """Ours on the same colors and weights: no slower than pyspark.ml."""
     rows, counts = colors
@@ -243,6 +257,7 @@ def test_colors_spark_rdd(
     _record(benchmark, "colors", impl, median, inertia=model.inertia_)
     ratio = _ratio("colors", impl, "spark-ml")
     RESULTS["colors"][impl]["ratio_vs_spark_ml"] = ratio
+    _check_goal(full, "colors", impl, ratio)
 
 
 # -- overheads ------------------------------------------------------------------------------
