@@ -128,3 +128,73 @@ def check_centers(centers: Any, k: int | None, n_features: int, *, name: str = "
     if not np.isfinite(c).all():
         raise ValidationError(f"{name} contains NaN or infinite values")
     return c
+
+
+def strategy_name(strategy: Any) -> str:
+    """How an error names a strategy object: ``'name' (ClassName)``, or the class alone."""
+    name = getattr(strategy, "name", None)
+    cls = type(strategy).__name__
+    return f"{name!r} ({cls})" if isinstance(name, str) and name else cls
+
+
+def check_initial_centers(centers: Any, k: int, n_features: int, *, strategy: Any) -> Float64Array:
+    """What an :class:`~kmeans.protocols.Initializer` returned, as a fresh C-contiguous float64 ``(k, d)`` array.
+
+    Checked before any kernel reads it (a compiled kernel trusts shapes): real numbers,
+    exactly ``(k, n_features)``, finite. Errors name the initializer.
+    """
+    who = f"initializer {strategy_name(strategy)}"
+    try:
+        raw = np.asarray(centers)
+    except (ValueError, TypeError) as exc:
+        raise ValidationError(f"{who} returned centers that are not a numeric (k, d) array ({exc})") from exc
+    if raw.dtype.kind not in "iuf":
+        raise ValidationError(
+            f"{who} returned centers of dtype {raw.dtype}; expected real numbers (a float64 ({k}, {n_features}) array)"
+        )
+    if raw.shape != (k, n_features):
+        raise ValidationError(
+            f"{who} returned centers of shape {raw.shape}; expected ({k}, {n_features}) = (n_clusters, n_features)"
+        )
+    c = np.array(raw, dtype=np.float64, order="C")
+    if not np.isfinite(c).all():
+        rows = np.flatnonzero(~np.isfinite(c).all(axis=1)).tolist()
+        raise ValidationError(f"{who} returned NaN or infinite centers (rows {rows})")
+    return c
+
+
+def check_fitted_centers(centers: Any, n_features: int) -> None:
+    """``cluster_centers_`` as predict/transform/score hand it to the kernels: real, finite, ``(k, n_features)``."""
+    arr = centers if isinstance(centers, np.ndarray) else np.asarray(centers)
+    if arr.dtype.kind not in "iuf" or arr.ndim != 2 or arr.shape[0] < 1 or arr.shape[1] != n_features:
+        raise ValidationError(
+            f"cluster_centers_ has dtype {arr.dtype} and shape {arr.shape}; expected a real "
+            f"(n_clusters, {n_features}) array (n_features_in_={n_features})"
+        )
+    if not np.isfinite(arr).all():
+        raise ValidationError("cluster_centers_ contains NaN or infinite values")
+
+
+def check_real_array(value: Any, name: str) -> Any:
+    """``value`` unchanged, unless it holds complex numbers (a float conversion would drop their imaginary part)."""
+    try:
+        kind = np.asarray(value).dtype.kind
+    except (ValueError, TypeError):
+        return value  # ragged or unreadable: the shape checks that follow say what is wrong
+    if kind == "c":
+        raise ValidationError(f"{name} holds complex numbers; K-means needs real numbers (pass .real if that is meant)")
+    return value
+
+
+def check_callbacks(callbacks: Any) -> tuple[Any, ...]:
+    """``callbacks`` as a tuple of callables; a lone callable or a non-callable item is refused."""
+    if callable(callbacks):
+        raise ValidationError("callbacks must be a sequence of callables; wrap a single one: callbacks=[fn]")
+    try:
+        items = tuple(callbacks)
+    except TypeError:
+        raise ValidationError(f"callbacks must be a sequence of callables, got {callbacks!r}") from None
+    for i, cb in enumerate(items):
+        if not callable(cb):
+            raise ValidationError(f"callbacks[{i}] is {cb!r}, which is not callable; each callback is fn(record)")
+    return items

@@ -35,6 +35,7 @@ import numpy as np
 from kmeans._ops import weighted_bincount, weighted_sum
 from kmeans._random import derive_seed
 from kmeans._types import Block, Callback, FitResult, FitSpec, Float64Array, IntArray, IterationRecord, LloydResult
+from kmeans._validation import check_initial_centers
 from kmeans.protocols import AssignStep, Dataset, Refine, UpdateStep
 
 
@@ -298,7 +299,12 @@ def fit_restarts(
         if on_restart is not None:
             on_restart(r)
         run_seed = derive_seed(spec.seed, r)
-        centers = spec.initializer.init(dataset, spec.n_clusters, assign, run_seed)
+        centers = check_initial_centers(
+            spec.initializer.init(dataset, spec.n_clusters, assign, run_seed),
+            spec.n_clusters,
+            dataset.n_features,
+            strategy=spec.initializer,
+        )
         result = run(
             dataset,
             centers,

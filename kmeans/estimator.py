@@ -13,7 +13,15 @@ from kmeans import registry
 from kmeans._ops import weighted_sum
 from kmeans._random import fresh_seed
 from kmeans._types import Callback, Deferred, FitSpec, Float64Array, IterationRecord
-from kmeans._validation import check_points, check_positive_int, check_tol, check_weights
+from kmeans._validation import (
+    check_callbacks,
+    check_fitted_centers,
+    check_points,
+    check_positive_int,
+    check_real_array,
+    check_tol,
+    check_weights,
+)
 from kmeans.errors import NotFittedError, ValidationError
 from kmeans.init._sampling import distinct_rows
 from kmeans.init.explicit import ExplicitCenters
@@ -47,7 +55,7 @@ def resolve_init(init: Any) -> Any:
     if hasattr(init, "init") and callable(init.init):
         return init
     if isinstance(init, (np.ndarray, list, tuple)):
-        return ExplicitCenters(init)
+        return ExplicitCenters(check_real_array(init, "init"))
     raise ValidationError(
         f"init must be a registered name ({', '.join(repr(n) for n in registry.initializers)}), "
         f"an (n_clusters, n_features) array, or an object with an init() method; got {init!r}"
@@ -112,7 +120,8 @@ class KMeans:
         for other initializers. Explicit centers always run once (with a warning if
         ``n_init > 1``).
     max_iter : int
-        Maximum number of Lloyd updates.
+        Maximum number of Lloyd updates. ``0`` returns the initial centers (with their
+        labels and inertia), as MLlib does.
     tol : float
         Stop after an update in which no center moved more than ``tol`` (the metric's
         own distance, Euclidean for L2 and Manhattan for L1, in data units; not
@@ -214,7 +223,7 @@ class KMeans:
 
     def _spec(self) -> tuple[Any, FitSpec]:
         k = check_positive_int(self.n_clusters, "n_clusters")
-        max_iter = check_positive_int(self.max_iter, "max_iter")
+        max_iter = check_positive_int(self.max_iter, "max_iter", minimum=0)  # 0: the initial centers, as MLlib
         tol = check_tol(self.tol)
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral)):
             raise ValidationError(f"seed must be an integer or None, got {self.seed!r}")
@@ -247,7 +256,7 @@ class KMeans:
             tol=tol,
             n_init=n_init,
             seed=seed,
-            callbacks=tuple(self.callbacks),
+            callbacks=check_callbacks(self.callbacks),
             compress=self.compress,
         )
         return backend, spec
@@ -316,6 +325,7 @@ class KMeans:
             raise NotFittedError(
                 "this KMeans instance is not fitted yet; call fit(X) first (or kmeans.load_model(path))"
             )
+        check_fitted_centers(self.cluster_centers_, self.n_features_in_)  # the kernels trust their shape
 
     def _local_points(self, X: Any) -> Any:
         arr = check_points(X)

@@ -128,7 +128,7 @@ def test_distinct_rows_count_only_rows_of_positive_weight() -> None:
 @pytest.mark.parametrize(
     ("params", "match"),
     [
-        ({"max_iter": 0}, r"max_iter must be >= 1, got 0"),
+        ({"max_iter": -1}, r"max_iter must be >= 0, got -1"),
         ({"n_init": 0}, r"n_init must be >= 1, got 0"),
         ({"n_init": "many"}, r"n_init must be an integer >= 1, got 'many'"),
         ({"tol": -1.0}, r"tol must be a finite number >= 0, got -1.0"),

@@ -26,9 +26,12 @@ from kmeans.protocols import AssignStep
 
 T = TypeVar("T")
 
-#: Largest default block (rows): bounds per-block temporaries; a multiple of the threads
-#: keeps blocks equal.
+#: Largest default block (rows): bounds per-block temporaries.
 MAX_BLOCK_ROWS = 1 << 18
+
+#: The default grid has a multiple of this many blocks: as many as the most threads
+#: ``n_threads=None`` uses, so they share the blocks evenly.
+GRID_BLOCKS = 4
 
 #: Keys of integer rows are packed into one int64 when the value ranges allow it.
 _MAX_PACKED = 1 << 62
@@ -145,11 +148,11 @@ class NumPyDataset:
         self.n_threads = max(1, n_threads)
         n = points.shape[0]
         if block_rows is None:
-            # One block per thread (measured 12% faster than 4 per thread), but at most
-            # MAX_BLOCK_ROWS rows: per-block temporaries (k-means++ candidate costs, ...)
-            # grow with the block, and 10M-row blocks tripled a fit's peak memory.
-            per_thread = -(-n // self.n_threads)
-            n_blocks = self.n_threads * max(1, -(-per_thread // MAX_BLOCK_ROWS))
+            # A grid fixed by the row count alone, never by the threads or usable cores, so
+            # the merge order (and every bit of the result) is the same on any machine:
+            # a multiple of GRID_BLOCKS blocks (one per default thread) of at most
+            # MAX_BLOCK_ROWS rows (per-block temporaries grow with the block).
+            n_blocks = GRID_BLOCKS * max(1, -(-n // (GRID_BLOCKS * MAX_BLOCK_ROWS)))
             block_rows = max(4096, -(-n // n_blocks))
         self.block_rows = block_rows
         self._total_weight = float(n) if weights is None else float(np.sum(weights))
