@@ -177,16 +177,18 @@ def test_compress_uses_the_direct_address_table_for_8_bit_rgb(monkeypatch: pytes
 
 
 @pytest.mark.parametrize(("n", "threads"), [(1000, 2), (100_000, 2), (1_000_000, 2), (1_000_000, 3), (3_000_000, 1)])
-def test_default_blocks_are_capped_and_equal_per_thread(n: int, threads: int) -> None:
+def test_default_blocks_are_capped_equal_and_independent_of_threads(n: int, threads: int) -> None:
     # Regression: one block per thread made 10M-row blocks, and a 20M-row fit's peak
     # memory 3.4x its input (the per-block temporaries of k-means++); the goal is <= 2x.
-    from kmeans.backends.numpy import MAX_BLOCK_ROWS
+    from kmeans.backends.numpy import GRID_BLOCKS, MAX_BLOCK_ROWS
 
     X = np.broadcast_to(np.float32(0.5), (n, 3))
     ds = NumPyDataset(X, n_threads=threads)
     sizes = [b.n_rows for b in ds.local_blocks()]
     assert sum(sizes) == n
     assert max(sizes) <= max(4096, MAX_BLOCK_ROWS)
-    if n >= 4096 * threads:
-        assert len(sizes) % threads == 0
+    # the grid follows the row count only (issue 14: bit-identical for any thread count)
+    assert sizes == [b.n_rows for b in NumPyDataset(X, n_threads=1).local_blocks()]
+    if n >= 4096 * GRID_BLOCKS:
+        assert len(sizes) % GRID_BLOCKS == 0
         assert max(sizes) - min(sizes) < len(sizes)  # equal up to rounding
