@@ -36,7 +36,7 @@ def check_points(X: Any, *, name: str = "X") -> NDArray[Any]:
     elif arr.ndim == 1:
         raise ValidationError(
             f"{name} is 1-D with shape {arr.shape}; K-means needs a 2-D array (n_rows, n_features). "
-            f"Use {name}.reshape(-1, 1) for a single feature or {name}.reshape(1, -1) for a single row"
+            f"Reshape your data: {name}.reshape(-1, 1) for a single feature or {name}.reshape(1, -1) for a single row"
         )
     elif arr.ndim != 2:
         raise ValidationError(
@@ -46,7 +46,10 @@ def check_points(X: Any, *, name: str = "X") -> NDArray[Any]:
     if arr.shape[0] == 0:
         raise ValidationError(f"{name} is empty: it has 0 rows (shape {arr.shape}); K-means needs at least one row")
     if arr.shape[1] == 0:
-        raise ValidationError(f"{name} has 0 features (shape {arr.shape}); K-means needs at least one column")
+        raise ValidationError(
+            f"{name} has 0 features (found 0 feature(s) (shape={arr.shape}) while a minimum of 1 is required); "
+            "K-means needs at least one column"
+        )
     if arr.dtype.kind == "f":
         check_finite(arr, name=name)
     return arr

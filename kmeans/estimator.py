@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import numbers
+import sys
 import warnings
 from collections.abc import Sequence
 from typing import Any, overload
 
 import numpy as np
+from numpy.typing import NDArray
 
 from kmeans import registry
 from kmeans._ops import weighted_sum
@@ -26,7 +29,19 @@ from kmeans.errors import NotFittedError, ValidationError
 from kmeans.init._sampling import distinct_rows
 from kmeans.init.explicit import ExplicitCenters
 
-_PARAMS = ("n_clusters", "init", "n_init", "max_iter", "tol", "seed", "backend", "distance", "compress", "callbacks")
+_PARAMS = (
+    "n_clusters",
+    "init",
+    "n_init",
+    "max_iter",
+    "tol",
+    "seed",
+    "backend",
+    "distance",
+    "compress",
+    "callbacks",
+    "random_state",
+)
 
 
 def resolve_backend(backend: Any) -> Any:
@@ -60,6 +75,85 @@ def resolve_init(init: Any) -> Any:
         f"init must be a registered name ({', '.join(repr(n) for n in registry.initializers)}), "
         f"an (n_clusters, n_features) array, or an object with an init() method; got {init!r}"
     )
+
+
+class _InputTypeError(ValidationError, TypeError):
+    """Input of a kind K-means cannot take (non-numbers, sparse): a ``TypeError`` too, as NumPy's and SciPy's are."""
+
+
+def _is_spark(X: Any) -> bool:
+    """Whether ``X`` is a PySpark object (DataFrame, RDD), detected without importing pyspark."""
+    return type(X).__module__.split(".")[0] == "pyspark"
+
+
+def _feature_names(X: Any) -> NDArray[np.object_] | None:
+    """The column names of a dataframe (pandas, polars, pyarrow, any ``__dataframe__``) when all are strings.
+
+    ``None`` for arrays, Spark input and columns without names; mixed string and
+    non-string names raise, as in scikit-learn.
+    """
+    if isinstance(X, np.ndarray) or _is_spark(X):
+        return None
+    columns = getattr(X, "column_names", None)  # pyarrow (whose .columns are the column arrays)
+    if columns is None:
+        columns = getattr(X, "columns", None)  # pandas, polars, modin, ...
+    if columns is None and hasattr(X, "__dataframe__"):
+        columns = X.__dataframe__().column_names()
+    if columns is None or isinstance(columns, str):
+        return None
+    names = list(columns)
+    are_strings = {isinstance(name, str) for name in names}
+    if are_strings == {True}:
+        return np.asarray(names, dtype=object)
+    if are_strings == {True, False}:
+        kinds = sorted({type(name).__name__ for name in names})
+        raise ValidationError(
+            f"Feature names are only supported if all input features have string names, but X has {kinds} as "
+            "column name types; convert them all to strings (X.columns = X.columns.astype(str)) or to non-strings"
+        )
+    return None
+
+
+def _as_numbers(X: Any) -> Any:
+    """In-memory ``X`` as a numeric array: dataframes converted, object arrays of numbers cast to float64.
+
+    Lists, Spark objects and other engine-native input pass through unchanged for the backend.
+    """
+    if type(X).__module__.startswith("scipy.sparse"):
+        raise _InputTypeError(
+            f"sparse input is not supported: X is a {type(X).__name__}; K-means needs a dense array (X.toarray())"
+        )
+    if _is_spark(X) or isinstance(X, (list, tuple)) or not hasattr(X, "__array__"):
+        return X
+    arr = np.asarray(X)
+    if arr.dtype.kind == "c":
+        raise _InputTypeError(f"Complex data not supported: X has dtype {arr.dtype}; K-means needs real numbers")
+    if arr.dtype.kind == "O":
+        try:
+            return arr.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise _InputTypeError(f"X has dtype object and not every value is a number: {exc}") from exc
+    return arr
+
+
+@functools.cache
+def _not_fitted_class(sklearn_error: type[Exception]) -> type[NotFittedError]:
+    """Our NotFittedError that is also scikit-learn's, so its checks and ``except`` clauses see it."""
+    return type("NotFittedError", (NotFittedError, sklearn_error), {"__module__": NotFittedError.__module__})
+
+
+def _not_fitted(message: str) -> NotFittedError:
+    """A :class:`NotFittedError`; also a ``sklearn.exceptions.NotFittedError`` once scikit-learn is imported.
+
+    scikit-learn is never imported here: code that catches its error has imported it already.
+    """
+    if "sklearn" in sys.modules:
+        try:
+            from sklearn.exceptions import NotFittedError as SklearnNotFittedError
+        except ImportError:  # a broken or partial install: our own error still says what is wrong
+            return NotFittedError(message)
+        return _not_fitted_class(SklearnNotFittedError)(message)
+    return NotFittedError(message)
 
 
 class _Fitted:
@@ -142,6 +236,8 @@ class KMeans:
     callbacks : sequence of callables
         Functions called with an :class:`IterationRecord` after every iteration (of
         every restart).
+    random_state : int or None
+        scikit-learn's name for ``seed`` (what its tools set); give at most one of the two.
 
     Attributes
     ----------
@@ -166,6 +262,9 @@ class KMeans:
         The seed actually used (``seed``, or the one drawn for ``seed=None``).
     n_features_in_ : int
         Number of features seen by :meth:`fit`.
+    feature_names_in_ : ndarray of str objects
+        Column names seen by :meth:`fit` when ``X`` was a dataframe with string column
+        names (pandas, polars, ...); absent otherwise.
     backend_ : Backend
         The backend object that ran the fit.
     distance_ : Distance
@@ -185,6 +284,7 @@ class KMeans:
         distance: Any = "l2",
         compress: bool | str = "auto",
         callbacks: Sequence[Callback] = (),
+        random_state: int | None = None,
     ) -> None:
         self.n_clusters = n_clusters
         self.init = init
@@ -196,20 +296,47 @@ class KMeans:
         self.distance = distance
         self.compress = compress
         self.callbacks = callbacks
+        self.random_state = random_state
 
     # -- parameters -------------------------------------------------------------------
 
-    def get_params(self) -> dict[str, Any]:
-        """The constructor parameters, by name."""
-        return {name: getattr(self, name) for name in _PARAMS}
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor parameters, by name; with ``deep``, also ``name__sub`` of parameters that have params."""
+        params = {name: getattr(self, name) for name in _PARAMS}
+        if deep:
+            for name, value in list(params.items()):
+                if hasattr(value, "get_params") and not isinstance(value, type):
+                    params.update((f"{name}__{key}", sub) for key, sub in value.get_params().items())
+        return params
 
     def set_params(self, **params: Any) -> KMeans:
-        """Change constructor parameters (unknown names raise); returns ``self``."""
-        for name, value in params.items():
+        """Change constructor parameters (``name__sub`` sets a nested one; unknown names raise); returns ``self``."""
+        nested: dict[str, dict[str, Any]] = {}
+        for key, value in params.items():
+            name, _, sub = key.partition("__")
             if name not in _PARAMS:
                 raise ValidationError(f"unknown parameter {name!r}; known parameters: {', '.join(_PARAMS)}")
-            setattr(self, name, value)
+            if sub:
+                nested.setdefault(name, {})[sub] = value
+            else:
+                setattr(self, name, value)
+        for name, subs in nested.items():
+            getattr(self, name).set_params(**subs)
         return self
+
+    def __sklearn_tags__(self) -> Any:
+        """scikit-learn's tags (imported only when scikit-learn asks): a clusterer and a transformer."""
+        from sklearn.utils import InputTags, Tags, TargetTags, TransformerTags
+
+        return Tags(
+            estimator_type="clusterer",
+            target_tags=TargetTags(required=False),
+            transformer_tags=TransformerTags(preserves_dtype=["float64"]),
+            input_tags=InputTags(allow_nan=False),
+        )
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return "cluster_centers_" in self.__dict__
 
     def __repr__(self) -> str:
         defaults = KMeans().get_params()
@@ -225,8 +352,16 @@ class KMeans:
         k = check_positive_int(self.n_clusters, "n_clusters")
         max_iter = check_positive_int(self.max_iter, "max_iter", minimum=0)  # 0: the initial centers, as MLlib
         tol = check_tol(self.tol)
-        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral)):
-            raise ValidationError(f"seed must be an integer or None, got {self.seed!r}")
+        for name in ("seed", "random_state"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
+                raise ValidationError(f"{name} must be an integer or None, got {value!r}")
+        if self.seed is not None and self.random_state is not None and int(self.seed) != int(self.random_state):
+            raise ValidationError(
+                f"seed={self.seed} and random_state={self.random_state} disagree; random_state is scikit-learn's "
+                "name for seed: give one of them"
+            )
+        given_seed = self.seed if self.seed is not None else self.random_state
         if self.compress not in (True, False, "auto"):
             raise ValidationError(f"compress must be True, False or 'auto', got {self.compress!r}")
         backend = resolve_backend(self.backend)
@@ -247,7 +382,7 @@ class KMeans:
                 n_init = 1
         if explicit and initializer.centers.ndim == 2 and initializer.centers.shape[0] != k:
             raise ValidationError(f"init has {initializer.centers.shape[0]} centers but n_clusters={k}")
-        seed = fresh_seed() if self.seed is None else int(self.seed)
+        seed = fresh_seed() if given_seed is None else int(given_seed)
         spec = FitSpec(
             n_clusters=k,
             initializer=initializer,
@@ -274,7 +409,8 @@ class KMeans:
         check_fit = getattr(backend, "check_fit", None)
         if check_fit is not None:  # a backend refuses what it cannot do before any data is touched
             check_fit(spec, sample_weight)
-        dataset = backend.dataset(X, sample_weight, features=features)
+        feature_names = _feature_names(X)
+        dataset = backend.dataset(_as_numbers(X), sample_weight, features=features)
         k = spec.n_clusters
         # k distinct rows imply k rows: a backend that counts lazily (spark-ml) then needs no count
         n_distinct = distinct_rows(dataset, k).shape[0] if not dataset.distinct and k > 1 else None
@@ -304,6 +440,10 @@ class KMeans:
         self.n_features_in_: int = dataset.n_features
         self.backend_: Any = backend
         self.distance_: Any = spec.distance
+        if feature_names is not None:
+            self.feature_names_in_: NDArray[np.object_] = feature_names
+        else:
+            self.__dict__.pop("feature_names_in_", None)
         return self
 
     labels_ = _Fitted()
@@ -321,19 +461,64 @@ class KMeans:
     # -- using a fitted model ---------------------------------------------------------
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "cluster_centers_"):
-            raise NotFittedError(
-                "this KMeans instance is not fitted yet; call fit(X) first (or kmeans.load_model(path))"
-            )
+        if not self.__sklearn_is_fitted__():
+            raise _not_fitted("This KMeans instance is not fitted yet; call fit(X) first (or kmeans.load_model(path))")
         check_fitted_centers(self.cluster_centers_, self.n_features_in_)  # the kernels trust their shape
 
+    def _check_feature_names(self, X: Any) -> None:
+        """scikit-learn's rule: names seen at fit must come back, all and in order; a warning if one side has none."""
+        names, fitted = _feature_names(X), getattr(self, "feature_names_in_", None)
+        if names is None and fitted is None:
+            return
+        if fitted is None:
+            warnings.warn("X has feature names, but KMeans was fitted without feature names", UserWarning, stacklevel=4)
+            return
+        if names is None:
+            warnings.warn(
+                "X does not have valid feature names, but KMeans was fitted with feature names",
+                UserWarning,
+                stacklevel=4,
+            )
+            return
+        if len(names) == len(fitted) and bool((names == fitted).all()):
+            return
+        message = "The feature names should match those that were passed during fit.\n"
+        unseen, missing = sorted(set(names) - set(fitted)), sorted(set(fitted) - set(names))
+        for title, group in (
+            ("Feature names unseen at fit time:", unseen),
+            ("Feature names seen at fit time, yet now missing:", missing),
+        ):
+            if group:
+                message += (
+                    title + "\n" + "".join(f"- {name}\n" for name in group[:5]) + ("- ...\n" if len(group) > 5 else "")
+                )
+        if not unseen and not missing:
+            message += "Feature names must be in the same order as they were in fit.\n"
+        raise ValidationError(message)
+
     def _local_points(self, X: Any) -> Any:
-        arr = check_points(X)
+        self._check_feature_names(X)
+        arr = check_points(_as_numbers(X))
         if arr.shape[1] != self.n_features_in_:
             raise ValidationError(
-                f"X has {arr.shape[1]} features, but this model was fitted with {self.n_features_in_}"
+                f"X has {arr.shape[1]} features, but KMeans is expecting {self.n_features_in_} features as input"
             )
         return arr if arr.dtype in (np.float32, np.float64) else arr.astype(np.float64)
+
+    def get_feature_names_out(self, input_features: Any = None) -> NDArray[np.object_]:
+        """Names of :meth:`transform`'s columns, ``kmeans0 … kmeans{k-1}`` (the distance to each center)."""
+        self._check_fitted()
+        if input_features is not None:
+            given = np.asarray(input_features, dtype=object)
+            fitted = getattr(self, "feature_names_in_", None)
+            if fitted is not None and (given.shape != fitted.shape or not bool((given == fitted).all())):
+                raise ValidationError("input_features is not equal to feature_names_in_")
+            if given.shape != (self.n_features_in_,):
+                raise ValidationError(
+                    f"input_features should have length equal to number of features ({self.n_features_in_}), "
+                    f"got {given.size}"
+                )
+        return np.asarray([f"kmeans{j}" for j in range(self.cluster_centers_.shape[0])], dtype=object)
 
     def predict(self, X: Any, *, features: Any = None) -> Any:
         """Index of the closest center for every row (lowest index on ties).
@@ -342,7 +527,7 @@ class KMeans:
         DataFrame gives the DataFrame with a ``prediction`` column.
         """
         self._check_fitted()
-        if isinstance(X, (np.ndarray, list, tuple)):
+        if isinstance(X, (list, tuple)) or (hasattr(X, "__array__") and not _is_spark(X)):
             labels = self.distance_.assign.assign(self._local_points(X), self.cluster_centers_)[0]
             return labels.astype(np.int32)  # the dtype of labels_, as in scikit-learn
         return self.backend_.predict(X, self.cluster_centers_, self.distance_.assign, features=features)
