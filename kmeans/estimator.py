@@ -64,7 +64,14 @@ def resolve_distance(distance: Any) -> Any:
     return distance
 
 
-def resolve_init(init: Any) -> Any:
+#: The initializer ``init="auto"`` picks on a backend without a ``default_init`` attribute.
+DEFAULT_INIT = "k-means++"
+
+
+def resolve_init(init: Any, backend: Any = None) -> Any:
+    """The initializer object for ``init``; ``"auto"`` is the backend's ``default_init`` (else k-means++)."""
+    if isinstance(init, str) and init == "auto":
+        init = getattr(backend, "default_init", DEFAULT_INIT)
     if isinstance(init, str):
         return registry.initializers[init]
     if hasattr(init, "init") and callable(init.init):
@@ -206,8 +213,10 @@ class KMeans:
     n_clusters : int
         Number of clusters ``k``; at most the number of distinct rows of positive weight.
     init : str, ndarray or Initializer
-        ``"k-means++"`` (default), ``"random"``, another registered name, an
-        ``(n_clusters, n_features)`` array of initial centers, or an ``Initializer``.
+        ``"auto"`` (default: the backend's ``default_init``, k-means++ in process and
+        k-means|| on the Spark backends, as MLlib), ``"k-means++"``, ``"random"``, another
+        registered name, an ``(n_clusters, n_features)`` array of initial centers, or an
+        ``Initializer``.
     n_init : int or "auto"
         Number of initializations; the run with the lowest inertia wins (the earliest
         on ties). ``"auto"`` is 1 for k-means++, k-means|| and explicit centers and 10
@@ -275,7 +284,7 @@ class KMeans:
         self,
         n_clusters: int = 8,
         *,
-        init: Any = "k-means++",
+        init: Any = "auto",
         n_init: int | str = "auto",
         max_iter: int = 300,
         tol: float = 1e-4,
@@ -366,7 +375,7 @@ class KMeans:
             raise ValidationError(f"compress must be True, False or 'auto', got {self.compress!r}")
         backend = resolve_backend(self.backend)
         distance = resolve_distance(self.distance)
-        initializer = resolve_init(self.init)
+        initializer = resolve_init(self.init, backend)
         explicit = isinstance(initializer, ExplicitCenters)
         if self.n_init == "auto":
             n_init = 1 if explicit or getattr(initializer, "name", "") in ("k-means++", "k-means||") else 10

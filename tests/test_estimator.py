@@ -422,3 +422,40 @@ def test_fit_predict_fit_transform_and_score_ignore_y() -> None:
     np.testing.assert_array_equal(KMeans(3, seed=0).fit_predict(X, y), model.labels_)
     np.testing.assert_array_equal(KMeans(3, seed=0).fit_transform(X, y), model.transform(X))
     assert model.score(X, y) == model.score(X)
+
+
+# -- init="auto": the backend's default initializer --------------------------------------------
+
+
+def test_init_auto_is_kmeans_plus_plus_in_process() -> None:
+    auto = KMeans(4, seed=3).fit(X)
+    explicit = KMeans(4, seed=3, init="k-means++").fit(X)
+    np.testing.assert_array_equal(auto.cluster_centers_, explicit.cluster_centers_)
+    assert KMeans().init == "auto"
+
+
+def test_init_auto_asks_the_backend_and_defaults_to_kmeans_plus_plus() -> None:
+    class Plain:  # a third-party backend without the optional default_init
+        name = "plain"
+
+        def __init__(self) -> None:
+            self.inner = NumPyBackend(n_threads=1)
+
+        def dataset(self, X: Any, sample_weight: Any = None, *, features: Any = None) -> Any:
+            return self.inner.dataset(X, sample_weight, features=features)
+
+        def fit(self, dataset: Any, spec: Any) -> Any:
+            self.initializer = spec.initializer
+            return self.inner.fit(dataset, spec)
+
+        def predict(self, X: Any, centers: Any, assign: Any, *, features: Any = None) -> Any:
+            return self.inner.predict(X, centers, assign, features=features)
+
+    class PrefersRandom(Plain):
+        default_init = "random"
+
+    plain, prefers_random = Plain(), PrefersRandom()
+    KMeans(3, seed=0, backend=plain).fit(X)
+    KMeans(3, seed=0, backend=prefers_random).fit(X)
+    assert plain.initializer.name == "k-means++"
+    assert prefers_random.initializer.name == "random"

@@ -684,6 +684,7 @@ class SparkMLBackend:
     """
 
     name: str = "spark-ml"
+    default_init = "k-means||"  # init="auto": MLlib's own default
     init_steps: int | None = attrs.field(default=None)
     solver: str = attrs.field(default="block")
     num_partitions: int | None = None

@@ -454,6 +454,7 @@ class SparkRDDBackend:
     """
 
     name: str = "spark-rdd"
+    default_init = "k-means||"  # init="auto": a few passes over distributed data, as MLlib's default
     num_partitions: int | None = None
     block_rows: int = _spark.BLOCK_ROWS
     #: A single-partition dataset runs each restart's Lloyd iterations in one task (see
