@@ -1,8 +1,13 @@
 """``kmeans quantize``: reduce images to ``k`` colors from the command line.
 
-Every problem with the inputs or outputs is reported as one line on stderr with exit
-code 2, checked before any clustering where possible; outputs are written atomically,
-never over an input, and never over an existing file without ``--overwrite``.
+Every problem is one line on stderr, and the exit code is 2 if any input failed.
+Problems that names and paths show (missing inputs, bad options, an output that would
+replace an input or an existing file) are found for every input before anything is
+written. After that, each input is read, quantized and written on its own: a damaged
+file is reported and the others are still written (with ``--shared-palette`` every
+input is read before the fit, so one bad input means nothing is written). Outputs are
+written atomically, never over an input, and never over an existing file without
+``--overwrite``; SIGTERM during a write removes the temporary file and exits with 143.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from typing import Any, NoReturn
 from kmeans import IterationRecord, KMeansError
 from kmeans.data import raccoon_path
 from kmeans.image.colorspace import COLOR_SPACES
-from kmeans.image.io import ImageFileError, UInt8Array, check_output
+from kmeans.image.io import ImageFileError, Terminated, UInt8Array, check_output
 from kmeans.image.quantize import (
     QuantizeResult,
     check_indexed,
@@ -172,14 +177,33 @@ def _validate(args: argparse.Namespace) -> None:
         raise ImageFileError(f"--max-pixels must be >= 1, got {args.max_pixels}")
 
 
+def _printable(text: str, stream: Any) -> str:
+    """``text`` as ``stream`` can encode it: undecodable file-name bytes (kept by Python as
+    lone surrogates) become ``\\xNN``, characters outside the stream's encoding ``\\uNNNN``."""
+    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    encoding = getattr(stream, "encoding", None) or "utf-8"
+    return text.encode(encoding, "backslashreplace").decode(encoding)
+
+
+def _say(text: str, stream: Any) -> None:
+    print(_printable(text, stream), file=stream, flush=True)
+
+
+def _error(exc: BaseException) -> str:
+    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return f"{PROG}: error: {message}"
+
+
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``kmeans quantize``; returns the exit code."""
     try:
         return _run(args)
     except (KMeansError, OSError) as exc:
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        print(f"{PROG}: error: {message}", file=sys.stderr)
+        _say(_error(exc), sys.stderr)
         return 2
+    except Terminated as exc:
+        _say(f"{PROG}: terminated by SIGTERM; the output being written was removed", sys.stderr)
+        return int(exc.code) if isinstance(exc.code, int) else 143
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -196,6 +220,7 @@ def _run(args: argparse.Namespace) -> int:
     }
     show = not args.quiet and not args.json and sys.stderr.isatty()
     summaries: list[dict[str, Any]] = []
+    failed = 0
     with _progress(show, args.max_iter) as callbacks:
         if args.shared_palette:
             loaded = [_load(source, out, args) for source, out in zip(inputs, outputs, strict=True)]
@@ -206,16 +231,29 @@ def _run(args: argparse.Namespace) -> int:
                 summaries.append(_summary(result, args, source, out))
         else:
             for source, out in zip(inputs, outputs, strict=True):
-                pixels, load_s = _load(source, out, args)
-                result = quantize(pixels, args.n_clusters, callbacks=callbacks, **params)
-                result.timings["load"] = load_s
-                result.save(out, indexed=args.indexed, overwrite=args.overwrite)
+                try:
+                    pixels, load_s = _load(source, out, args)
+                    result = quantize(pixels, args.n_clusters, callbacks=callbacks, **params)
+                    result.timings["load"] = load_s
+                    result.save(out, indexed=args.indexed, overwrite=args.overwrite)
+                except (KMeansError, OSError) as exc:
+                    if len(inputs) == 1:
+                        raise
+                    failed += 1
+                    _say(_error(exc), sys.stderr)
+                    summaries.append({"input": str(source), "output": None, "error": _error(exc)})
+                    continue
                 summaries.append(_summary(result, args, source, out))
     if args.json:
         doc: dict[str, Any] = summaries[0] if len(summaries) == 1 else {"images": summaries}
-        print(json.dumps(doc, indent=1, allow_nan=False))
+        print(json.dumps(doc, indent=1, allow_nan=False))  # ASCII only: any stdout encoding takes it
     elif not args.quiet:
-        print("\n".join(_format(s) for s in summaries))
+        written = [s for s in summaries if s["output"] is not None]
+        if written:
+            _say("\n".join(_format(s) for s in written), sys.stdout)
+    if failed:
+        _say(f"{PROG}: error: {failed} of {len(inputs)} inputs failed (see above); the others were written", sys.stderr)
+        return 2
     return 0
 
 

@@ -1,9 +1,12 @@
 """Reading and writing images with Pillow, with one clear error per way a file can be bad.
 
-Inputs: anything Pillow opens (PNG, JPEG, WebP, TIFF, BMP, GIF — first frame — ...). The
-EXIF orientation is applied; palette, grayscale, CMYK and 16-bit images become 8-bit
-RGB, or RGBA when they carry transparency. Outputs are written atomically (temporary
-file in the same folder, then a rename), in the format named by the file extension.
+Inputs: anything Pillow opens (PNG, JPEG, WebP, TIFF, BMP, still GIF, ...); images with
+several frames (animations, multi-page TIFF) are refused. The EXIF orientation is applied;
+palette, grayscale, CMYK and 16-bit images become 8-bit RGB, or RGBA when they carry
+transparency. A PNG whose pixel data stops early is refused (Pillow would fill the missing
+rows with black). Outputs are written atomically (temporary file in the same folder, then
+a rename), in the format named by the file extension; a SIGTERM during the write removes
+the temporary file before the process exits.
 """
 
 from __future__ import annotations
@@ -11,7 +14,11 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import signal
+import struct
+import threading
 import warnings
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -88,31 +95,109 @@ def load_image(path: str | os.PathLike[str], *, max_pixels: int | None = None) -
     ``max_pixels`` replaces Pillow's decompression-bomb limit for this call (``None``
     keeps Pillow's). Raises :class:`ImageFileError` naming the file and the problem.
     """
-    Image = pil()
-    from PIL import ImageOps, UnidentifiedImageError
-
+    pil()  # the install hint comes before any file check
     p = Path(path)
     if not p.exists():
         raise ImageFileError(f"{p}: no such file")
     if p.is_dir():
         raise ImageFileError(f"{p}: is a directory, not an image")
     try:
+        data = p.read_bytes()
+    except PermissionError as exc:
+        raise ImageFileError(f"{p}: permission denied") from exc
+    except OSError as exc:
+        raise ImageFileError(f"{p}: cannot read ({exc.strerror or exc})") from exc
+    return decode_image(data, p, max_pixels=max_pixels)
+
+
+def decode_image(data: bytes, name: object, *, max_pixels: int | None = None) -> UInt8Array:
+    """Decode the bytes of an image file, as :func:`load_image`; ``name`` appears in errors."""
+    Image = pil()
+    from PIL import ImageOps, UnidentifiedImageError
+
+    p = name
+    try:
         with _pixel_limit(max_pixels), warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(p) as im:
-                im.seek(0)  # GIF, APNG, multi-page TIFF: the first frame
+            with Image.open(io.BytesIO(data)) as im:
+                frames = int(getattr(im, "n_frames", 1))
+                if frames > 1:
+                    raise ImageFileError(
+                        f"{p}: has {frames} frames (an animation or a multi-page file); only still images "
+                        "are quantized: extract a frame first, e.g. with Pillow's Image.seek"
+                    )
                 im.load()
+                if im.format == "PNG":
+                    check_png_data(p, data)
                 im = ImageOps.exif_transpose(im)
                 arr = np.asarray(to_rgb_or_rgba(im))
+    except ImageFileError:
+        raise
     except Image.DecompressionBombError as exc:
         raise ImageFileError(_bomb_message(p, exc, max_pixels)) from exc
     except UnidentifiedImageError as exc:
         raise ImageFileError(f"{p}: not an image that Pillow can read") from exc
-    except PermissionError as exc:
-        raise ImageFileError(f"{p}: permission denied") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageFileError(f"{p}: damaged or truncated image ({exc})") from exc
     return np.ascontiguousarray(arr, dtype=np.uint8)
+
+
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # color type -> samples per pixel
+_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+
+
+def _png_scanline_bytes(width: int, height: int, bits: int, channels: int, interlaced: bool) -> int:
+    """Bytes of filtered scanlines a PNG's IDAT stream must inflate to (each row: 1 filter byte + data)."""
+
+    def rows(w: int, h: int) -> int:
+        return 0 if w == 0 or h == 0 else h * (1 + (w * channels * bits + 7) // 8)
+
+    if not interlaced:
+        return rows(width, height)
+    # Adam7 pass (x0, y0, dx, dy): columns x0, x0 + dx, ... and rows y0, y0 + dy, ...
+    return sum(rows((width - x0 + dx - 1) // dx, (height - y0 + dy - 1) // dy) for x0, y0, dx, dy in _ADAM7)
+
+
+def check_png_data(name: object, data: bytes) -> None:
+    """Refuse a PNG whose IDAT stream inflates to fewer bytes than its header's rows need.
+
+    Pillow stops quietly when the zlib stream ends early and leaves the remaining rows
+    black; this inflates the stream once more (discarding the output) and counts the bytes.
+    """
+    pos, header, stream = 8, None, zlib.decompressobj()
+    produced, seen_idat = 0, False
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        body = data[pos + 8 : pos + 8 + length]
+        pos += 12 + length
+        if kind == b"IHDR" and len(body) >= 13:
+            header = struct.unpack(">IIBBBBB", body[:13])
+        elif kind == b"IDAT":
+            seen_idat = True
+            produced += _inflated_size(stream, body)
+        elif seen_idat:
+            break  # the IDAT chunks are consecutive; an APNG's later frames are in fdAT
+    if header is None or header[3] not in _PNG_CHANNELS:
+        return
+    width, height, bits, color_type, _, _, interlace = header
+    channels = _PNG_CHANNELS[color_type]
+    needed = _png_scanline_bytes(width, height, bits, channels, interlace == 1)
+    if produced < needed:
+        rows = produced // (1 + (width * channels * bits + 7) // 8)
+        what = f"ends after {rows} of {height} rows" if interlace != 1 else f"holds {produced} of {needed} bytes"
+        raise ImageFileError(f"{name}: damaged or truncated image (its pixel data {what})")
+
+
+def _inflated_size(stream: Any, chunk: bytes) -> int:
+    """Bytes ``chunk`` inflates to in ``stream``, in 1 MiB pieces so memory stays small."""
+    total = 0
+    piece = stream.decompress(chunk, 1 << 20)
+    while piece:
+        total += len(piece)
+        if stream.eof:
+            break
+        piece = stream.decompress(stream.unconsumed_tail, 1 << 20)
+    return total
 
 
 def as_image_array(image: Any) -> UInt8Array:
@@ -228,4 +313,36 @@ def save_image(
     as_palette = palette is not None and labels is not None and (indexed or fmt == "GIF")
     if as_palette and palette is not None and palette.shape[0] > 256:
         raise ImageFileError(f"{path}: a {fmt} palette holds at most 256 colors; got {palette.shape[0]}")
-    write_atomic(path, encode_image(pixels, fmt, palette=palette if as_palette else None, labels=labels))
+    data = encode_image(pixels, fmt, palette=palette if as_palette else None, labels=labels)
+    with terminate_cleanly():
+        write_atomic(path, data)
+
+
+class Terminated(SystemExit):
+    """Raised in the main thread by SIGTERM while :func:`terminate_cleanly` is active (exit code 143)."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated(128 + signum)
+
+
+@contextlib.contextmanager
+def terminate_cleanly() -> Iterator[None]:
+    """Make SIGTERM raise :class:`Terminated` inside the block, so ``finally`` clauses (the
+    atomic writer's removal of its temporary file) run before the process exits.
+
+    Only the main thread can set handlers, and a handler someone else installed is left
+    in place; the previous handler comes back after the block.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous not in (signal.SIG_DFL, None):
+        yield
+        return
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

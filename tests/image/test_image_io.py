@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -30,10 +32,44 @@ def test_jpeg_loads_as_rgb_of_the_right_shape(tmp_path: Path) -> None:
     assert np.abs(loaded.astype(int) - IMAGE).mean() < 40  # lossy, but the same picture
 
 
-def test_a_gif_animation_gives_its_first_frame(tmp_path: Path) -> None:
+def test_a_gif_animation_is_refused_rather_than_cut_to_its_first_frame(tmp_path: Path) -> None:
     frames = [Image.fromarray(IMAGE), Image.fromarray(IMAGE[::-1].copy())]
     frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
-    assert np.array_equal(load_image(tmp_path / "anim.gif"), IMAGE)
+    with pytest.raises(ImageFileError, match=r"anim\.gif: has 2 frames"):
+        load_image(tmp_path / "anim.gif")
+
+
+def _png(width: int, height: int, scanlines: bytes, interlace: int = 0) -> bytes:
+    """An 8-bit RGB PNG whose IDAT holds ``scanlines`` (filter bytes included), one complete zlib stream."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, interlace)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(scanlines)) + chunk(b"IEND", b"")
+    )
+
+
+def test_a_png_whose_pixel_data_holds_one_row_of_64_is_refused_not_filled_with_black(tmp_path: Path) -> None:
+    row = b"\x00" + bytes([200, 100, 50]) * 64
+    (tmp_path / "one-row.png").write_bytes(_png(64, 64, row))
+    with pytest.raises(ImageFileError, match=r"one-row\.png: damaged or truncated image .*after 1 of 64 rows"):
+        load_image(tmp_path / "one-row.png")
+    (tmp_path / "full.png").write_bytes(_png(64, 64, row * 64))
+    assert (load_image(tmp_path / "full.png") == [200, 100, 50]).all()
+
+
+def test_an_interlaced_png_is_checked_against_its_seven_passes(tmp_path: Path) -> None:
+    w, h = 5, 3  # the Adam7 passes of a 5x3 image as (columns, rows); the third pass is empty
+    passes = [(1, 1), (1, 1), (0, 0), (1, 1), (3, 1), (2, 2), (5, 1)]
+    assert sum(c * r for c, r in passes) == w * h
+    data = b"".join((b"\x00" + bytes([9, 99, 199]) * cols) * rows for cols, rows in passes)
+    (tmp_path / "ok.png").write_bytes(_png(w, h, data, interlace=1))
+    assert (load_image(tmp_path / "ok.png") == [9, 99, 199]).all()
+    (tmp_path / "short.png").write_bytes(_png(w, h, data[:-4], interlace=1))
+    with pytest.raises(ImageFileError, match=r"short\.png: damaged or truncated image"):
+        load_image(tmp_path / "short.png")
 
 
 def test_grayscale_is_converted_to_rgb(tmp_path: Path) -> None:

@@ -210,3 +210,76 @@ def test_a_malformed_option_value_is_also_one_line_and_exit_code_2(tmp_path: Pat
         "kmeans quantize: error: argument -k/--colors: invalid int value: 'many' (see kmeans quantize --help)"
     ]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_several_inputs_with_a_bad_one_in_the_middle_write_the_others_and_report_each(tmp_path: Path) -> None:
+    write_png(tmp_path / "a.png", tiled_image(KNOWN_COLORS, seed=1))
+    (tmp_path / "b.png").write_text("not a picture")
+    write_png(tmp_path / "c.png", tiled_image(KNOWN_COLORS, seed=3))
+    proc = run("a.png", "b.png", "c.png", "-k", "4", "--json", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        "kmeans quantize: error: b.png: not an image that Pillow can read",
+        "kmeans quantize: error: 1 of 3 inputs failed (see above); the others were written",
+    ]
+    images = json.loads(proc.stdout)["images"]
+    assert [(s["input"], s["output"]) for s in images] == [
+        ("a.png", "a-k4.png"),
+        ("b.png", None),
+        ("c.png", "c-k4.png"),
+    ]
+    assert "not an image" in images[1]["error"]
+    for name in ("a", "c"):
+        assert np.array_equal(load_image(tmp_path / f"{name}-k4.png"), load_image(tmp_path / f"{name}.png"))
+    assert not (tmp_path / "b-k4.png").exists()
+
+
+def test_with_a_shared_palette_one_bad_input_means_nothing_is_written(tmp_path: Path) -> None:
+    write_png(tmp_path / "a.png", tiled_image(KNOWN_COLORS, seed=1))
+    (tmp_path / "b.png").write_text("not a picture")
+    before = snapshot(tmp_path)
+    proc = run("a.png", "b.png", "-k", "4", "--shared-palette", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == ["kmeans quantize: error: b.png: not an image that Pillow can read"]
+    assert snapshot(tmp_path) == before
+
+
+def test_a_file_name_that_is_not_utf8_is_reported_with_a_strict_stdout_encoding(tmp_path: Path) -> None:
+    name = os.fsdecode(b"caf\xe9.png")
+    write_png(tmp_path / name, tiled_image(KNOWN_COLORS))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONIOENCODING": "utf-8:strict"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "kmeans", "quantize", name, "-k", "2"], cwd=tmp_path, env=env, capture_output=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == b""
+    assert proc.stdout.startswith(b"caf\\xe9.png -> caf\\xe9-k2.png  (8x6, k=2")
+    assert (tmp_path / os.fsdecode(b"caf\xe9-k2.png")).is_file()
+
+
+SIGTERM_DURING_WRITE = """
+import os, signal, sys
+import kmeans.io
+fsync = os.fsync
+def fsync_then_sigterm(fd):  # the temporary file is complete, the rename not done yet
+    fsync(fd)
+    os.kill(os.getpid(), signal.SIGTERM)
+kmeans.io.os.fsync = fsync_then_sigterm
+from kmeans.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_sigterm_during_the_image_write_leaves_no_temporary_file_and_exits_143(tmp_path: Path, known_png: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-c", SIGTERM_DURING_WRITE, "quantize", str(known_png), "-k", "2", "-o", "out.png", "-q"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 143
+    assert proc.stderr.splitlines() == ["kmeans quantize: terminated by SIGTERM; the output being written was removed"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["known.png"]
