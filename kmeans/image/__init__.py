@@ -13,13 +13,14 @@ Built on the public :mod:`kmeans` API only; reading and writing images needs Pil
 from __future__ import annotations
 
 from kmeans.image.colorspace import COLOR_SPACES, from_space, to_rgb8, to_space
-from kmeans.image.io import ImageFileError, load_image, save_image
+from kmeans.image.io import ImageFileError, LossyOutputWarning, load_image, save_image
 from kmeans.image.quantize import ColorFold, QuantizeResult, fold_colors, quantize, quantize_shared
 
 __all__ = [
     "COLOR_SPACES",
     "ColorFold",
     "ImageFileError",
+    "LossyOutputWarning",
     "QuantizeResult",
     "fold_colors",
     "from_space",

@@ -6,8 +6,9 @@ replace an input or an existing file) are found for every input before anything 
 written. After that, each input is read, quantized and written on its own: a damaged
 file is reported and the others are still written (with ``--shared-palette`` every
 input is read before the fit, so one bad input means nothing is written). Outputs are
-written atomically, never over an input, and never over an existing file without
-``--overwrite``; SIGTERM during a write removes the temporary file and exits with 143.
+written atomically and never over an input; an existing output is replaced (so a
+command can be run again) unless ``--no-clobber`` is given. SIGTERM during a write
+removes the temporary file and exits with 143.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import argparse
 import contextlib
 import json
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
@@ -23,7 +25,7 @@ from typing import Any, NoReturn
 from kmeans import IterationRecord, KMeansError
 from kmeans.data import raccoon_path
 from kmeans.image.colorspace import COLOR_SPACES
-from kmeans.image.io import ImageFileError, Terminated, UInt8Array, check_output
+from kmeans.image.io import LOSSY_FORMATS, ImageFileError, LossyOutputWarning, Terminated, UInt8Array, check_output
 from kmeans.image.quantize import (
     QuantizeResult,
     check_indexed,
@@ -60,8 +62,22 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--seed", metavar="N", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--max-iter", metavar="N", type=int, default=300, help="maximum Lloyd iterations (default 300)")
     p.add_argument("--shared-palette", action="store_true", help="one palette fitted to all inputs together")
-    p.add_argument("--indexed", action="store_true", help="write a palette PNG (k <= 256)")
-    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    kind = p.add_mutually_exclusive_group()
+    kind.add_argument(
+        "--indexed",
+        dest="indexed",
+        action="store_const",
+        const=True,
+        default=None,
+        help="demand a palette PNG (the default for .png when k <= 256 and there is no alpha)",
+    )
+    kind.add_argument(
+        "--truecolor", dest="indexed", action="store_const", const=False, help="write a truecolor PNG, not a palette"
+    )
+    p.add_argument(
+        "-n", "--no-clobber", action="store_true", help="refuse to replace existing outputs (default: replace them)"
+    )
+    p.add_argument("--overwrite", action="store_true", help=argparse.SUPPRESS)  # the default now; old scripts pass it
     p.add_argument(
         "--max-pixels", metavar="N", type=int, default=None, help="raise Pillow's decompression-bomb limit to N pixels"
     )
@@ -108,7 +124,9 @@ def _check_paths(args: argparse.Namespace, inputs: list[Path], outputs: list[Pat
         for path in inputs:
             if _same_file(out, path):
                 raise ImageFileError(f"{out}: the output would replace the input {path}; choose another output name")
-        check_output(out, has_alpha=False, indexed=args.indexed, overwrite=args.overwrite)
+        if args.no_clobber and out.exists():
+            raise ImageFileError(f"{out}: already exists, and --no-clobber keeps it; remove it or drop --no-clobber")
+        check_output(out, has_alpha=False, indexed=args.indexed, overwrite=True)
 
 
 @contextlib.contextmanager
@@ -146,21 +164,31 @@ def _summary(result: QuantizeResult, args: argparse.Namespace, source: Path, out
         "backend": args.backend,
         "init": args.init,
         "seed": args.seed,
-        "indexed": args.indexed,
         **result.summary(),
     }
 
 
+def _db(psnr: float | None) -> str:
+    return "inf (lossless)" if psnr is None else f"{psnr:.2f} dB"
+
+
+_MODES = {"P": "palette", "L": "gray", "LA": "gray + alpha", "RGB": "truecolor", "RGBA": "truecolor + alpha"}
+
+
 def _format(s: dict[str, Any]) -> str:
     t = s["timings"]
-    psnr = "inf (lossless)" if s["psnr"] is None else f"{s['psnr']:.2f} dB"
+    out = s["written"]
+    quality = f"MSE {out['mse']:.3f}, PSNR {_db(out['psnr'])} (RGB, the written file vs the original)"
+    if out["format"] in LOSSY_FORMATS:
+        quality += f"; before {out['format']} encoding PSNR {_db(s['psnr'])}"
     return "\n".join(
         [
             f"{s['input']} -> {s['output']}  ({s['width']}x{s['height']}, k={s['n_clusters']}, {s['color_space']}, "
             f"{s['backend']}, {s['init']}, seed {s['seed']})",
-            f"  colors    {s['colors_before']:,} -> {s['colors_after']:,}",
-            f"  quality   MSE {s['mse']:.3f}, PSNR {psnr} (RGB, vs the original)",
+            f"  colors    {s['colors_before']:,} -> {out['colors']:,}",
+            f"  quality   {quality}",
             f"  k-means   {s['iterations']} iterations, inertia {s['inertia']:.6g} ({s['color_space']} units)",
+            f"  output    {out['format']} {_MODES.get(out['mode'], out['mode'])}, {out['bytes']:,} bytes",
             "  time      " + "  ".join(f"{name} {t[name]:.3f}s" for name in ("load", "fit", "map", "write", "total")),
         ]
     )
@@ -170,6 +198,10 @@ def _validate(args: argparse.Namespace) -> None:
     check_n_clusters(args.n_clusters)
     if args.indexed:
         check_indexed(args.n_clusters)
+    if args.overwrite and args.no_clobber:
+        raise ImageFileError(
+            "--overwrite and --no-clobber contradict each other; existing outputs are replaced by default"
+        )
     check_strategy_names(args.backend, args.init)
     if args.max_iter < 1:
         raise ImageFileError(f"--max-iter must be >= 1, got {args.max_iter}")
@@ -227,7 +259,7 @@ def _run(args: argparse.Namespace) -> int:
             results = quantize_shared([px for px, _ in loaded], args.n_clusters, callbacks=callbacks, **params)
             for source, out, (_, load_s), result in zip(inputs, outputs, loaded, results, strict=True):
                 result.timings["load"] = load_s
-                result.save(out, indexed=args.indexed, overwrite=args.overwrite)
+                _save(result, out, args)
                 summaries.append(_summary(result, args, source, out))
         else:
             for source, out in zip(inputs, outputs, strict=True):
@@ -235,7 +267,7 @@ def _run(args: argparse.Namespace) -> int:
                     pixels, load_s = _load(source, out, args)
                     result = quantize(pixels, args.n_clusters, callbacks=callbacks, **params)
                     result.timings["load"] = load_s
-                    result.save(out, indexed=args.indexed, overwrite=args.overwrite)
+                    _save(result, out, args)
                 except (KMeansError, OSError) as exc:
                     if len(inputs) == 1:
                         raise
@@ -257,8 +289,20 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _save(result: QuantizeResult, out: Path, args: argparse.Namespace) -> None:
+    """Write one output; a lossy format's warning becomes one ``warning:`` line on stderr."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", LossyOutputWarning)
+        result.save(out, indexed=args.indexed, overwrite=not args.no_clobber)
+    for w in caught:
+        if issubclass(w.category, LossyOutputWarning):
+            _say(f"{PROG}: warning: {w.message}", sys.stderr)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
 def _load(source: Path, out: Path, args: argparse.Namespace) -> tuple[UInt8Array, float]:
     """Read ``source``, then check ``out`` again now that the alpha channel is known."""
     pixels, seconds = read_input(source, max_pixels=args.max_pixels)
-    check_output(out, has_alpha=pixels.shape[2] == 4, indexed=args.indexed, overwrite=args.overwrite)
+    check_output(out, has_alpha=pixels.shape[2] == 4, indexed=args.indexed, overwrite=True)
     return pixels, seconds

@@ -25,6 +25,7 @@ import math
 import numbers
 import os
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,15 @@ from numpy.typing import NDArray
 
 from kmeans import IterationRecord, KMeans, UnknownStrategyError, ValidationError, registry
 from kmeans.image.colorspace import DEFAULT_TOL, check_color_space, to_rgb8, to_space
-from kmeans.image.io import UInt8Array, as_image_array, load_image, save_image
+from kmeans.image.io import (
+    LOSSY_FORMATS,
+    LossyOutputWarning,
+    UInt8Array,
+    as_image_array,
+    decode_image,
+    load_image,
+    save_image,
+)
 
 IntArray = NDArray[np.intp]
 Float64Array = NDArray[np.float64]
@@ -119,7 +128,10 @@ class QuantizeResult:
     ``color_space`` coordinates); ``mse`` mean squared error per RGB channel against the
     original over the pixels that are not fully transparent, in 8-bit levels², and
     ``psnr = 10 log10(255² / mse)`` dB (``inf`` when lossless); ``timings`` seconds for
-    ``load``, ``fit`` (fold + fit), ``map`` and ``write`` (0 until :meth:`save`).
+    ``load``, ``fit`` (fold + fit), ``map`` and ``write`` (0 until :meth:`save`);
+    ``written`` what the last :meth:`save` wrote (empty before): ``path``, ``format``,
+    ``mode``, ``bytes``, and ``mse``, ``psnr``, ``colors`` of the file as decoded again
+    (a lossy format such as JPEG adds colors back and moves the error).
     """
 
     image: UInt8Array
@@ -136,17 +148,44 @@ class QuantizeResult:
     colors_after: int
     n_clusters: int
     color_space: str
+    original: UInt8Array = attrs.field(repr=False)
+    written: dict[str, Any] = attrs.field(factory=dict)
 
-    def save(self, path: str | os.PathLike[str], *, indexed: bool = False, overwrite: bool = False) -> None:
-        """Write the image (format from the extension), atomically; ``indexed`` writes a palette PNG.
+    def save(self, path: str | os.PathLike[str], *, indexed: bool | None = None, overwrite: bool = False) -> None:
+        """Write the image (format from the extension), atomically.
 
-        A ``.gif`` is always written as a palette image of exactly these colors.
+        A ``.png`` is a palette PNG when the palette has at most 256 entries and there is
+        no alpha (``indexed=True`` demands it, ``indexed=False`` writes truecolor); a
+        ``.gif`` is always a palette image of exactly these colors; gray images are
+        written gray. A lossy format (JPEG) warns with :class:`LossyOutputWarning`, and
+        ``written`` then holds the error of the decoded file.
         """
         t0 = time.perf_counter()
         if indexed:
             check_indexed(self.palette.shape[0])
-        save_image(path, self.image, palette=self.palette, labels=self.labels, indexed=indexed, overwrite=overwrite)
+        encoded = save_image(
+            path, self.image, palette=self.palette, labels=self.labels, indexed=indexed, overwrite=overwrite
+        )
         self.timings["write"] = time.perf_counter() - t0
+        info: dict[str, Any] = {"path": str(path), "format": encoded.format, "mode": encoded.mode}
+        info["bytes"] = len(encoded.data)
+        if encoded.format in LOSSY_FORMATS:
+            back = decode_image(encoded.data, path)
+            mse = pixel_mse(self.original, back)
+            colors = int(np.unique(_packed(back.reshape(-1, back.shape[-1])[:, :3])).size)
+            warnings.warn(
+                LossyOutputWarning(
+                    f"{path}: {encoded.format} is lossy and adds colors back ({colors:,} colors written, "
+                    f"palette of {self.palette.shape[0]}); the error reported is of the written file. "
+                    "Use .png for exactly the palette"
+                ),
+                stacklevel=2,
+            )
+        else:
+            mse, colors = self.mse, self.colors_after
+        info.update(mse=mse, psnr=psnr_of(mse), colors=colors)
+        self.written.clear()
+        self.written.update(info)
 
     def summary(self) -> dict[str, Any]:
         """A JSON-ready dict of the numbers the command line reports."""
@@ -163,9 +202,30 @@ class QuantizeResult:
             "colors_before": self.colors_before,
             "colors_after": self.colors_after,
             "mse": self.mse,
-            "psnr": self.psnr if math.isfinite(self.psnr) else None,
+            "psnr": _finite(self.psnr),
             "timings": {**self.timings, "total": sum(self.timings.values())},
+            "written": None if not self.written else {**self.written, "psnr": _finite(self.written["psnr"])},
         }
+
+
+def _finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+def psnr_of(mse: float) -> float:
+    """``10 log10(255² / mse)`` dB, ``inf`` for ``mse == 0``."""
+    return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
+
+
+def pixel_mse(original: UInt8Array, image: UInt8Array) -> float:
+    """Mean squared error per RGB channel of ``image`` against ``original``, in 8-bit levels²,
+    over the pixels whose alpha (if any) in ``original`` is not 0."""
+    a = original.reshape(-1, original.shape[-1])
+    b = image.reshape(-1, image.shape[-1])
+    keep = a[:, 3] > 0 if a.shape[1] == 4 else slice(None)
+    diff = a[keep, :3].astype(np.float64) - b[keep, :3].astype(np.float64)
+    n = diff.shape[0]
+    return float(np.einsum("ij,ij->", diff, diff)) / (3.0 * n) if n else 0.0
 
 
 def check_indexed(k: int) -> None:
@@ -280,7 +340,7 @@ def apply_palette(
     sq = np.einsum("ij,ij->i", diff, diff)
     n_vote = int(fold.votes.sum())
     mse = float(np.dot(fold.votes, sq)) / (3.0 * n_vote) if n_vote else 0.0
-    psnr = math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
+    psnr = psnr_of(mse)
     counts = np.bincount(color_labels, weights=fold.pixels, minlength=k).astype(np.int64)
     used = np.unique(_packed(fit.palette[counts > 0])).size
     timings = {"load": load_seconds, "fit": fit_seconds, "map": time.perf_counter() - t0, "write": 0.0}
@@ -299,6 +359,7 @@ def apply_palette(
         colors_after=int(used),
         n_clusters=n_clusters,
         color_space=color_space,
+        original=image,
     )
 
 

@@ -12,7 +12,7 @@ from PIL import Image
 
 from kmeans import KMeans, UnknownStrategyError, ValidationError
 from kmeans.data import raccoon_path
-from kmeans.image import COLOR_SPACES, fold_colors, load_image, quantize, quantize_shared
+from kmeans.image import COLOR_SPACES, LossyOutputWarning, fold_colors, load_image, quantize, quantize_shared
 
 
 @pytest.mark.parametrize("space", COLOR_SPACES)
@@ -145,6 +145,39 @@ def test_an_indexed_save_writes_a_palette_png_with_the_palette(tmp_path: Path) -
         palette = np.array(im.getpalette()[: 3 * 12], dtype=np.uint8).reshape(12, 3)
         assert np.array_equal(palette, result.palette)
         assert np.array_equal(np.asarray(im.convert("RGB")), result.image)
+
+
+def test_a_png_is_a_palette_png_by_default_and_truecolor_when_asked(tmp_path: Path) -> None:
+    result = quantize(tiled_image(KNOWN_COLORS, 24, 32), n_clusters=3)
+    result.save(tmp_path / "auto.png")
+    result.save(tmp_path / "true.png", indexed=False)
+    with Image.open(tmp_path / "auto.png") as auto, Image.open(tmp_path / "true.png") as true:
+        assert (auto.mode, true.mode) == ("P", "RGB")
+        assert np.array_equal(np.asarray(auto.convert("RGB")), np.asarray(true))
+    assert result.written["mode"] == "RGB"
+    assert result.written["bytes"] == (tmp_path / "true.png").stat().st_size
+
+
+def test_a_gray_image_stays_gray_in_a_palette_and_in_truecolor(tmp_path: Path) -> None:
+    gray = np.random.default_rng(0).integers(0, 256, (12, 16), dtype=np.uint8)
+    result = quantize(gray, n_clusters=5)
+    assert (result.palette[:, 0] == result.palette[:, 1]).all() and (result.palette[:, 1] == result.palette[:, 2]).all()
+    result.save(tmp_path / "gray.png", indexed=False)
+    with Image.open(tmp_path / "gray.png") as im:
+        assert im.mode == "L"
+        assert np.array_equal(np.asarray(im), result.image[:, :, 0])
+
+
+def test_a_jpeg_save_warns_and_records_the_error_of_the_decoded_file(tmp_path: Path) -> None:
+    image = np.random.default_rng(1).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    result = quantize(image, n_clusters=4)
+    with pytest.warns(LossyOutputWarning, match=r"out\.jpg: JPEG is lossy and adds colors back"):
+        result.save(tmp_path / "out.jpg")
+    back = load_image(tmp_path / "out.jpg").astype(np.float64)
+    mse = float(np.mean((back - image) ** 2))
+    assert result.written["mse"] == pytest.approx(mse, rel=1e-12)
+    assert result.written["psnr"] == pytest.approx(10 * math.log10(255**2 / mse), rel=1e-12)
+    assert result.written["colors"] == len(color_set(back.astype(np.uint8))) > 4
 
 
 def test_saving_refuses_to_replace_a_file_unless_asked(tmp_path: Path) -> None:

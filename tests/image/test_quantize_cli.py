@@ -74,12 +74,14 @@ def test_quiet_prints_nothing_and_still_writes(tmp_path: Path, known_png: Path) 
     assert (tmp_path / "out.png").is_file()
 
 
-def test_indexed_writes_a_palette_png(tmp_path: Path, known_png: Path) -> None:
-    proc = run(known_png, "-k", "3", "-o", "out.png", "--indexed", "-q", cwd=tmp_path)
+def test_a_png_output_is_a_palette_png_by_default(tmp_path: Path, known_png: Path) -> None:
+    proc = run(known_png, "-k", "3", "-o", "out.png", "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     with Image.open(tmp_path / "out.png") as im:
         assert im.mode == "P"
         assert len(color_set(np.asarray(im.convert("RGB")))) == 3
+    written = json.loads(proc.stdout)["written"]
+    assert (written["mode"], written["bytes"]) == ("P", (tmp_path / "out.png").stat().st_size)
 
 
 def test_several_inputs_with_a_shared_palette_go_to_the_output_folder(tmp_path: Path) -> None:
@@ -93,11 +95,29 @@ def test_several_inputs_with_a_shared_palette_go_to_the_output_folder(tmp_path: 
     assert np.array_equal(load_image(tmp_path / "out/b-k4.png"), load_image(tmp_path / "b.png"))
 
 
-def test_overwrite_replaces_an_existing_output(tmp_path: Path, known_png: Path) -> None:
+def test_the_same_command_runs_twice_replacing_its_own_output(tmp_path: Path, known_png: Path) -> None:
+    for _ in range(2):
+        proc = run(known_png, "-k", "2", "-q", cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["known-k2.png", "known.png"]
     (tmp_path / "out.png").write_bytes(b"old")
-    proc = run(known_png, "-k", "2", "-o", "out.png", "--overwrite", "-q", cwd=tmp_path)
+    proc = run(known_png, "-k", "2", "-o", "out.png", "--overwrite", "-q", cwd=tmp_path)  # still accepted
     assert proc.returncode == 0, proc.stderr
     assert load_image(tmp_path / "out.png").shape == (12, 16, 3)
+
+
+def test_a_jpeg_output_warns_and_reports_the_error_of_the_written_file(tmp_path: Path, known_png: Path) -> None:
+    proc = run(known_png, "-k", "2", "-o", "out.jpg", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    [warning] = proc.stderr.splitlines()
+    assert warning.startswith("kmeans quantize: warning: out.jpg: JPEG is lossy and adds colors back")
+    doc = json.loads(proc.stdout)
+    written = load_image(tmp_path / "out.jpg").astype(float)
+    mse = float(np.mean((written - load_image(known_png).astype(float)) ** 2))
+    assert doc["written"]["format"] == "JPEG"
+    assert doc["written"]["mse"] == pytest.approx(mse, rel=1e-12)
+    assert doc["written"]["mse"] != doc["mse"]
+    assert doc["written"]["colors"] == len(color_set(written.astype(np.uint8)))
 
 
 def test_rgba_input_keeps_its_alpha_through_the_command_line(tmp_path: Path) -> None:
@@ -138,7 +158,8 @@ ERRORS = {
     "output directory missing": (_setup_image, ["in.png", "-o", "nope/out.png"], "does not exist"),
     "output folder missing": (_setup_image, ["in.png", "--out-dir", "nope"], "does not exist"),
     "output equals input": (_setup_image, ["in.png", "-o", "./in.png", "--overwrite"], "would replace the input"),
-    "existing output": (_setup_image, ["in.png", "-o", "in-k8.png"], "already exists; pass --overwrite"),
+    "existing output with --no-clobber": (_setup_image, ["in.png", "-o", "in-k8.png", "-n"], "--no-clobber keeps it"),
+    "--truecolor with --indexed": (_setup_image, ["in.png", "--truecolor", "--indexed"], "not allowed with argument"),
     "unknown backend": (_setup_image, ["in.png", "--backend", "nope"], "unknown backend 'nope'"),
     "unknown initializer": (_setup_image, ["in.png", "--init", "nope"], "unknown initializer 'nope'"),
     "unknown output format": (_setup_image, ["in.png", "-o", "out.xyz"], "cannot tell the output format"),
@@ -151,7 +172,7 @@ ERRORS = {
 def test_bad_input_gives_one_line_on_stderr_exit_code_2_and_changes_nothing(tmp_path: Path, case: str) -> None:
     setup, args, message = ERRORS[case]
     extra = setup(tmp_path) if setup is not None else None
-    if case == "existing output":
+    if case == "existing output with --no-clobber":
         (tmp_path / "in-k8.png").write_bytes(b"precious")
     before = snapshot(tmp_path)
     proc = run(*(extra or []), *args, cwd=tmp_path)
