@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import sys
 from typing import Any
 
 import numpy as np
@@ -18,12 +19,22 @@ def check_points(X: Any, *, name: str = "X") -> NDArray[Any]:
     An ``(h, w, c)`` image array is flattened to ``(h * w, c)`` pixels. Raises
     :class:`ValidationError` for empty, 1-D, 4-D+, non-numeric or non-finite input.
     """
+    if type(X).__module__.startswith("scipy.sparse"):
+        raise ValidationError(
+            f"{name} is a scipy.sparse {type(X).__name__}; sparse input is not supported yet. "
+            f"Densify it with {name}.toarray() if it fits in memory"
+        )
+    check_not_masked(X, name)
     try:
         arr = np.asarray(X)
     except (ValueError, TypeError) as exc:
         raise ValidationError(
             f"{name} could not be read as a numeric array ({exc}); rows must all have the same length"
         ) from exc
+    if arr.dtype.kind == "O":
+        check_missing(arr, name)
+    if arr.dtype.kind == "c":
+        raise ValidationError(f"{name} holds complex numbers (dtype {arr.dtype}); K-means needs real numbers")
     if arr.dtype.kind not in "biuf":
         raise ValidationError(
             f"{name} has non-numeric dtype {arr.dtype}; K-means needs real numbers "
@@ -53,6 +64,31 @@ def check_points(X: Any, *, name: str = "X") -> NDArray[Any]:
     if arr.dtype.kind == "f":
         check_finite(arr, name=name)
     return arr
+
+
+def check_not_masked(X: Any, name: str = "X") -> None:
+    """Refuse a masked array with masked values: ``np.asarray`` would cluster them as real values."""
+    if isinstance(X, np.ma.MaskedArray) and np.ma.getmaskarray(X).any():
+        # refused rather than dropped: which rows to drop (any masked value? all?) is the caller's choice
+        rows = np.ma.getmaskarray(X).reshape(X.shape[0], -1).any(axis=1) if X.ndim else np.ones(1, dtype=bool)
+        raise ValidationError(
+            f"{name} is a masked array with masked values in {int(rows.sum())} rows (first at row "
+            f"{int(np.flatnonzero(rows)[0])}); masked values would be clustered as real ones. Drop those rows "
+            f"first, e.g. {name}[~{name}.mask.any(axis=1)].data, or fill them"
+        )
+
+
+def check_missing(arr: NDArray[Any], name: str) -> None:
+    """Name missing values (``pd.NA``, ``None``) in an object array, e.g. from a nullable pandas column."""
+    pd = sys.modules.get("pandas")
+    missing = np.asarray(pd.isna(arr) if pd is not None else np.vectorize(lambda v: v is None, otypes=[bool])(arr))
+    if arr.ndim == 0 or not missing.any():
+        return
+    rows = np.flatnonzero(missing.reshape(missing.shape[0], -1).any(axis=1))
+    raise ValidationError(
+        f"{name} contains missing values (pd.NA or None) in {rows.size} of {arr.shape[0]} rows (first at row "
+        f"{int(rows[0])}); remove or impute them before clustering"
+    )
 
 
 def check_finite(arr: NDArray[Any], *, name: str = "X") -> None:

@@ -15,10 +15,13 @@ from numpy.typing import NDArray
 from kmeans import registry
 from kmeans._ops import weighted_sum
 from kmeans._random import fresh_seed
+from kmeans._scale import scale_fit_input, scale_for_centers, unscale_cost
 from kmeans._types import Callback, Deferred, FitSpec, Float64Array, IterationRecord
 from kmeans._validation import (
     check_callbacks,
     check_fitted_centers,
+    check_missing,
+    check_not_masked,
     check_points,
     check_positive_int,
     check_real_array,
@@ -132,6 +135,7 @@ def _as_numbers(X: Any) -> Any:
         )
     if _is_spark(X) or isinstance(X, (list, tuple)) or not hasattr(X, "__array__"):
         return X
+    check_not_masked(X)  # np.asarray would drop the mask
     arr = np.asarray(X)
     if arr.dtype.kind == "c":
         raise _InputTypeError(f"Complex data not supported: X has dtype {arr.dtype}; K-means needs real numbers")
@@ -139,6 +143,7 @@ def _as_numbers(X: Any) -> Any:
         try:
             return arr.astype(np.float64)
         except (TypeError, ValueError) as exc:
+            check_missing(arr, "X")  # pd.NA of a nullable pandas column: name the missing values
             raise _InputTypeError(f"X has dtype object and not every value is a number: {exc}") from exc
     return arr
 
@@ -419,7 +424,9 @@ class KMeans:
         if check_fit is not None:  # a backend refuses what it cannot do before any data is touched
             check_fit(spec, sample_weight)
         feature_names = _feature_names(X)
-        dataset = backend.dataset(_as_numbers(X), sample_weight, features=features)
+        # data or weights at an extreme scale are fitted as an exact power-of-two rescaled copy
+        X, sample_weight, spec, scaling = scale_fit_input(_as_numbers(X), sample_weight, spec, backend)
+        dataset = backend.dataset(X, sample_weight, features=features)
         k = spec.n_clusters
         # k distinct rows imply k rows: a backend that counts lazily (spark-ml) then needs no count
         n_distinct = distinct_rows(dataset, k).shape[0] if not dataset.distinct and k > 1 else None
@@ -438,6 +445,8 @@ class KMeans:
                 f"use n_clusters <= {n_distinct}"
             )
         result = backend.fit(dataset, spec)
+        if scaling is not None:
+            result = scaling.result(result)
         self.cluster_centers_: Float64Array = result.centers
         self.inertia_ = result.inertia if isinstance(result.inertia, Deferred) else float(result.inertia)
         self.n_iter_: int = int(result.n_iter)
@@ -537,27 +546,29 @@ class KMeans:
         """
         self._check_fitted()
         if isinstance(X, (list, tuple)) or (hasattr(X, "__array__") and not _is_spark(X)):
-            labels = self.distance_.assign.assign(self._local_points(X), self.cluster_centers_)[0]
+            pts, centers, _ = scale_for_centers(self._local_points(X), self.cluster_centers_, self.distance_)
+            labels = self.distance_.assign.assign(pts, centers)[0]
             return labels.astype(np.int32)  # the dtype of labels_, as in scikit-learn
         return self.backend_.predict(X, self.cluster_centers_, self.distance_.assign, features=features)
 
     def transform(self, X: Any) -> Float64Array:
         """Distance from every row to every center, ``(n, k)``: Euclidean for L2, Manhattan for L1."""
         self._check_fitted()
-        costs = self.distance_.assign.pairwise(self._local_points(X), self.cluster_centers_)
+        pts, centers, e = scale_for_centers(self._local_points(X), self.cluster_centers_, self.distance_)
+        costs = self.distance_.assign.pairwise(pts, centers)
         # The metric decides, not the registry name: a Distance registered under another
         # name that uses the squared-Euclidean assign still reports Euclidean distances.
         if getattr(self.distance_.assign, "name", None) == "sqeuclidean":
-            return np.sqrt(costs)  # type: ignore[no-any-return]
-        return costs  # type: ignore[no-any-return]
+            return np.sqrt(costs) if e == 0 else np.ldexp(np.sqrt(costs), -e)  # type: ignore[no-any-return]
+        return unscale_cost(costs, e, self.distance_)  # type: ignore[no-any-return]
 
     def score(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
         """Opposite of the weighted cost of ``X`` against the centers (higher is better; ``y`` is ignored)."""
         self._check_fitted()
-        pts = self._local_points(X)
+        pts, centers, e = scale_for_centers(self._local_points(X), self.cluster_centers_, self.distance_)
         w = check_weights(sample_weight, pts.shape[0])
-        costs = self.distance_.assign.assign(pts, self.cluster_centers_)[1]
-        return -(float(np.sum(costs)) if w is None else weighted_sum(w, costs))
+        costs = self.distance_.assign.assign(pts, centers)[1]
+        return -float(unscale_cost(float(np.sum(costs)) if w is None else weighted_sum(w, costs), e, self.distance_))
 
     def save(self, path: Any) -> None:
         """Write the fitted model as JSON (atomically; see :func:`kmeans.load_model`)."""

@@ -168,3 +168,35 @@ def test_max_iter_zero_returns_the_initial_centers_with_their_labels_and_inertia
     assert model.inertia_ == pytest.approx(oracle.inertia(X5, start, distance=distance), rel=1e-12)
     assert (model.n_iter_, model.converged_, model.history_) == (0, False, [])
     assert model.cluster_sizes_.tolist() == np.bincount(labels, minlength=3).tolist()
+
+
+# -- inputs whose generic conversion would mislead ------------------------------------------------
+
+
+def test_masked_arrays_with_masked_values_are_refused() -> None:
+    X = np.ma.masked_array(X5, mask=np.zeros_like(X5, dtype=bool))
+    X.mask[3, 1] = X.mask[7, 0] = True
+    X.data[3, 1] = X.data[7, 0] = 1e9  # would become a center if used
+    with pytest.raises(ValidationError, match=r"masked array with masked values in 2 rows \(first at row 3\)"):
+        KMeans(3, seed=0).fit(X)
+    with pytest.raises(ValidationError, match=r"masked array with masked values"):
+        KMeans(3, seed=0).fit(X5).predict(X)
+    clean = KMeans(3, init=X5[:3], max_iter=2, tol=0).fit(np.ma.masked_array(X5))  # nothing masked: the data
+    assert clean.cluster_centers_.tolist() == oracle.lloyd(X5, X5[:3], 2)[0].tolist()
+
+
+def test_missing_values_of_a_nullable_pandas_column_are_named() -> None:
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame({"a": pd.array([1, 2, None, 4], dtype="Int64"), "b": [1.0, 2.0, 3.0, 4.0]})
+    with pytest.raises(ValidationError, match=r"missing values \(pd.NA or None\) in 1 of 4 rows \(first at row 2\)"):
+        KMeans(2, seed=0).fit(df)
+    with pytest.raises(ValidationError, match=r"missing values .* in 1 of 2 rows \(first at row 1\)"):
+        KMeans(1, seed=0).fit([[1.0, 2.0], [None, 3.0]])  # an object array of None is NaN, as in sklearn
+
+
+def test_sparse_input_is_named_as_unsupported() -> None:
+    sparse = pytest.importorskip("scipy.sparse")
+    with pytest.raises(ValidationError, match=r"csr_matrix.*sparse input is not supported|sparse input .*csr_matrix"):
+        KMeans(2, seed=0).fit(sparse.csr_matrix(X5))
+    with pytest.raises(ValidationError, match=r"csr_matrix.*sparse input is not supported|sparse input .*csr_matrix"):
+        KMeans(2, seed=0).fit(X5).predict(sparse.csr_matrix(X5))

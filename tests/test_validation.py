@@ -75,6 +75,12 @@ def test_non_numeric_dtype(data: np.ndarray, message: str) -> None:
         _fit(data, n_clusters=1)
 
 
+def test_complex_data_is_refused_without_advice_that_drops_the_imaginary_part() -> None:
+    with pytest.raises(ValidationError, match=r"X holds complex numbers \(dtype complex128\)") as info:
+        _fit([[1 + 2j, 0j]], n_clusters=1)  # a list reaches check_points itself
+    assert "dtype=float" not in str(info.value)
+
+
 def test_ragged_rows() -> None:
     with pytest.raises(ValidationError, match=r"rows must all have the same length"):
         _fit([[1.0, 2.0], [3.0]], n_clusters=1)

@@ -1,0 +1,153 @@
+"""Issue 14: L2 and L1 right at any finite scale, and huge weights; checked against exact arithmetic.
+
+The reference runs Lloyd's iterations in exact rational arithmetic (``fractions.Fraction``)
+on the float inputs as given, so it neither overflows nor underflows.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+import pytest
+
+from kmeans import KMeans
+
+RNG = np.random.default_rng(14)
+#: Three well separated blobs (no near-ties), 30 rows x 2 features.
+BLOBS = np.concatenate([RNG.normal(loc, 0.5, size=(10, 2)) for loc in ([0, 0], [8, 1], [3, 9])])
+START = BLOBS[[0, 10, 20]] + 0.25
+
+
+def _float(v: Fraction) -> float:
+    try:
+        return float(v)
+    except OverflowError:
+        return math.inf
+
+
+def exact_lloyd(
+    X: np.ndarray, start: np.ndarray, n_iter: int, weights: Any = None, distance: str = "l2"
+) -> tuple[np.ndarray, list[int], float]:
+    """``(centers, labels, inertia)`` after ``n_iter`` updates, computed exactly (ties: lowest index)."""
+    pts = [[Fraction(v) for v in row] for row in X.tolist()]
+    w = [Fraction(1)] * len(pts) if weights is None else [Fraction(v) for v in np.asarray(weights).tolist()]
+    centers = [[Fraction(v) for v in row] for row in start.tolist()]
+
+    def cost(x: list[Fraction], c: list[Fraction]) -> Fraction:
+        return sum(((a - b) ** 2 if distance == "l2" else abs(a - b) for a, b in zip(x, c, strict=True)), Fraction(0))
+
+    def assign() -> tuple[list[int], list[Fraction]]:
+        labels, costs = [], []
+        for x in pts:
+            cs = [cost(x, c) for c in centers]
+            labels.append(cs.index(min(cs)))
+            costs.append(min(cs))
+        return labels, costs
+
+    def median(values: list[Fraction], ws: list[Fraction]) -> Fraction:
+        total, acc = sum(ws), Fraction(0)
+        for v, wv in sorted(zip(values, ws, strict=True)):
+            acc += wv
+            if acc >= total / 2:
+                return v
+        raise AssertionError
+
+    for _ in range(n_iter):
+        labels, _ = assign()
+        for j in range(len(centers)):
+            members = [i for i, lab in enumerate(labels) if lab == j]
+            assert members, "the test data keeps every cluster non-empty"
+            if distance == "l2":
+                total = sum(w[i] for i in members)
+                centers[j] = [sum(w[i] * pts[i][f] for i in members) / total for f in range(X.shape[1])]
+            else:
+                centers[j] = [median([pts[i][f] for i in members], [w[i] for i in members]) for f in range(X.shape[1])]
+    labels, costs = assign()
+    inertia = sum((wi * ci for wi, ci in zip(w, costs, strict=True)), Fraction(0))
+    return np.array([[float(v) for v in row] for row in centers]), labels, _float(inertia)
+
+
+SCALES = {
+    "1e200": 1e200,
+    "1e300": 1e300,
+    "1e-300": 1e-300,
+    "subnormal": 2.0**-1066,  # 8 significant bits left
+    "2e-160": 2e-160,  # squares underflow into subnormals
+}
+
+
+@pytest.mark.parametrize("distance", ["l2", "l1"])
+@pytest.mark.parametrize("scale", SCALES.values(), ids=SCALES.keys())
+def test_fit_predict_transform_score_are_right_at_extreme_scales(scale: float, distance: str) -> None:
+    X, start = BLOBS * scale, START * scale
+    model = KMeans(3, init=start, max_iter=3, tol=0, distance=distance).fit(X)
+    centers, labels, inertia = exact_lloyd(X, start, 3, distance=distance)
+    tiny = 2.0**-1074 * 4  # subnormal centers: the scaled mean is rounded twice
+    np.testing.assert_allclose(model.cluster_centers_, centers, rtol=1e-13, atol=tiny)
+    assert model.labels_.tolist() == labels
+    assert model.predict(X).tolist() == labels
+    assert model.inertia_ == pytest.approx(inertia, rel=1e-12, abs=tiny)
+    assert -model.score(X) == pytest.approx(inertia, rel=1e-12, abs=tiny)
+    dist = model.transform(X)
+    assert np.argmin(dist, axis=1).tolist() == labels
+    assert np.isfinite(dist).all() and (dist[np.arange(30), labels] > 0).all()
+
+
+def test_predict_against_centers_of_mixed_magnitude() -> None:
+    model = KMeans(2, init=np.array([[0.5], [1e199]]), max_iter=0).fit(np.array([[0.0], [2e150]]))
+    # both squared distances overflow float64 (they used to tie at inf and give 0)
+    assert model.predict([[1e200]]).tolist() == [1]
+    assert model.transform([[1e200]]).tolist() == [[1e200 - 0.5, 1e200 - 1e199]]
+    assert model.score([[1e200]]) == -math.inf  # honestly: the true cost, about 8e399, exceeds float64
+    assert model.predict([[0.0], [6e198], [4e198]]).tolist() == [0, 1, 0]
+
+
+def test_a_float64_tie_at_extreme_scale_goes_to_the_lowest_index() -> None:
+    # 1e200 - 1e150 rounds to 1e200 (an ulp of 1e200 is about 2e184): both differences are
+    # the same float64, so it is a tie for every float64 reference, and center 0 wins
+    model = KMeans(2, init=np.array([[0.5], [1e150]]), max_iter=0).fit(np.array([[0.0], [2e150]]))
+    assert 1e200 - 1e150 == 1e200 - 0.5
+    assert model.predict([[1e200]]).tolist() == [0]
+    assert model.predict([[1e151]]).tolist() == [1]
+
+
+@pytest.mark.parametrize("distance", ["l2", "l1"])
+def test_weights_of_1e306_each(distance: str) -> None:
+    rng = np.random.default_rng(306)
+    X = np.concatenate([rng.normal(loc, 0.5, size=(100, 2)) for loc in ([0, 0], [8, 1], [3, 9])])
+    # the total weight, about 2.3e308, exceeds float64; unequal weights, so that no weighted
+    # median sits exactly at half the weight (a tie that float64 sums may round either way)
+    w = rng.uniform(0.5, 1.0, size=300) * 1e306
+    model = KMeans(3, init=X[[0, 100, 200]], max_iter=3, tol=0, distance=distance).fit(X, sample_weight=w)
+    centers, labels, inertia = exact_lloyd(X, X[[0, 100, 200]], 3, w, distance)
+    np.testing.assert_allclose(model.cluster_centers_, centers, rtol=1e-13)
+    assert model.labels_.tolist() == labels
+    assert model.inertia_ == pytest.approx(inertia, rel=1e-12)  # inf only if the exact value exceeds float64
+    sizes = [math.fsum(w[np.asarray(labels) == j].tolist()) for j in range(3)]
+    assert model.cluster_sizes_.tolist() == pytest.approx(sizes, rel=1e-14)
+
+
+def test_callbacks_and_history_are_in_the_units_of_the_input() -> None:
+    seen: list[float] = []
+    X = BLOBS * 1e-300
+    model = KMeans(3, init=START * 1e-300, max_iter=3, tol=0, callbacks=[lambda r: seen.append(r.center_shift)]).fit(X)
+    assert seen == [r.center_shift for r in model.history_]
+    plain = KMeans(3, init=START, max_iter=3, tol=0).fit(BLOBS)
+    np.testing.assert_allclose(np.array(seen) * 1e300, [r.center_shift for r in plain.history_], rtol=1e-12)
+
+
+def test_tol_is_in_the_units_of_the_input_at_extreme_scales() -> None:
+    a = KMeans(3, init=START, tol=1e-3).fit(BLOBS)
+    b = KMeans(3, init=START * 2.0**800, tol=1e-3 * 2.0**800).fit(BLOBS * 2.0**800)
+    assert (a.n_iter_, a.converged_) == (b.n_iter_, b.converged_)
+    assert (b.cluster_centers_ == a.cluster_centers_ * 2.0**800).all()  # powers of two: bit for bit
+
+
+def test_the_input_is_not_overwritten() -> None:
+    X, w = BLOBS * 1e300, np.full(30, 1e306)
+    before = (X.copy(), w.copy())
+    KMeans(3, init=START * 1e300, max_iter=2).fit(X, sample_weight=w)
+    assert (before[0] == X).all() and (w == before[1]).all()
