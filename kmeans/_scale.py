@@ -7,13 +7,15 @@ exact (barring overflow or underflow, which it is chosen to avoid) and commutes 
 every step of a fit: ``x - c``, squares, sums, ``sqrt``, comparisons, medians and
 sampling keys all come out as the unscaled values times a power of two, bit for bit.
 
-So data outside a safe range is scaled to a maximum magnitude in ``[0.5, 1)``, weights
-whose total (or weighted sums) could overflow, or whose maximum is tiny, to a maximum
-in ``[0.5, 1)``; the fit runs on the scaled copy and its results are scaled back (the
+So L2 data outside a safe range, and weights whose total (or weighted sums) could
+overflow or whose maximum is tiny, are shifted by the least power of two that brings
+them into range; the fit runs on the scaled copy and its results are scaled back (the
 inertia may be ``inf``, honestly, when the true value exceeds float64). Data in the
-safe range pays one ``max``/``min`` pass and no copy. Only the built-in ``l2`` (cost
-scales by ``2**(2e)``) and ``l1`` (``2**e``) metrics are rescaled; a custom metric
-sees the data as given. A custom ``Initializer`` sees the scaled data.
+safe range pays one ``max``/``min`` pass and no copy. Only the built-in ``l2`` data are
+rescaled (L1 costs are exact at every scale), and weights of ``l2`` and ``l1``; a custom
+metric sees the data as given. A custom ``Initializer`` sees the scaled data. One
+scale serves all rows, so values more than about ``2**1100`` times smaller than the
+largest still lose bits (their squares underflowed before, too).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from numpy.typing import NDArray
 
 from kmeans._types import Deferred, FitResult, FitSpec, IterationRecord
 
-#: Weights and weighted sums stay below ``2**_SAFE_EXP``; a maximum weight below
+#: Weighted sums stay below ``2**(2 * _SAFE_EXP)``; a maximum weight below
 #: ``2**-_SAFE_EXP`` is scaled up (products with it would lose bits as subnormals).
 _SAFE_EXP = 500
 
@@ -63,29 +65,48 @@ def safe_range(dtype: np.dtype[Any], n_features: int) -> tuple[float, float]:
     return lo, hi
 
 
-def exponent_to_unit(value: float) -> int:
-    """``e`` with ``value * 2**e`` in ``[0.5, 1)``."""
-    return -math.frexp(value)[1]
+def _shift_into(value: float, lo_exp: int, hi_exp: int) -> int:
+    """The ``e`` of least magnitude with ``2**lo_exp <= value * 2**e <= 2**hi_exp`` (``value > 0``).
+
+    The least shift moves the fewest small values into subnormals: a value ``2**1500``
+    times smaller than the largest can only be kept by not rescaling at all.
+    """
+    exp = math.frexp(value)[1]  # value in [2**(exp - 1), 2**exp)
+    if value > 2.0**hi_exp:
+        return hi_exp - exp
+    if value < 2.0**lo_exp:
+        return lo_exp - exp + 1
+    return 0
 
 
 def data_exponent(arr: NDArray[Any], power: int | None, *, extra: float = 0.0) -> int:
-    """The data scale ``e`` (``0``: none needed) for float ``arr`` (and ``extra``, e.g. centers)."""
-    if power is None or arr.dtype.kind != "f":
+    """The data scale ``e`` (``0``: none needed) for float ``arr`` (and ``extra``, e.g. centers).
+
+    Only L2 (``power == 2``) needs one: its squares leave the float range; L1 costs are
+    exact at every scale.
+    """
+    if power != 2 or arr.dtype.kind != "f":
         return 0
     m = max(_max_abs(arr), extra)
+    if m == 0.0:
+        return 0
     lo, hi = safe_range(arr.dtype, arr.shape[1] if arr.ndim == 2 else 1)
-    return 0 if m == 0.0 or lo <= m <= hi else exponent_to_unit(m)
+    return _shift_into(m, round(math.log2(lo)), round(math.log2(hi)))
 
 
 def weight_exponent(weights: NDArray[Any] | None, data_max: float) -> int:
-    """The weight scale ``e`` (``0``: none needed): total weight and weighted sums must stay finite."""
+    """The weight scale ``e`` (``0``: none needed): the total weight and every ``sum w x`` stay finite.
+
+    Needed when ``n * max(w) * max(|x|, 1)`` may exceed ``2**1000``, or when the largest
+    weight is below ``2**-500`` (its products would lose bits as subnormals).
+    """
     if weights is None or weights.size == 0:
         return 0
     wmax = float(np.max(weights))
     if wmax == 0.0:
         return 0
-    bound = math.log2(wmax) + math.log2(weights.shape[0]) + math.log2(max(data_max, 1.0))
-    return exponent_to_unit(wmax) if bound > _SAFE_EXP or wmax < 2.0**-_SAFE_EXP else 0
+    headroom = math.ceil(math.log2(weights.shape[0]) + math.log2(max(data_max, 1.0)))
+    return _shift_into(wmax, -_SAFE_EXP, 2 * _SAFE_EXP - headroom)
 
 
 @attrs.frozen(eq=False)

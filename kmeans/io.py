@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import signal
 import tempfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from kmeans import registry
-from kmeans._types import IterationRecord
-from kmeans.errors import ModelFormatError
+from kmeans._types import Float64Array, IterationRecord
+from kmeans.errors import ModelFormatError, UnknownStrategyError
 
 FORMAT = "kmeans-model"
 VERSION = 1
@@ -28,11 +32,50 @@ def _file_mode(target: Path) -> int:
         return 0o666 & ~umask
 
 
+class _Terminated(BaseException):
+    """SIGTERM arrived during :func:`write_atomic` (raised by its temporary handler)."""
+
+
+@contextlib.contextmanager
+def _sigterm_cleans() -> Iterator[list[str]]:
+    """While writing: a SIGTERM removes the temporary files listed, then ends the process as SIGTERM would.
+
+    Only when SIGTERM has its default action (which would kill the process and leave the
+    hidden file behind) and on the main thread (the only one that may set handlers); a
+    program with its own handler (the ``kmeans`` CLI raises) keeps it.
+    """
+    made: list[str] = []
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        yield made
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise _Terminated
+
+    signal.signal(signal.SIGTERM, handler)
+    try:
+        yield made
+    except _Terminated:
+        for tmp in made:
+            Path(tmp).unlink(missing_ok=True)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)  # die of the signal, with its exit status
+        raise  # pragma: no cover - not reached: the default action ends the process
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename,
-    so a crash never leaves a half-written file."""
+    so a crash never leaves a half-written file, nor a SIGTERM the temporary file."""
     target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
+    with _sigterm_cleans() as made:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
+        made.append(tmp)
+        _write_replace(fd, tmp, target, data)
+
+
+def _write_replace(fd: int, tmp: str, target: Path, data: bytes) -> None:
     try:
         # mkstemp creates the file 0600; give it the mode a plain open() would have
         # (the replaced file's mode, or 0666 minus the umask).
@@ -87,10 +130,31 @@ def model_to_dict(model: Any) -> dict[str, Any]:
     }
 
 
+def _cost_out(value: float) -> float | str:
+    """A cost for JSON: ``"inf"`` when it honestly exceeded float64 (JSON has no infinity)."""
+    return "inf" if value == math.inf else value
+
+
 def save_model(model: Any, path: str | os.PathLike[str]) -> None:
     """Write a fitted ``KMeans`` to ``path`` as JSON, atomically."""
-    text = json.dumps(model_to_dict(model), indent=1, allow_nan=False)
+    data = model_to_dict(model)
+    data["inertia"] = _cost_out(data["inertia"])
+    for h in data["history"]:
+        h["inertia"] = _cost_out(h["inertia"])
+    text = json.dumps(data, indent=1, allow_nan=False)
     write_atomic(path, text.encode("utf-8"))
+
+
+#: The largest model file read (bytes): 64 MiB holds about 3 million centers values;
+#: anything longer (``/dev/zero``, a mistaken data file) is refused without reading it all.
+MAX_MODEL_BYTES = 64 << 20
+
+#: Seeds are 64-bit integers (signed or unsigned).
+_SEED_RANGE = (-(1 << 63), 1 << 64)
+
+
+class _BadFieldError(Exception):
+    """A field that fails its check; ``load_model`` turns it into a ModelFormatError."""
 
 
 def _require(cond: bool, path: Any, what: str) -> None:
@@ -98,54 +162,189 @@ def _require(cond: bool, path: Any, what: str) -> None:
         raise ModelFormatError(f"{path}: not a valid kmeans model file: {what}")
 
 
-def load_model(path: str | os.PathLike[str]) -> Any:
-    """Read a model written by :meth:`KMeans.save`; checks every field it reads."""
+def _read_capped(path: str | os.PathLike[str], limit: int) -> bytes:
+    with open(path, "rb") as fh:
+        raw = fh.read(limit + 1)
+    if len(raw) > limit:
+        raise _BadFieldError(
+            f"longer than {limit} bytes (the largest model file this library reads; see MAX_MODEL_BYTES)"
+        )
+    return raw
+
+
+def _field(data: dict[str, Any], name: str) -> Any:
+    if name not in data:
+        raise _BadFieldError(f"missing field {name!r}")
+    return data[name]
+
+
+def _int(value: Any, name: str, lo: int, hi: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < lo or (hi is not None and value >= hi):
+        bound = f">= {lo}" if hi is None else f"in [{lo}, {hi})"
+        raise _BadFieldError(f"{name} must be an integer {bound}, got {_short(value)}")
+    return value
+
+
+def _number(value: Any, name: str, *, allow_inf: bool = False) -> float:
+    """A JSON number >= 0 as a float (``"inf"`` too, with ``allow_inf``)."""
+    if allow_inf and value == "inf":
+        return math.inf
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _BadFieldError(f"{name} must be a number, got {_short(value)}")
+    try:
+        out = float(value)
+    except OverflowError:
+        raise _BadFieldError(f"{name} is too large for float64") from None
+    if not (math.isfinite(out) and out >= 0):
+        raise _BadFieldError(f"{name} must be a finite number >= 0, got {_short(value)}")
+    return out
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:40]}... ({len(text)} characters)"
+
+
+def _matrix(value: Any, name: str, shape: tuple[int, ...]) -> Float64Array:
+    """A list (of lists) of JSON numbers with exactly ``shape``, as float64."""
+
+    def numbers(v: Any, depth: int) -> bool:
+        if depth == len(shape):
+            return not isinstance(v, bool) and isinstance(v, (int, float))
+        return isinstance(v, list) and len(v) == shape[depth] and all(numbers(x, depth + 1) for x in v)
+
+    if not numbers(value, 0):
+        got = _shape(value) if isinstance(value, list) and _flat_ok(value) else None
+        detail = f"has shape {got}" if got not in (None, shape) else "is not a list of numbers of that shape"
+        raise _BadFieldError(f"{name} {detail}, expected {shape}")
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except OverflowError:
+        raise _BadFieldError(f"{name} holds a number too large for float64") from None
+
+
+def _shape(value: list[Any]) -> tuple[int, ...] | None:
+    try:
+        return tuple(np.shape(value))
+    except ValueError:  # ragged rows
+        return None
+
+
+def _flat_ok(value: list[Any]) -> bool:
+    """Whether ``np.shape`` may look at ``value`` (shallow lists of numbers only: no deep recursion)."""
+    return all(not isinstance(r, list) or all(not isinstance(x, (list, dict, str)) for x in r) for r in value) and all(
+        not isinstance(r, (dict, str)) for r in value
+    )
+
+
+_RECORD_FIELDS = {"iteration": 1, "n_empty": 0, "restart": 0}
+
+
+def _history(value: Any) -> list[IterationRecord]:
+    if not isinstance(value, list):
+        raise _BadFieldError(f"history must be a list, got {_short(value)}")
+    out = []
+    for i, h in enumerate(value):
+        if not isinstance(h, dict) or set(h) != {
+            "iteration",
+            "inertia",
+            "center_shift",
+            "elapsed",
+            "n_empty",
+            "restart",
+        }:
+            raise _BadFieldError(
+                f"history[{i}] must be an object with iteration, inertia, center_shift, elapsed, n_empty, restart"
+            )
+        ints = {k: _int(h[k], f"history[{i}].{k}", lo) for k, lo in _RECORD_FIELDS.items()}
+        out.append(
+            IterationRecord(
+                inertia=_number(h["inertia"], f"history[{i}].inertia", allow_inf=True),
+                center_shift=_number(h["center_shift"], f"history[{i}].center_shift"),
+                elapsed=_number(h["elapsed"], f"history[{i}].elapsed"),
+                **ints,
+            )
+        )
+    return out
+
+
+def _params(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _BadFieldError(f"params must be an object, got {_short(value)}")
+    out: dict[str, Any] = {}
+    if "max_iter" in value:
+        out["max_iter"] = _int(value["max_iter"], "params.max_iter", 0)
+    if "tol" in value:
+        out["tol"] = _number(value["tol"], "params.tol")
+    if "init" in value and not isinstance(value["init"], str):
+        raise _BadFieldError(f"params.init must be a string, got {_short(value['init'])}")
+    return out
+
+
+def _parse(raw: bytes) -> Any:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _BadFieldError("not UTF-8 text") from None
+    try:
+        return json.loads(text)  # NaN, Infinity and 1e400 parse as floats; the field checks refuse them
+    except RecursionError:
+        raise _BadFieldError("invalid JSON (nested too deeply)") from None
+    except ValueError as exc:  # JSONDecodeError, or an integer of more digits than Python converts
+        raise _BadFieldError(f"invalid JSON ({_short(str(exc))})") from None
+
+
+def load_model(path: str | os.PathLike[str], *, max_bytes: int = MAX_MODEL_BYTES) -> Any:
+    """Read a model written by :meth:`KMeans.save`; checks every field's type and range.
+
+    Any malformed file raises :class:`~kmeans.errors.ModelFormatError`; at most
+    ``max_bytes`` are read. A missing file raises the usual ``OSError``.
+    """
     from kmeans.estimator import KMeans
 
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ModelFormatError(f"{path}: not a valid kmeans model file: invalid JSON ({exc})") from exc
-    except UnicodeDecodeError as exc:
-        raise ModelFormatError(f"{path}: not a valid kmeans model file: not UTF-8 text") from exc
-    _require(isinstance(data, dict) and data.get("format") == FORMAT, path, f"missing format marker {FORMAT!r}")
-    _require(
-        data.get("version") == VERSION,
-        path,
-        f"unsupported version {data.get('version')!r} (this library reads {VERSION})",
-    )
-    try:
-        centers = np.asarray(data["cluster_centers"], dtype=np.float64)
-        k, d = int(data["n_clusters"]), int(data["n_features"])
-        sizes = np.asarray(data["cluster_sizes"], dtype=np.float64)
-        inertia = float(data["inertia"])
-        history = [IterationRecord(**h) for h in data.get("history", [])]
-        distance = registry.distances[str(data["distance"])]
-        seed, n_iter = int(data["seed"]), int(data["n_iter"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelFormatError(f"{path}: not a valid kmeans model file: {exc!r}") from exc
-    _require(
-        centers.shape == (k, d) and k >= 1 and d >= 1,
-        path,
-        f"cluster_centers has shape {centers.shape}, expected ({k}, {d})",
-    )
-    _require(bool(np.isfinite(centers).all()), path, "cluster_centers contains NaN or infinite values")
-    _require(sizes.shape == (k,) and bool((sizes >= 0).all()), path, "cluster_sizes must be k non-negative numbers")
-    _require(math.isfinite(inertia) and inertia >= 0, path, "inertia must be a finite number >= 0")
-    params = data.get("params", {})
-    model = KMeans(
-        n_clusters=k,
-        max_iter=params.get("max_iter", 300),
-        tol=params.get("tol", 1e-4),
-        seed=seed,
-        distance=data["distance"],
-    )
+        data = _parse(_read_capped(path, max_bytes))
+        _require(isinstance(data, dict) and data.get("format") == FORMAT, path, f"missing format marker {FORMAT!r}")
+        version = data.get("version")
+        _require(
+            type(version) is int and version == VERSION,
+            path,
+            f"unsupported version {_short(version)} (this library reads {VERSION})",
+        )
+        k = _int(_field(data, "n_clusters"), "n_clusters", 1)
+        d = _int(_field(data, "n_features"), "n_features", 1)
+        name = _field(data, "distance")
+        if not isinstance(name, str):
+            raise _BadFieldError(f"distance must be a string, got {_short(name)}")
+        try:
+            distance = registry.distances[name]
+        except UnknownStrategyError as exc:
+            raise _BadFieldError(str(exc)) from None
+        if "backend" in data and not isinstance(data["backend"], str):
+            raise _BadFieldError(f"backend must be a string, got {_short(data['backend'])}")
+        centers = _matrix(_field(data, "cluster_centers"), "cluster_centers", (k, d))
+        if not np.isfinite(centers).all():
+            raise _BadFieldError("cluster_centers contains NaN or infinite values")
+        sizes = _matrix(_field(data, "cluster_sizes"), "cluster_sizes", (k,))
+        if not (np.isfinite(sizes).all() and (sizes >= 0).all()):
+            raise _BadFieldError("cluster_sizes must be k non-negative numbers")
+        inertia = _number(_field(data, "inertia"), "inertia", allow_inf=True)
+        seed = _int(_field(data, "seed"), "seed", *_SEED_RANGE)
+        n_iter = _int(_field(data, "n_iter"), "n_iter", 0)
+        converged = data.get("converged", False)
+        if not isinstance(converged, bool):
+            raise _BadFieldError(f"converged must be true or false, got {_short(converged)}")
+        history = _history(data.get("history", []))
+        params = _params(data.get("params", {}))
+    except _BadFieldError as exc:
+        raise ModelFormatError(f"{path}: not a valid kmeans model file: {exc}") from None
+    model = KMeans(n_clusters=k, seed=seed, distance=name, **params)
     model.cluster_centers_ = centers
     model.inertia_ = inertia
     model.n_iter_ = n_iter
     model.cluster_sizes_ = sizes
     model.history_ = history
-    model.converged_ = bool(data.get("converged", False))
+    model.converged_ = converged
     model.seed_ = seed
     model.labels_ = None
     model.n_features_in_ = d

@@ -151,3 +151,13 @@ def test_the_input_is_not_overwritten() -> None:
     before = (X.copy(), w.copy())
     KMeans(3, init=START * 1e300, max_iter=2).fit(X, sample_weight=w)
     assert (before[0] == X).all() and (w == before[1]).all()
+
+
+def test_rescaling_shifts_least_so_small_values_keep_their_bits() -> None:
+    X = np.array([[4e153], [2e153], [1e-226], [3e-226]])  # 4e153: its squares would overflow
+    start = np.array([[3e153], [0.0]])
+    model = KMeans(2, init=start, max_iter=1).fit(X)
+    centers, labels, _ = exact_lloyd(X, start, 1)
+    np.testing.assert_allclose(model.cluster_centers_, centers, rtol=1e-15, atol=0)
+    assert model.cluster_centers_[1, 0] == 2e-226  # not flushed to 0 by a needlessly large shift
+    assert model.labels_.tolist() == labels == [0, 0, 1, 1]

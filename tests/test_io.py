@@ -169,9 +169,9 @@ def test_non_finite_center(saved: Path, bad: float) -> None:
     [
         ({"n_clusters": 5}, r"cluster_centers has shape \(4, 3\), expected \(5, 3\)"),
         ({"cluster_centers": [[0.0, 1.0]] * 4}, r"cluster_centers has shape \(4, 2\), expected \(4, 3\)"),
-        ({"cluster_centers": [[0.0, "x", 1.0]] * 4}, r"could not convert string to float"),
+        ({"cluster_centers": [[0.0, "x", 1.0]] * 4}, r"cluster_centers is not a list of numbers of that shape"),
         ({"cluster_sizes": [1.0, -1.0, 0.0, 0.0]}, r"cluster_sizes must be k non-negative numbers"),
-        ({"cluster_sizes": [1.0]}, r"cluster_sizes must be k non-negative numbers"),
+        ({"cluster_sizes": [1.0]}, r"cluster_sizes has shape \(1,\), expected \(4,\)"),
         ({"inertia": -1.0}, r"inertia must be a finite number >= 0"),
         ({"distance": "l7"}, r"unknown distance 'l7'"),
         ({"history": [{"iteration": 1, "bogus": 2}]}, r"not a valid kmeans model file"),
@@ -188,7 +188,7 @@ def test_missing_field(saved: Path, field: str) -> None:
     data = json.loads(saved.read_text())
     del data[field]
     saved.write_text(json.dumps(data))
-    with pytest.raises(ModelFormatError, match=rf"not a valid kmeans model file: KeyError\('{field}'\)"):
+    with pytest.raises(ModelFormatError, match=rf"not a valid kmeans model file: missing field '{field}'"):
         load_model(saved)
 
 
@@ -205,3 +205,126 @@ def test_numpy_scalar_parameters_can_be_saved(tmp_path: Path) -> None:
     loaded = load_model(tmp_path / "m.json")
     assert loaded.max_iter == 10 and loaded.tol == pytest.approx(1e-4)
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+
+
+# -- issue 14: every malformed file raises ModelFormatError ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("[" * 200_000, r"invalid JSON \(nested too deeply\)"),
+        ('{"format": "kmeans-model", "version": 1, "seed": ' + "9" * 5000 + "}", r"invalid JSON \(.*digits"),
+    ],
+    ids=["deep-nesting", "5000-digit-int"],
+)
+def test_malformed_json_text(tmp_path: Path, text: str, match: str) -> None:
+    path = tmp_path / "m.json"
+    path.write_text(text)
+    with pytest.raises(ModelFormatError, match=match):
+        load_model(path)
+
+
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [
+        ({"params": None}, r"params must be an object, got None"),
+        ({"params": {"max_iter": "abc"}}, r"params.max_iter must be an integer >= 0, got 'abc'"),
+        ({"params": {"max_iter": True}}, r"params.max_iter must be an integer"),
+        ({"params": {"tol": -1}}, r"params.tol must be a finite number >= 0"),
+        ({"params": {"init": 3}}, r"params.init must be a string"),
+        ({"converged": "no"}, r"converged must be true or false, got 'no'"),
+        ({"seed": 1.5}, r"seed must be an integer in"),
+        ({"seed": 10**30}, r"seed must be an integer in"),
+        ({"seed": 10**4000}, r"seed must be an integer in .*\(4001 characters\)"),
+        ({"n_clusters": "4"}, r"n_clusters must be an integer >= 1, got '4'"),
+        ({"n_features": 0}, r"n_features must be an integer >= 1, got 0"),
+        ({"n_iter": -1}, r"n_iter must be an integer >= 0"),
+        ({"inertia": "1"}, r"inertia must be a number, got '1'"),
+        ({"inertia": 10**400}, r"inertia is too large for float64"),
+        ({"inertia": True}, r"inertia must be a number"),
+        ({"distance": 2}, r"distance must be a string"),
+        ({"backend": None}, r"backend must be a string"),
+        ({"history": {}}, r"history must be a list"),
+        ({"history": [None]}, r"history\[0\] must be an object"),
+        ({"cluster_centers": [[0.0, 1.0, 10**400]] * 4}, r"cluster_centers holds a number too large"),
+        ({"cluster_centers": [[0.0, 1.0, [2.0]]] * 4}, r"cluster_centers is not a list of numbers"),
+        ({"cluster_centers": [[0.0, 1.0, True]] * 4}, r"cluster_centers is not a list of numbers"),
+        ({"cluster_centers": None}, r"cluster_centers is not a list of numbers"),
+        ({"cluster_centers": [[0.0, 1.0], [0.0, 1.0, 2.0]] * 2}, r"cluster_centers is not a list of numbers"),
+        ({"cluster_sizes": ["1", 1, 1, 1]}, r"cluster_sizes is not a list of numbers"),
+        ({"version": 1.0}, r"unsupported version 1.0"),
+        ({"version": True}, r"unsupported version True"),
+    ],
+)
+def test_every_field_is_checked_for_type_and_range(saved: Path, changes: dict[str, Any], match: str) -> None:
+    _rewrite(saved, **changes)
+    with pytest.raises(ModelFormatError, match=match):
+        load_model(saved)
+
+
+@pytest.mark.parametrize("field", ["inertia", "seed", "n_iter"])
+def test_1e400_is_refused(saved: Path, field: str) -> None:
+    text = saved.read_text()
+    data = json.loads(text)
+    saved.write_text(text.replace(f'"{field}": {json.dumps(data[field])}', f'"{field}": 1e400'))
+    with pytest.raises(ModelFormatError, match=rf"{field} must be"):
+        load_model(saved)
+
+
+def test_history_records_are_checked(saved: Path) -> None:
+    data = json.loads(saved.read_text())
+    data["history"][0]["iteration"] = "first"
+    saved.write_text(json.dumps(data))
+    with pytest.raises(ModelFormatError, match=r"history\[0\].iteration must be an integer >= 1"):
+        load_model(saved)
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+def test_an_endless_file_is_not_read_to_the_end() -> None:
+    with pytest.raises(ModelFormatError, match=r"longer than 1024 bytes"):
+        load_model("/dev/zero", max_bytes=1024)
+
+
+def test_a_file_over_the_cap_is_refused(saved: Path) -> None:
+    with pytest.raises(ModelFormatError, match=r"longer than 100 bytes"):
+        load_model(saved, max_bytes=100)
+    assert load_model(saved, max_bytes=saved.stat().st_size).n_clusters == 4
+
+
+def test_an_infinite_inertia_round_trips(tmp_path: Path) -> None:
+    X = np.array([[0.0], [1e300], [-1e300]])
+    model = KMeans(1, init=[[0.0]], max_iter=1).fit(X)
+    assert model.inertia_ == np.inf  # honestly: 2e600 exceeds float64
+    model.save(tmp_path / "m.json")
+    assert json.loads((tmp_path / "m.json").read_text())["inertia"] == "inf"
+    assert load_model(tmp_path / "m.json").inertia_ == np.inf
+
+
+_SAVE_UNDER_SIGTERM = """
+import os, signal, sys
+import numpy as np
+from kmeans import KMeans
+model = KMeans(2, seed=0).fit(np.arange(20.0).reshape(10, 2))
+real_fsync = os.fsync
+def fsync(fd):  # SIGTERM arrives while the temporary file is being written
+    os.kill(os.getpid(), signal.SIGTERM)
+    real_fsync(fd)
+os.fsync = fsync
+model.save(sys.argv[1])
+print("not reached")
+"""
+
+
+def test_sigterm_during_save_leaves_no_temporary_file(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.run(
+        [sys.executable, "-c", _SAVE_UNDER_SIGTERM, str(tmp_path / "m.json")], env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == -signal.SIGTERM, proc.stderr  # still ends as SIGTERM asked
+    assert "not reached" not in proc.stdout
+    assert list(tmp_path.iterdir()) == []
