@@ -3,32 +3,61 @@
 This is what makes seeded fits independent of the engine and of partitioning: a row
 draws the same number whether it lives in a NumPy block or in a Spark partition,
 because the number depends only on the seed and the row's global index.
-The mixer is SplitMix64 (Steele, Lea & Flood 2014), vectorized with NumPy ``uint64``.
+The mixer is SplitMix64 (Steele, Lea & Flood 2014), written once as a compiled function
+that both the seed derivation and the per-row kernels call.
 """
 
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 import numpy as np
+from numba import njit
 from numpy.typing import NDArray
 
-from kmeans._kernels import _exponential_keys, _uniform
+from kmeans._kernels._common import _JIT
 
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
 _MASK64 = (1 << 64) - 1
 
 
-def _mix(z: NDArray[np.uint64]) -> NDArray[np.uint64]:
-    with np.errstate(over="ignore"):
-        z = (z ^ (z >> np.uint64(30))) * _M1
-        z = (z ^ (z >> np.uint64(27))) * _M2
-        return z ^ (z >> np.uint64(31))
+@njit(inline="always", **_JIT)  # type: ignore[untyped-decorator]
+def _mix(z: Any) -> Any:  # pragma: no cover - compiled
+    # SplitMix64's finalizer (uint64 arithmetic wraps modulo 2**64).
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+@njit(**_JIT)  # type: ignore[untyped-decorator]
+def _mix_one(z: Any) -> Any:  # pragma: no cover - compiled
+    return _mix(z)
+
+
+@njit(inline="always", **_JIT)  # type: ignore[untyped-decorator]
+def _splitmix_uniform(seed: Any, row: Any) -> float:  # pragma: no cover - compiled
+    z = _mix(seed + np.uint64(row) * np.uint64(0x9E3779B97F4A7C15))
+    return (np.float64(z >> np.uint64(11)) + 0.5) * (1.0 / 9007199254740992.0)
+
+
+@njit(**_JIT)  # type: ignore[untyped-decorator]
+def _uniform(seed: Any, rows: Any, out: Any) -> None:  # pragma: no cover - compiled
+    for i in range(rows.shape[0]):
+        out[i] = _splitmix_uniform(seed, rows[i])
+
+
+@njit(**_JIT)  # type: ignore[untyped-decorator]
+def _exponential_keys(seed: Any, rows: Any, weights: Any, out: Any) -> None:  # pragma: no cover - compiled
+    for i in range(rows.shape[0]):
+        w = weights[i]
+        if w > 0.0:
+            out[i] = -np.log(_splitmix_uniform(seed, rows[i])) / w
+        else:
+            out[i] = np.inf
 
 
 def _mix_int(value: int) -> int:
-    return int(_mix(np.array([value & _MASK64], dtype=np.uint64))[0])
+    return int(_mix_one(np.uint64(value & _MASK64)))
 
 
 def derive_seed(seed: int, *path: int) -> int:

@@ -238,11 +238,14 @@ def test_fused_pass_breaks_ties_towards_the_lowest_center_index(k: int) -> None:
     assert wsum[: k // 2].tolist() == [3.0] * (k // 2) and wsum[k // 2 :].sum() == 0.0
 
 
-def test_fused_pass_declines_when_assignment_would_use_the_gemm_path() -> None:
+def test_fused_pass_declines_an_assign_step_it_would_bypass() -> None:
+    class Custom(SquaredEuclidean):
+        pass
+
     points, centers = _data(1, 50, 20, 3)
     block = Block(points, np.ones(50))
-    assert WeightedMean().fused_partial(SquaredEuclidean(), block, centers, None) is None
-    assert WeightedMean().fused_partial(L2.assign, Block(points[:, :3], np.ones(50)), centers[:, :3], None) is not None
+    assert WeightedMean().fused_partial(Custom(), block, centers, None) is None
+    assert WeightedMean().fused_partial(L2.assign, block, centers, None) is not None
 
 
 def test_fused_pass_of_an_empty_block_is_zero() -> None:

@@ -1,13 +1,17 @@
 """Squared Euclidean assignment and the weighted-mean update (classic k-means).
 
-With few features (up to ``direct_max_features``, e.g. RGB pixels) a compiled kernel
-computes ``sum_j (x_j - c_j)²`` directly in one pass over the rows (see
-:mod:`kmeans._kernels`). With many features the GEMM expansion
-``||x - c||² = ||x||² - 2 x·c + ||c||²`` wins: the argmin needs only ``||c||² - 2 x·c``,
-one matrix product per chunk of rows sized so the ``(rows, k)`` block stays in cache;
-float32 points stay float32 in the product, and the cost of the chosen center is then
-recomputed directly in float64 (no cancellation, never negative). Either way ties go to
-the lowest center index.
+Two exact kernels, chosen by shape (``kernel="auto"``) or by name:
+
+- ``"rows"``: a compiled kernel computes ``sum_j (x_j - c_j)²`` directly for every center,
+  one pass over the rows (:mod:`kmeans._kernels`); best for few features (pixels).
+- ``"gemm"``: tiles of rows x centers through BLAS propose the closest center with the
+  expansion ``||x||² - 2 x·c + ||c||²``; every row whose runner-up is within the
+  expansion's rigorous error bound is re-checked exactly (:mod:`kmeans._kernels.gemm`).
+  Best for many features.
+
+Either way the chosen center's cost is computed directly in float64 (never negative, no
+cancellation), ties go to the lowest center index, and labels, costs, sums and inertia
+are bit-identical between the two kernels.
 """
 
 from __future__ import annotations
@@ -17,69 +21,43 @@ from typing import Any
 import attrs
 import numpy as np
 
-from kmeans._kernels import assign_sqeuclidean, bounded_lloyd_sqeuclidean, lloyd_sqeuclidean, weighted_sums
+from kmeans._kernels import assign_sqeuclidean, bounded_lloyd_sqeuclidean, gemm_assign, lloyd_sqeuclidean, weighted_sums
 from kmeans._types import Block, Float64Array, FloatArray, IntArray
 from kmeans.distance.base import Distance
 
-#: Target number of entries of one ``(rows, k)`` distance chunk: about 2 MiB of float64
-#: (measured on the raccoon: fewer rows per chunk pay Python overhead, more spill the cache).
+#: Target number of entries of one ``(rows, k)`` tile of the BLAS kernel: 1 MiB of float32.
 CHUNK_ELEMENTS = 1 << 18
 
-
-def chunk_rows(n_centers: int, chunk_elements: int = CHUNK_ELEMENTS) -> int:
-    """Rows per chunk so that a ``(rows, n_centers)`` matrix has about ``chunk_elements``."""
-    return max(256, chunk_elements // max(n_centers, 1))
-
-
-def _exact_costs(x: FloatArray, center_cols: Float64Array, labels: IntArray, out: Float64Array) -> None:
-    """``out_i = sum_j (x_ij - c_{labels_i, j})²``, column by column in float64 (chunk stays in cache)."""
-    out.fill(0.0)
-    for j in range(x.shape[1]):
-        diff = x[:, j] - center_cols[j].take(labels)
-        diff *= diff
-        out += diff
+KERNELS = ("auto", "rows", "gemm")
 
 
 @attrs.frozen
 class SquaredEuclidean:
-    """Squared Euclidean cost, ``||x - c||²``."""
+    """Squared Euclidean cost, ``||x - c||²``.
+
+    ``kernel``: ``"auto"`` (``"rows"`` up to ``direct_max_features`` features, ``"gemm"``
+    above), ``"rows"`` or ``"gemm"``; all give the same bits. ``chunk_elements`` sizes the
+    BLAS tiles.
+    """
 
     name: str = "sqeuclidean"
     chunk_elements: int = CHUNK_ELEMENTS
-    #: Up to this many features, distances are computed directly by a compiled kernel;
-    #: above it the GEMM expansion wins (measured: equal at 16 features, GEMM 2x at 64).
+    #: With ``kernel="auto"``, up to this many features the rows kernel runs, above it BLAS.
     direct_max_features: int = 12
+    kernel: str = attrs.field(default="auto", validator=attrs.validators.in_(KERNELS))
+
+    def kernel_for(self, d: int, k: int) -> str:
+        """The kernel that runs for ``d`` features and ``k`` centers: ``"rows"`` or ``"gemm"``."""
+        if self.kernel != "auto":
+            return self.kernel
+        return "rows" if d <= self.direct_max_features else "gemm"
 
     def assign(self, points: FloatArray, centers: Float64Array) -> tuple[IntArray, Float64Array]:
-        if points.shape[1] <= self.direct_max_features:
-            return assign_sqeuclidean(points, centers)
-        n, k = points.shape[0], centers.shape[0]
-        labels = np.empty(n, dtype=np.intp)
-        costs = np.empty(n, dtype=np.float64)
-        # The expansion is shift-invariant; taking it about the centers' mean keeps its
-        # terms at the scale of the spread, not of the offset from the origin (data far from
-        # 0, e.g. float32 embeddings, otherwise cancel to wrong labels). x - origin is exact
-        # when x is within a factor 2 of it (Sterbenz).
-        origin = centers.mean(axis=0).astype(points.dtype)
-        c = (centers - origin).astype(points.dtype, copy=False)
-        minus_2ct = np.ascontiguousarray(-2.0 * c.T)
-        c_sq = np.einsum("ij,ij->i", c, c)
-        center_cols = np.ascontiguousarray(centers.T)  # (d, k) float64, for the exact costs
-        step = chunk_rows(k, self.chunk_elements)
-        buf = np.empty((min(step, n), k), dtype=points.dtype)
-        xbuf = np.empty((min(step, n), points.shape[1]), dtype=points.dtype)
-        for s in range(0, n, step):
-            x = points[s : s + step]
-            m = x.shape[0]
-            lab = labels[s : s + m]
-            if k == 1:
-                lab.fill(0)
-            else:
-                dist = np.matmul(np.subtract(x, origin, out=xbuf[:m]), minus_2ct, out=buf[:m])
-                dist += c_sq
-                np.argmin(dist, axis=1, out=lab)
-            _exact_costs(x, center_cols, lab, costs[s : s + m])
-        return labels, costs
+        if self.kernel_for(points.shape[1], centers.shape[0]) == "gemm":
+            out = gemm_assign(points, np.asarray(centers, dtype=np.float64), self.chunk_elements)
+            if out is not None:
+                return out
+        return assign_sqeuclidean(points, centers)
 
     def pairwise(self, points: FloatArray, centers: Float64Array) -> Float64Array:
         if points.shape[1] <= self.direct_max_features:
@@ -120,24 +98,24 @@ class WeightedMean:
     def fused_partial(
         self, assign: Any, block: Block, centers: Float64Array, state: Any, memory: dict[Any, Any] | None = None
     ) -> tuple[tuple[Float64Array, Float64Array], float, Float64Array] | None:
-        """Assignment, summary and cost in one compiled pass, for the direct L2 kernel's cases.
+        """Assignment, summary and cost in one compiled pass, with the assign step's kernel.
 
-        Same labels as :meth:`SquaredEuclidean.assign` (below ``direct_max_features`` it
-        computes the same float64 distances); above it the GEMM assignment is used, so
-        this declines (``None``) and the driver takes the generic path. With ``memory``
-        (one Lloyd run), each block keeps Hamerly's distance bounds between passes, so
-        rows whose closest center provably did not change cost one distance instead of
-        ``k`` (:func:`~kmeans._kernels.bounded_lloyd_sqeuclidean`; the results are
-        bit-identical). They cost 8 bytes per row while the run lasts.
+        Same labels and costs as :meth:`SquaredEuclidean.assign`. With ``memory`` (one
+        Lloyd run), each block keeps Hamerly's distance bounds between passes, so rows
+        whose closest center provably did not change cost one distance instead of ``k``
+        (:func:`~kmeans._kernels.bounded_lloyd_sqeuclidean`; the results are
+        bit-identical). They cost 8 bytes per row while the run lasts. Declines
+        (``None``) for an assign step other than :class:`SquaredEuclidean` itself.
         """
         # Exact type: a subclass may override ``assign``, which this pass would bypass.
-        if type(assign) is not SquaredEuclidean or block.points.shape[1] > assign.direct_max_features:
+        if type(assign) is not SquaredEuclidean:
             return None
+        kernel = assign.kernel_for(block.points.shape[1], centers.shape[0])
         if memory is None:
-            sums, weights, inertia = lloyd_sqeuclidean(block.points, block.weights, centers)
+            sums, weights, inertia = lloyd_sqeuclidean(block.points, block.weights, centers, kernel)
         else:
             sums, weights, inertia, memory[block.start] = bounded_lloyd_sqeuclidean(
-                block.points, block.weights, centers, memory.get(block.start)
+                block.points, block.weights, centers, memory.get(block.start), kernel
             )
         return (sums, weights), inertia, weights
 

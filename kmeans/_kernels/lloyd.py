@@ -1,0 +1,116 @@
+"""The fused squared-Euclidean Lloyd pass: bounds, then the rows or the BLAS kernel.
+
+``kernel="rows"`` computes every distance directly (:mod:`kmeans._kernels.bounds`);
+``kernel="gemm"`` proposes labels through BLAS tiles and confirms them exactly
+(:mod:`kmeans._kernels.gemm`). Both give bit-identical sums, weights and inertia.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kmeans._kernels._common import _unit_or_array
+from kmeans._kernels.bounds import (
+    _MARGIN,
+    RGB_MAX_CENTERS,
+    Bounds,
+    _bound_updates,
+    _bounded_lloyd,
+    _bounded_lloyd_3,
+)
+from kmeans._kernels.gemm import gemm_lloyd
+from kmeans._types import Float64Array, FloatArray
+
+#: Above this many ``k² d`` operations the centers' pairwise gaps come from one BLAS
+#: product (with its rounding bound subtracted) instead of the compiled double loop.
+_GAPS_BY_GEMM = 1 << 21
+
+
+def bound_updates(old: Float64Array, new: Float64Array, drop: Float64Array, half_gap: Float64Array) -> None:
+    """Hamerly's per-center updates, on the safe side of rounding (moves up, gaps down).
+
+    ``drop[a] = max_{j != a} ||new_j - old_j||`` and ``half_gap[a] = min_{j != a} ||new_a - new_j|| / 2``.
+    """
+    k, d = new.shape
+    if k * k * d <= _GAPS_BY_GEMM or k < 2:
+        _bound_updates(old, new, drop, half_gap)
+        return
+    diff = new - old
+    moves = np.sqrt(np.einsum("ij,ij->i", diff, diff)) * (1.0 + _MARGIN)
+    top = int(np.argmax(moves))
+    drop[:] = moves[top]
+    drop[top] = np.max(np.delete(moves, top))
+    c = new - new.mean(axis=0)
+    sq = np.einsum("ij,ij->i", c, c)
+    gram = c @ c.T
+    gaps = sq[:, None] + sq[None, :] - 2.0 * gram
+    # |computed - exact| <= (d + 4) 2**-53 (|c_a| + |c_b|)² for the float64 expansion.
+    radius = np.sqrt(sq)
+    gaps -= (d + 8) * 2.0**-53 * 1.01 * (radius[:, None] + radius[None, :]) ** 2
+    np.fill_diagonal(gaps, np.inf)
+    half_gap[:] = 0.5 * np.sqrt(np.maximum(gaps.min(axis=1), 0.0)) * (1.0 - _MARGIN)
+
+
+def bounded_lloyd_sqeuclidean(
+    points: FloatArray, weights: Float64Array, centers: Float64Array, bounds: Bounds | None, kernel: str = "rows"
+) -> tuple[Float64Array, Float64Array, float, Bounds]:
+    """One fused Lloyd pass that skips rows whose closest center cannot have changed.
+
+    Hamerly's rule (2010): after the centers move by ``delta_j``, a row assigned to ``a``
+    keeps ``a`` when ``||x - c_a|| < max(l - max_{j != a} delta_j, min_{j != a} ||c_a - c_j|| / 2)``,
+    ``l`` being the lower bound on its distance to the other centers at the previous
+    pass (triangle inequality). Such a row costs one distance (still computed exactly: it
+    feeds the inertia) instead of ``k``. Every bound is kept on the safe side of rounding
+    by a relative margin of 1e-9 (far above the rounding of a distance over at most a few
+    dozen features), a skip needs a strict inequality and a bound whose square is a normal
+    float64 (no underflow to exact ties, no overflow), so a row is only
+    skipped when the full comparison would pick the same center (ties included): sums,
+    weights and inertia are bit-identical to :func:`lloyd_sqeuclidean`'s, with either
+    ``kernel``. ``bounds`` of a previous pass over the same rows (any centers of the same
+    shape) make the pass faster; ``None`` starts fresh. Returns the bounds for the next
+    pass (updated in place).
+    """
+    k, d = centers.shape
+    n = points.shape[0]
+    unit, w = _unit_or_array(weights)
+    sums = np.zeros((k, d), dtype=np.float64)
+    wsum = np.zeros(k, dtype=np.float64)
+    centers = np.ascontiguousarray(centers, dtype=np.float64)
+    fresh = bounds is None or bounds.centers.shape != centers.shape or bounds.labels.shape[0] != n
+    drop = np.zeros(k, dtype=np.float64)
+    half_gap = np.zeros(k, dtype=np.float64)
+    if bounds is None or fresh:
+        bounds = Bounds(centers, np.empty(n, dtype=np.int32), np.empty(n, dtype=np.float32))
+    else:
+        bound_updates(bounds.centers, centers, drop, half_gap)
+    bounds.centers = centers.copy()
+    if n == 0:
+        bounds.kept = 0
+        return sums, wsum, 0.0, bounds
+    out = None
+    if kernel == "gemm":
+        out = gemm_lloyd(points, w, unit, centers, bounds.labels, bounds.lower, drop, half_gap, fresh, sums, wsum)
+    if out is None:
+        if d == 3 and k <= RGB_MAX_CENTERS:
+            rows_kernel, cc = _bounded_lloyd_3, centers
+        else:
+            rows_kernel, cc = _bounded_lloyd, np.ascontiguousarray(centers.T)
+        out = rows_kernel(points, w, unit, cc, bounds.labels, bounds.lower, drop, half_gap, fresh, sums, wsum)
+    inertia, kept = out
+    bounds.kept = int(kept)
+    return sums, wsum, float(inertia), bounds
+
+
+def lloyd_sqeuclidean(
+    points: FloatArray, weights: Float64Array, centers: Float64Array, kernel: str = "rows"
+) -> tuple[Float64Array, Float64Array, float]:
+    """One fused Lloyd pass for squared Euclidean cost: ``(sums (k, d), weights (k,), inertia)``.
+
+    For every row, the closest center ``j`` (lowest index on ties) gets ``w_i x_i`` added to
+    ``sums[j]`` and ``w_i`` to ``weights[j]``, and ``w_i ||x_i - c_j||²`` is added to the
+    inertia: assignment, mean summary and cost in one read of the rows. Labels and costs
+    are bit-identical to :func:`~kmeans._kernels.assign.assign_sqeuclidean`'s. (A pass
+    without memory; see :func:`bounded_lloyd_sqeuclidean`.)
+    """
+    sums, wsum, inertia, _ = bounded_lloyd_sqeuclidean(points, weights, centers, None, kernel)
+    return sums, wsum, inertia

@@ -1,0 +1,146 @@
+"""The BLAS kernel of L2: exact against the float64 brute force, bit-identical to the rows kernel."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kmeans._kernels import bounded_lloyd_sqeuclidean, lloyd_sqeuclidean
+from kmeans._kernels.gemm import error_factor, gemm_assign
+from kmeans._types import Block
+from kmeans.distance.l2 import SquaredEuclidean, WeightedMean
+from tests import oracle
+
+ROWS = SquaredEuclidean(kernel="rows")
+GEMM = SquaredEuclidean(kernel="gemm", chunk_elements=64)  # 64-row tiles: many tiles, a partial one
+
+
+def _blobs(seed: int, n: int, d: int, k: int, dtype: type, offset: float = 0.0, scale: float = 1.0) -> tuple:
+    rng = np.random.default_rng(seed)
+    means = rng.uniform(-10, 10, size=(max(k // 2, 1), d))
+    X = (means[rng.integers(0, means.shape[0], n)] + rng.normal(size=(n, d))) * scale + offset
+    C = X[rng.choice(n, k, replace=False)].astype(np.float64) + rng.normal(scale=0.1 * scale, size=(k, d))
+    return X.astype(dtype), C
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("d", "k"), [(1, 5), (3, 300), (16, 64), (40, 7), (130, 33)])
+def test_gemm_labels_and_costs_equal_the_brute_force(dtype: type, d: int, k: int) -> None:
+    X, C = _blobs(d * k, 700, d, k, dtype)
+    labels, costs = GEMM.assign(X, C)
+    want_labels, want_costs = oracle.assign(X, C)
+    np.testing.assert_array_equal(labels, want_labels)
+    np.testing.assert_allclose(costs, want_costs, rtol=1e-13)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("offset", "scale"), [(1e4, 1e-3), (-3e6, 1.0), (0.0, 1e-30), (0.0, 1e20), (1e7, 1e-2)])
+def test_gemm_is_exact_where_the_expansion_is_ill_conditioned(dtype: type, offset: float, scale: float) -> None:
+    # Far from the origin relative to the spread, the expansion cancels to nothing; tiny or
+    # huge scales push float32 products towards underflow or overflow.
+    X, C = _blobs(3, 500, 24, 20, dtype, offset=offset, scale=scale)
+    labels, costs = GEMM.assign(X, C)
+    np.testing.assert_array_equal(labels, ROWS.assign(X, C)[0])
+    np.testing.assert_array_equal(costs, ROWS.assign(X, C)[1])
+
+
+def test_gemm_ties_go_to_the_lowest_center_index() -> None:
+    rng = np.random.default_rng(0)
+    half = rng.integers(-5, 5, size=(10, 20)).astype(np.float64)
+    C = np.vstack([half, half, half])  # every center three times
+    X = np.repeat(half, 4, axis=0).astype(np.float32) + 0.5
+    labels, _ = GEMM.assign(X, C)
+    want, _ = oracle.assign(X, C)
+    np.testing.assert_array_equal(labels, want)
+    assert labels.max() < 10
+
+
+def test_near_ties_within_the_error_bound_are_rechecked_exactly() -> None:
+    # Two centers whose distances to every row differ far less than float32 can resolve.
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(400, 32)).astype(np.float32)
+    base = rng.normal(size=32)
+    C = np.vstack([base, base + 1e-9, base - 1e-9, base * 0.5])
+    labels, costs = GEMM.assign(X, C)
+    want_labels, want_costs = ROWS.assign(X, C)
+    np.testing.assert_array_equal(labels, want_labels)
+    np.testing.assert_array_equal(costs, want_costs)
+
+
+def test_blocks_that_could_overflow_the_products_fall_back_to_exact_rows() -> None:
+    X = np.full((10, 20), 1e37, dtype=np.float32)
+    X[::2] *= -1
+    C = np.vstack([X[0], X[1]]).astype(np.float64)
+    assert gemm_assign(X, C) is None
+    labels, _ = GEMM.assign(X, C)
+    assert labels.tolist() == [0, 1] * 5
+
+
+def test_error_factor_grows_with_features_and_roundoff() -> None:
+    e16, _ = error_factor(16, np.dtype(np.float32))
+    e64, _ = error_factor(64, np.dtype(np.float32))
+    d16, _ = error_factor(16, np.dtype(np.float64))
+    assert e64 > e16 > d16 > 0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("d", "k"), [(3, 40), (20, 9), (64, 100)])
+def test_bounded_gemm_passes_are_bit_identical_to_the_rows_kernel(dtype: type, d: int, k: int) -> None:
+    X, C = _blobs(k + d, 3000, d, k, dtype)
+    rng = np.random.default_rng(2)
+    w = rng.uniform(0.5, 2.0, X.shape[0])
+    bounds = {"rows": None, "gemm": None}
+    kept = 0
+    for step in range(6):  # centers that move less and less: later passes keep most rows
+        C = C + rng.normal(scale=0.5 / (step + 1) ** 2, size=C.shape)
+        out = {}
+        for kernel in ("rows", "gemm"):
+            sums, wsum, inertia, bounds[kernel] = bounded_lloyd_sqeuclidean(X, w, C, bounds[kernel], kernel)
+            out[kernel] = (sums, wsum, inertia)
+        np.testing.assert_array_equal(out["gemm"][0], out["rows"][0])
+        np.testing.assert_array_equal(out["gemm"][1], out["rows"][1])
+        assert out["gemm"][2] == out["rows"][2]
+        np.testing.assert_array_equal(bounds["gemm"].labels, bounds["rows"].labels)
+        kept += bounds["gemm"].kept
+    assert kept > 0  # the bounds did skip rows
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    d=st.integers(13, 48),
+    k=st.integers(1, 40),
+    n=st.integers(1, 300),
+    offset=st.sampled_from([0.0, 1.0, 1e3, -1e5]),
+    scale=st.sampled_from([1e-6, 1.0, 1e4]),
+    f32=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_gemm_fused_pass_equals_the_brute_force(
+    d: int, k: int, n: int, offset: float, scale: float, f32: bool, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    X = (rng.normal(size=(n, d)) * scale + offset).astype(np.float32 if f32 else np.float64)
+    C = (rng.normal(size=(k, d)) * scale + offset).astype(np.float64)
+    C[: min(k, n) // 2] = X[: min(k, n) // 2]  # some centers on data rows: exact zero distances
+    want_labels, want_costs = oracle.assign(X, C)
+    labels, costs = GEMM.assign(X, C)
+    np.testing.assert_array_equal(labels, want_labels)
+    np.testing.assert_allclose(costs, want_costs, rtol=1e-12, atol=0)
+    sums, wsum, inertia = lloyd_sqeuclidean(X, np.ones(n), C, "gemm")
+    assert wsum.tolist() == np.bincount(want_labels, minlength=k).astype(float).tolist()
+    assert inertia == pytest.approx(float(want_costs.sum()), rel=1e-12, abs=1e-300)
+
+
+def test_fused_gemm_pass_through_the_update_step_equals_the_generic_path() -> None:
+    X, C = _blobs(5, 1000, 30, 12, np.float32)
+    w = np.ones(X.shape[0])
+    out = WeightedMean().fused_partial(GEMM, Block(X, w), C, None, {})
+    assert out is not None
+    (sums, wsum), inertia, _ = out
+    labels, costs = oracle.assign(X, C)
+    want_sums, want_wsum = WeightedMean().partial(Block(X, w), labels, 12, None)
+    np.testing.assert_array_equal(wsum, want_wsum)
+    np.testing.assert_allclose(sums, want_sums, rtol=1e-12)
+    assert inertia == pytest.approx(float(costs.sum()), rel=1e-12)
