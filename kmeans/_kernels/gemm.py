@@ -36,8 +36,8 @@ from kmeans._kernels._common import _JIT
 from kmeans._kernels.bounds import _MARGIN, _kept, _lower32
 from kmeans._types import Float64Array, FloatArray, IntArray
 
-#: Target entries of one ``(rows, k)`` tile of dot products: 1 MiB of float32 stays in L2.
-TILE_ELEMENTS = 1 << 18
+#: Target entries of one ``(rows, k)`` tile of dot products: 512 KiB of float32 stays in L2.
+TILE_ELEMENTS = 1 << 17
 #: Rows of one sub-block: its three phases (bounds, tiles, sums) run while it is in cache.
 SUB_BLOCK_BYTES = 1 << 20
 
@@ -82,6 +82,40 @@ def _kept_phase(
     return nf
 
 
+#: The approximate part of the scan may reorder and contract its arithmetic so it
+#: vectorizes: it only chooses which centers to check exactly, under an error bound with
+#: room for any order. The exact distances are compiled without fast-math.
+_FAST_JIT = {**_JIT, "fastmath": True}
+
+
+@njit(**_FAST_JIT)  # type: ignore[untyped-decorator]
+def _approx_row(dot: Any, tile: Any, r: int, cc: Any, approx: Any) -> tuple[float, float]:  # pragma: no cover
+    # approx[c] = ||c||² - 2 x·c (the row's ||x||² changes no comparison); returns (||x||², min).
+    xx = 0.0
+    for j in range(tile.shape[1]):
+        v = np.float64(tile[r, j])
+        xx += v * v
+    m1 = np.inf
+    for c in range(cc.shape[0]):
+        v = cc[c] - 2.0 * np.float64(dot[r, c])
+        approx[c] = v
+        m1 = min(m1, v)
+    return xx, m1
+
+
+@njit(**_FAST_JIT)  # type: ignore[untyped-decorator]
+def _window(approx: Any, threshold: float) -> tuple[int, float]:  # pragma: no cover - compiled
+    # (how many centers are within the threshold, the smallest value outside it).
+    nc = 0
+    second = np.inf
+    for c in range(approx.shape[0]):
+        v = approx[c]
+        inside = v <= threshold
+        nc += inside
+        second = min(second, np.inf if inside else v)
+    return nc, second
+
+
 @njit(**_JIT)  # type: ignore[untyped-decorator]
 def _scan_tile(
     dot: Any,
@@ -101,41 +135,30 @@ def _scan_tile(
 ) -> int:  # pragma: no cover - compiled
     # For tile row r (block row rows[r]): approximate distances, the candidate window,
     # exact distances of the candidates, the label, its exact cost and a lower bound on
-    # the (exact) distance to every other center. Returns how many rows needed a re-check.
-    m = tile.shape[0]
-    d = tile.shape[1]
+    # the exact distance to every other center. Returns how many rows needed a re-check
+    # of several candidates.
     k = cc.shape[0]
     rechecked = 0
-    for r in range(m):
+    for r in range(tile.shape[0]):
         i = rows[r]
-        xx = 0.0
-        for j in range(d):
-            v = np.float64(tile[r, j])
-            xx += v * v
-        best = 0
-        m1 = np.inf
-        for c in range(k):
-            v = xx + cc[c] - 2.0 * np.float64(dot[r, c])
-            approx[c] = v
-            if v < m1:
-                m1 = v
-                best = c
+        xx, m1 = _approx_row(dot, tile, r, cc, approx)
         R = np.sqrt(xx) + cmax
         err = eps * R * R + abs_err
         threshold = m1 + 2.0 * err
-        nc = 0
-        second = np.inf
-        for c in range(k):
-            v = approx[c]
-            if v <= threshold:
-                cand[nc] = c
-                nc += 1
-            elif v - err < second:
-                second = v - err
+        nc, second = _window(approx, threshold)
+        second += xx - err
         if nc == 1:
+            best = 0
+            while approx[best] > threshold:
+                best += 1
             bd = _exact(x, i, C, best)
         else:
             rechecked += 1
+            nc = 0
+            for c in range(k):
+                if approx[c] <= threshold:
+                    cand[nc] = c
+                    nc += 1
             best = cand[0]
             bd = _exact(x, i, C, best)
             for t in range(1, nc):
