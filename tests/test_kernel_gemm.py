@@ -86,25 +86,51 @@ def test_error_factor_grows_with_features_and_roundoff() -> None:
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize(("d", "k"), [(3, 40), (20, 9), (64, 100)])
-def test_bounded_gemm_passes_are_bit_identical_to_the_rows_kernel(dtype: type, d: int, k: int) -> None:
+@pytest.mark.parametrize(("d", "k"), [(3, 40), (20, 9), (64, 100), (5, 300)])  # k > 24: the ball search
+def test_bounded_passes_are_bit_identical_to_a_pass_without_bounds(dtype: type, d: int, k: int) -> None:
     X, C = _blobs(k + d, 3000, d, k, dtype)
     rng = np.random.default_rng(2)
     w = rng.uniform(0.5, 2.0, X.shape[0])
     bounds = {"rows": None, "gemm": None}
-    kept = 0
+    kept = {"rows": 0, "gemm": 0}
     for step in range(6):  # centers that move less and less: later passes keep most rows
         C = C + rng.normal(scale=0.5 / (step + 1) ** 2, size=C.shape)
-        out = {}
+        want = lloyd_sqeuclidean(X, w, C, "rows")
+        want_labels, _ = oracle.assign(X, C)
         for kernel in ("rows", "gemm"):
             sums, wsum, inertia, bounds[kernel] = bounded_lloyd_sqeuclidean(X, w, C, bounds[kernel], kernel)
-            out[kernel] = (sums, wsum, inertia)
-        np.testing.assert_array_equal(out["gemm"][0], out["rows"][0])
-        np.testing.assert_array_equal(out["gemm"][1], out["rows"][1])
-        assert out["gemm"][2] == out["rows"][2]
-        np.testing.assert_array_equal(bounds["gemm"].labels, bounds["rows"].labels)
-        kept += bounds["gemm"].kept
-    assert kept > 0  # the bounds did skip rows
+            np.testing.assert_array_equal(sums, want[0])
+            np.testing.assert_array_equal(wsum, want[1])
+            assert inertia == want[2]
+            np.testing.assert_array_equal(bounds[kernel].labels, want_labels)
+            kept[kernel] += bounds[kernel].kept
+    assert kept["rows"] > 0 and kept["gemm"] > 0  # the bounds did settle rows
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    k=st.integers(25, 90),
+    d=st.integers(1, 20),
+    gemm=st.booleans(),
+    seed=st.integers(0, 2**16),
+    moves=st.lists(st.sampled_from([0.0, 1e-12, 1e-3, 0.1, 2.0]), min_size=2, max_size=5),
+)
+def test_ball_search_equals_the_brute_force_after_any_moves(
+    k: int, d: int, gemm: bool, seed: int, moves: list[float]
+) -> None:
+    # Centers on data rows, duplicated centers, moves from none to large: every bounded
+    # pass labels exactly as the brute force (ties to the lowest index).
+    rng = np.random.default_rng(seed)
+    X = rng.integers(-3, 4, size=(400, d)).astype(np.float64)  # many exact ties
+    C = X[rng.choice(400, k, replace=False)].astype(np.float64)
+    C[k // 2 :: 5] = C[: len(C[k // 2 :: 5])]
+    bounds = None
+    for scale in moves:
+        C = C + rng.normal(scale=scale, size=C.shape) * (rng.random(size=(k, 1)) < 0.3)
+        _, wsum, inertia, bounds = bounded_lloyd_sqeuclidean(X, np.ones(400), C, bounds, "gemm" if gemm else "rows")
+        want_labels, want_costs = oracle.assign(X, C)
+        np.testing.assert_array_equal(bounds.labels, want_labels)
+        assert inertia == pytest.approx(float(want_costs.sum()), rel=1e-12, abs=1e-12)
 
 
 @settings(max_examples=30, deadline=None)

@@ -18,12 +18,25 @@ from kmeans._kernels.bounds import (
     _bounded_lloyd,
     _bounded_lloyd_3,
 )
-from kmeans._kernels.gemm import gemm_lloyd
+from kmeans._kernels.gemm import GemmCenters, _accumulate, gemm_labels, gemm_lloyd
+from kmeans._kernels.neighbors import ball_phase, full_rows, neighbors_of
 from kmeans._types import Float64Array, FloatArray
 
 #: Above this many ``k² d`` operations the centers' pairwise gaps come from one BLAS
 #: product (with its rounding bound subtracted) instead of the compiled double loop.
 _GAPS_BY_GEMM = 1 << 21
+#: Above this many centers, rows that fail Hamerly's test search the ball of centers
+#: around their own (:mod:`kmeans._kernels.neighbors`) instead of comparing with all.
+BALL_MIN_CENTERS = RGB_MAX_CENTERS
+
+
+def center_moves(old: Float64Array, new: Float64Array, drop: Float64Array) -> None:
+    """``drop[a] = max_{j != a} ||new_j - old_j||``, rounded up."""
+    diff = new - old
+    moves = np.sqrt(np.einsum("ij,ij->i", diff, diff)) * (1.0 + _MARGIN)
+    top = int(np.argmax(moves))
+    drop[:] = moves[top]
+    drop[top] = np.max(np.delete(moves, top), initial=0.0)
 
 
 def bound_updates(old: Float64Array, new: Float64Array, drop: Float64Array, half_gap: Float64Array) -> None:
@@ -35,11 +48,7 @@ def bound_updates(old: Float64Array, new: Float64Array, drop: Float64Array, half
     if k * k * d <= _GAPS_BY_GEMM or k < 2:
         _bound_updates(old, new, drop, half_gap)
         return
-    diff = new - old
-    moves = np.sqrt(np.einsum("ij,ij->i", diff, diff)) * (1.0 + _MARGIN)
-    top = int(np.argmax(moves))
-    drop[:] = moves[top]
-    drop[top] = np.max(np.delete(moves, top))
+    center_moves(old, new, drop)
     c = new - new.mean(axis=0)
     sq = np.einsum("ij,ij->i", c, c)
     gram = c @ c.T
@@ -49,6 +58,36 @@ def bound_updates(old: Float64Array, new: Float64Array, drop: Float64Array, half
     gaps -= (d + 8) * 2.0**-53 * 1.01 * (radius[:, None] + radius[None, :]) ** 2
     np.fill_diagonal(gaps, np.inf)
     half_gap[:] = 0.5 * np.sqrt(np.maximum(gaps.min(axis=1), 0.0)) * (1.0 - _MARGIN)
+
+
+def _ball_pass(
+    points: FloatArray,
+    w: Float64Array,
+    unit: bool,
+    centers: Float64Array,
+    bounds: Bounds,
+    drop: Float64Array,
+    kernel: str,
+    sums: Float64Array,
+    wsum: Float64Array,
+) -> tuple[float, int]:
+    # Bounds and ball search first; the rows they leave go through the kernel's full path;
+    # then the sums in row order (so the result does not depend on which rows were settled).
+    n = points.shape[0]
+    costs = np.empty(n, dtype=np.float64)
+    failed = np.empty(n, dtype=np.int64)
+    table = neighbors_of(centers)
+    nf = ball_phase(points, centers, table, bounds.labels, bounds.lower, drop, costs, failed)
+    rest = failed[:nf]
+    done = False
+    if kernel == "gemm" and nf:
+        gc = GemmCenters(centers, points.dtype)
+        if gc.safe_for(points):
+            gemm_labels(points, gc, bounds.labels, bounds.lower, costs, rest)
+            done = True
+    if not done:
+        full_rows(points, centers, rest, bounds.labels, bounds.lower, costs)
+    return float(_accumulate(points, w, unit, bounds.labels, costs, sums, wsum, 0.0)), n - nf
 
 
 def bounded_lloyd_sqeuclidean(
@@ -81,6 +120,12 @@ def bounded_lloyd_sqeuclidean(
     half_gap = np.zeros(k, dtype=np.float64)
     if bounds is None or fresh:
         bounds = Bounds(centers, np.empty(n, dtype=np.int32), np.empty(n, dtype=np.float32))
+    elif n and k > BALL_MIN_CENTERS:
+        center_moves(bounds.centers, centers, drop)
+        bounds.centers = centers.copy()
+        inertia, kept = _ball_pass(points, w, unit, centers, bounds, drop, kernel, sums, wsum)
+        bounds.kept = kept
+        return sums, wsum, inertia, bounds
     else:
         bound_updates(bounds.centers, centers, drop, half_gap)
     bounds.centers = centers.copy()
