@@ -19,7 +19,7 @@ from kmeans._kernels.bounds import (
     _bounded_lloyd_3,
 )
 from kmeans._kernels.gemm import GemmCenters, _accumulate, gemm_labels, gemm_lloyd
-from kmeans._kernels.neighbors import ball_phase, full_rows, neighbors_of
+from kmeans._kernels.neighbors import ball_phase, full_rows
 from kmeans._types import Float64Array, FloatArray
 
 #: Above this many ``k² d`` operations the centers' pairwise gaps come from one BLAS
@@ -28,6 +28,9 @@ _GAPS_BY_GEMM = 1 << 21
 #: Above this many centers, rows that fail Hamerly's test search the ball of centers
 #: around their own (:mod:`kmeans._kernels.neighbors`) instead of comparing with all.
 BALL_MIN_CENTERS = RGB_MAX_CENTERS
+#: The first pass of a run also searches balls (from each row's predecessor's center) up
+#: to this many features; above it the first pass compares every row with every center.
+BALL_FRESH_MAX_FEATURES = 8
 
 
 def center_moves(old: Float64Array, new: Float64Array, drop: Float64Array) -> None:
@@ -70,14 +73,14 @@ def _ball_pass(
     kernel: str,
     sums: Float64Array,
     wsum: Float64Array,
+    fresh: bool,
 ) -> tuple[float, int]:
     # Bounds and ball search first; the rows they leave go through the kernel's full path;
     # then the sums in row order (so the result does not depend on which rows were settled).
     n = points.shape[0]
     costs = np.empty(n, dtype=np.float64)
     failed = np.empty(n, dtype=np.int64)
-    table = neighbors_of(centers)
-    nf = ball_phase(points, centers, table, bounds.labels, bounds.lower, drop, costs, failed)
+    nf = ball_phase(points, centers, bounds.labels, bounds.lower, drop, costs, failed, fresh)
     rest = failed[:nf]
     done = False
     if kernel == "gemm" and nf:
@@ -120,13 +123,14 @@ def bounded_lloyd_sqeuclidean(
     half_gap = np.zeros(k, dtype=np.float64)
     if bounds is None or fresh:
         bounds = Bounds(centers, np.empty(n, dtype=np.int32), np.empty(n, dtype=np.float32))
-    elif n and k > BALL_MIN_CENTERS:
-        center_moves(bounds.centers, centers, drop)
+    if n and k > BALL_MIN_CENTERS and (not fresh or (kernel == "rows" and d <= BALL_FRESH_MAX_FEATURES)):
+        if not fresh:
+            center_moves(bounds.centers, centers, drop)
         bounds.centers = centers.copy()
-        inertia, kept = _ball_pass(points, w, unit, centers, bounds, drop, kernel, sums, wsum)
+        inertia, kept = _ball_pass(points, w, unit, centers, bounds, drop, kernel, sums, wsum, fresh)
         bounds.kept = kept
         return sums, wsum, inertia, bounds
-    else:
+    if not fresh:
         bound_updates(bounds.centers, centers, drop, half_gap)
     bounds.centers = centers.copy()
     if n == 0:

@@ -32,6 +32,26 @@ from kmeans._types import Float64Array
 MAX_NEIGHBORS = 128
 
 
+@njit(**_JIT)  # type: ignore[untyped-decorator]
+def _direct_gaps(c: Any, rows: Any, gaps: Any) -> None:  # pragma: no cover - compiled
+    # gaps[r, b] = ||c_{rows[r]} - c_b||² computed directly (few features).
+    k, d = c.shape
+    for r in range(rows.shape[0]):
+        a = rows[r]
+        for b in range(k):
+            s = 0.0
+            for j in range(d):
+                t = c[a, j] - c[b, j]
+                s += t * t
+            gaps[r, b] = s
+
+
+#: Up to this many features the centers' gaps are computed directly, above it by BLAS.
+_DIRECT_GAP_FEATURES = 16
+#: Centers whose gaps are computed at once (bounds the temporary to this many rows x k).
+_GAP_ROWS = 256
+
+
 class CenterNeighbors:
     """For every center ``a``, its ``M`` nearest other centers: ``index[a]`` and ``dist[a]`` ascending.
 
@@ -46,50 +66,79 @@ class CenterNeighbors:
         self.centers = centers.copy()
         m = max(1, min(k - 1, max_neighbors))
         self.complete = m == k - 1
-        c = centers - centers.mean(axis=0)
+        self.index = np.zeros((k, m), dtype=np.int64)
+        self.dist = np.zeros((k, m), dtype=np.float64)
+        if k < 2:
+            self.dist[:] = np.inf
+            return
+        c = np.ascontiguousarray(centers - centers.mean(axis=0))
         sq = np.einsum("ij,ij->i", c, c)
-        gaps = sq[:, None] + sq[None, :] - 2.0 * (c @ c.T)
         radius = np.sqrt(sq)
-        # |computed - exact| <= (d + 8) 2**-53 (|c_a| + |c_b|)² for the float64 expansion.
-        gaps -= (d + 8) * 2.0**-53 * 1.01 * (radius[:, None] + radius[None, :]) ** 2
-        np.fill_diagonal(gaps, np.inf)
-        part = np.argpartition(gaps, m - 1, axis=1)[:, :m] if m < k - 1 else np.argsort(gaps, axis=1)[:, :m]
-        near = np.take_along_axis(gaps, part, axis=1)
-        order = np.argsort(near, axis=1, kind="stable")
-        self.index = np.ascontiguousarray(np.take_along_axis(part, order, axis=1), dtype=np.int64)
-        self.dist = np.ascontiguousarray(
-            np.sqrt(np.maximum(np.take_along_axis(near, order, axis=1), 0.0)) * (1.0 - _MARGIN)
-        )
-
-    def half_gap(self) -> Float64Array:
-        """Half the distance from each center to its nearest other center (rounded down)."""
-        out: Float64Array = 0.5 * self.dist[:, 0]
-        return out
+        gaps = np.empty((min(_GAP_ROWS, k), k), dtype=np.float64)
+        for s in range(0, k, _GAP_ROWS):
+            rows = np.arange(s, min(s + _GAP_ROWS, k), dtype=np.int64)
+            g = gaps[: rows.shape[0]]
+            if d <= _DIRECT_GAP_FEATURES:
+                _direct_gaps(c, rows, g)
+            else:
+                np.matmul(c[rows], c.T, out=g)
+                g *= -2.0
+                g += sq[rows, None]
+                g += sq[None, :]
+                # |computed - exact| <= (d + 8) 2**-53 (|c_a| + |c_b|)² for the float64 expansion.
+                g -= (d + 8) * 2.0**-53 * 1.01 * (radius[rows, None] + radius[None, :]) ** 2
+            g[np.arange(rows.shape[0]), rows] = np.inf
+            part = np.argpartition(g, m - 1, axis=1)[:, :m] if m < k - 1 else np.argsort(g, axis=1)[:, :m]
+            near = np.take_along_axis(g, part, axis=1)
+            order = np.argsort(near, axis=1)
+            self.index[rows] = np.take_along_axis(part, order, axis=1)
+            self.dist[rows] = np.sqrt(np.maximum(np.take_along_axis(near, order, axis=1), 0.0)) * (1.0 - _MARGIN)
 
 
 _cache_lock = threading.Lock()
 _cache: list[CenterNeighbors] = []
 
+#: A table is rebuilt once its centers have drifted by more than this fraction of the
+#: median gap between neighbouring centers (a stale table stays valid, only weaker).
+REBUILD_DRIFT = 0.2
 
-def neighbors_of(centers: Float64Array) -> CenterNeighbors:
-    """The table of ``centers``, computed once per pass (blocks of one pass share it)."""
+
+def neighbors_of(centers: Float64Array) -> tuple[CenterNeighbors, Float64Array]:
+    """A neighbour table for ``centers`` and the correction ``corr`` its gaps need.
+
+    The table may have been built for earlier centers of the same shape (a pass's blocks,
+    and the passes of a run while the centers settle, share one): for every ``a`` and
+    ``j``, ``||c_a - c_j|| >= dist_old(a, j) - corr[a]`` with
+    ``corr[a] = drift_a + max_{j != a} drift_j`` (the drifts since the build, rounded up),
+    and the list order is kept, so the ball search stays exact with ``dist - corr``.
+    """
     with _cache_lock:
-        for table in _cache:
-            if table.centers.shape == centers.shape and np.array_equal(table.centers, centers):
-                return table
+        table = _cache[0] if _cache and _cache[0].centers.shape == centers.shape else None
+    if table is not None:
+        diff = centers - table.centers
+        drift = np.sqrt(np.einsum("ij,ij->i", diff, diff)) * (1.0 + _MARGIN)
+        top = int(np.argmax(drift))
+        others = np.full(drift.shape[0], drift[top])
+        others[top] = np.max(np.delete(drift, top), initial=0.0)
+        corr = (drift + others) * (1.0 + _MARGIN)
+        if drift[top] <= REBUILD_DRIFT * float(np.median(table.dist[:, 0])):
+            return table, corr
     table = CenterNeighbors(centers)
     with _cache_lock:
         _cache[:] = [table]
-    return table
+    return table, np.zeros(centers.shape[0])
 
 
 @njit(**_JIT)  # type: ignore[untyped-decorator]
 def _ball_phase(
     x: Any,
     C: Any,
+    ct: Any,
     nbr: Any,
     ndist: Any,
+    corr: Any,
     complete: bool,
+    fresh: bool,
     labels: Any,
     lower: Any,
     drop: Any,
@@ -98,26 +147,50 @@ def _ball_phase(
     failed: Any,
 ) -> int:  # pragma: no cover - compiled
     # Hamerly's test, then the ball search; rows neither settles are listed in ``failed``.
+    # A gap in the table less ``corr[a]`` is a lower bound on the current gap. ``fresh``:
+    # no labels yet, so the previous row's center is the guess (sorted or clustered rows
+    # are usually close to their predecessor); a row whose ball does not fit is then
+    # compared with every center at once, so the next row's guess is right.
     m = nbr.shape[1]
+    k = ct.shape[1]
+    dist = np.empty(k, dtype=np.float64)
     nf = 0
+    guess = 0
     for i in range(x.shape[0]):
-        a = labels[i]
-        ua2 = _exact(x, i, C, a)
-        low = np.float64(lower[i]) - drop[a]
-        if _kept(ua2, lower, i, a, drop, half_gap):
-            costs[i] = ua2
-            continue
+        low = 0.0
+        if fresh:
+            a = guess
+            ua2 = _exact(x, i, C, a)
+        else:
+            a = labels[i]
+            ua2 = _exact(x, i, C, a)
+            low = np.float64(lower[i]) - drop[a]
+            if _kept(ua2, lower, i, a, drop, half_gap):
+                costs[i] = ua2
+                continue
         ua = np.sqrt(ua2) * (1.0 + _MARGIN)
         rho = (2.0 * ua + max(low, 0.0)) * (1.0 + _MARGIN)
-        if not complete and not rho < ndist[a, m - 1]:
-            failed[nf] = i
-            nf += 1
+        ca = corr[a]
+        if not complete and not rho < ndist[a, m - 1] - ca:
+            if fresh:
+                best, bd = _closest_sqeuclidean(x, i, ct, dist)
+                second = np.inf
+                for c in range(k):
+                    if c != best:
+                        second = min(second, dist[c])
+                guess = best
+                labels[i] = best
+                costs[i] = bd
+                lower[i] = _lower32(np.sqrt(second))
+            else:
+                failed[nf] = i
+                nf += 1
             continue
         best = a
         bd = ua2
         second = np.inf
         t = 0
-        while t < m and ndist[a, t] <= rho:
+        while t < m and ndist[a, t] - ca <= rho:
             c = nbr[a, t]
             s = _exact(x, i, C, c)
             if s < bd or (s == bd and c < best):
@@ -128,7 +201,8 @@ def _ball_phase(
                 second = min(second, s)
             t += 1
         # Every center past the ball is at least (its gap to a) - u away.
-        outside = ndist[a, t] - ua if t < m else np.inf
+        outside = ndist[a, t] - ca - ua if t < m else np.inf
+        guess = best
         labels[i] = best
         costs[i] = bd
         lower[i] = _lower32(min(np.sqrt(second), outside) * (1.0 - _MARGIN))
@@ -138,25 +212,35 @@ def _ball_phase(
 def ball_phase(
     points: Any,
     centers: Float64Array,
-    table: CenterNeighbors,
     labels: NDArray[np.int32],
     lower: NDArray[np.float32],
     drop: Float64Array,
     costs: Float64Array,
     failed: NDArray[np.int64],
+    fresh: bool,
 ) -> int:
-    """Settle rows by Hamerly's test or the ball search; returns how many are listed in ``failed``."""
+    """Settle rows by Hamerly's test or the ball search; returns how many are listed in ``failed``.
+
+    ``fresh`` (no labels or bounds yet): every row starts from its predecessor's center,
+    and a row whose ball does not fit is compared with every center directly.
+    """
+    table, corr = neighbors_of(centers)
+    half_gap = np.maximum(0.5 * (table.dist[:, 0] - corr), 0.0)
+    ct = np.ascontiguousarray(centers.T) if fresh else np.zeros((1, 1))
     return int(
         _ball_phase(
             points,
             centers,
+            ct,
             table.index,
             table.dist,
+            corr,
             table.complete,
+            fresh,
             labels,
             lower,
             drop,
-            table.half_gap(),
+            half_gap,
             costs,
             failed,
         )
