@@ -129,6 +129,22 @@ def neighbors_of(centers: Float64Array) -> tuple[CenterNeighbors, Float64Array]:
     return table, np.zeros(centers.shape[0])
 
 
+#: From this many features the ball's candidates are first compared through a
+#: vectorized distance (any summation order), confirmed exactly only when close.
+FAST_MIN_FEATURES = 16
+
+
+@njit(**{**_JIT, "fastmath": {"reassoc", "nsz", "nnan"}})  # type: ignore[untyped-decorator]
+def _fast_sq(x: Any, i: int, C: Any, c: int) -> float:  # pragma: no cover - compiled
+    # The same terms as the exact distance, summed in any order: the differences and
+    # squares round identically, so |fast - exact| <= 2 (d - 1) u exact (nonnegative terms).
+    s = 0.0
+    for j in range(x.shape[1]):
+        t = np.float64(x[i, j]) - C[c, j]
+        s += t * t
+    return s
+
+
 @njit(**_JIT)  # type: ignore[untyped-decorator]
 def _ball_phase(
     x: Any,
@@ -139,6 +155,8 @@ def _ball_phase(
     corr: Any,
     complete: bool,
     fresh: bool,
+    fast: bool,
+    rel: float,
     labels: Any,
     lower: Any,
     drop: Any,
@@ -188,10 +206,27 @@ def _ball_phase(
             continue
         best = a
         bd = ua2
+        exact = True  # bd is the exact distance of best (else within rel of it)
         second = np.inf
         t = 0
         while t < m and ndist[a, t] - ca <= rho:
             c = nbr[a, t]
+            if fast:
+                s = _fast_sq(x, i, C, c)
+                if s < bd * (1.0 - 4.0 * rel):  # certainly closer than best
+                    second = min(second, bd)
+                    bd = s
+                    best = c
+                    exact = False
+                    t += 1
+                    continue
+                if s > bd * (1.0 + 4.0 * rel):  # certainly farther
+                    second = min(second, s)
+                    t += 1
+                    continue
+                if not exact:
+                    bd = _exact(x, i, C, best)
+                    exact = True
             s = _exact(x, i, C, c)
             if s < bd or (s == bd and c < best):
                 second = min(second, bd)
@@ -200,6 +235,9 @@ def _ball_phase(
             else:
                 second = min(second, s)
             t += 1
+        if not exact:
+            bd = _exact(x, i, C, best)
+        second *= 1.0 - 2.0 * rel
         # Every center past the ball is at least (its gap to a) - u away.
         outside = ndist[a, t] - ca - ua if t < m else np.inf
         guess = best
@@ -224,6 +262,7 @@ def ball_phase(
     ``fresh`` (no labels or bounds yet): every row starts from its predecessor's center,
     and a row whose ball does not fit is compared with every center directly.
     """
+    d = centers.shape[1]
     table, corr = neighbors_of(centers)
     half_gap = np.maximum(0.5 * (table.dist[:, 0] - corr), 0.0)
     ct = np.ascontiguousarray(centers.T) if fresh else np.zeros((1, 1))
@@ -237,6 +276,8 @@ def ball_phase(
             corr,
             table.complete,
             fresh,
+            d >= FAST_MIN_FEATURES,
+            (2 * d + 4) * 2.0**-53,
             labels,
             lower,
             drop,
