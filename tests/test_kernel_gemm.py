@@ -127,7 +127,7 @@ def test_ball_search_equals_the_brute_force_after_any_moves(
     bounds = None
     for scale in moves:
         C = C + rng.normal(scale=scale, size=C.shape) * (rng.random(size=(k, 1)) < 0.3)
-        _, wsum, inertia, bounds = bounded_lloyd_sqeuclidean(X, np.ones(400), C, bounds, "gemm" if gemm else "rows")
+        _, _, inertia, bounds = bounded_lloyd_sqeuclidean(X, np.ones(400), C, bounds, "gemm" if gemm else "rows")
         want_labels, want_costs = oracle.assign(X, C)
         np.testing.assert_array_equal(bounds.labels, want_labels)
         assert inertia == pytest.approx(float(want_costs.sum()), rel=1e-12, abs=1e-12)
@@ -154,7 +154,7 @@ def test_gemm_fused_pass_equals_the_brute_force(
     labels, costs = GEMM.assign(X, C)
     np.testing.assert_array_equal(labels, want_labels)
     np.testing.assert_allclose(costs, want_costs, rtol=1e-12, atol=0)
-    sums, wsum, inertia = lloyd_sqeuclidean(X, np.ones(n), C, "gemm")
+    _, wsum, inertia = lloyd_sqeuclidean(X, np.ones(n), C, "gemm")
     assert wsum.tolist() == np.bincount(want_labels, minlength=k).astype(float).tolist()
     assert inertia == pytest.approx(float(want_costs.sum()), rel=1e-12, abs=1e-300)
 

@@ -134,15 +134,9 @@ def neighbors_of(centers: Float64Array) -> tuple[CenterNeighbors, Float64Array]:
 FAST_MIN_FEATURES = 16
 
 
-@njit(**{**_JIT, "fastmath": {"reassoc", "nsz", "nnan"}})  # type: ignore[untyped-decorator]
-def _fast_sq(x: Any, i: int, C: Any, c: int) -> float:  # pragma: no cover - compiled
-    # The same terms as the exact distance, summed in any order: the differences and
-    # squares round identically, so |fast - exact| <= 2 (d - 1) u exact (nonnegative terms).
-    s = 0.0
-    for j in range(x.shape[1]):
-        t = np.float64(x[i, j]) - C[c, j]
-        s += t * t
-    return s
+#: The exact distance's terms summed in any order (so it vectorizes): the differences and
+#: squares round identically, so ``|fast - exact| <= 2 (d - 1) u exact`` (nonnegative terms).
+_fast_sq = njit(**{**_JIT, "fastmath": {"reassoc", "nsz", "nnan"}})(_exact.py_func)
 
 
 @njit(**_JIT)  # type: ignore[untyped-decorator]
