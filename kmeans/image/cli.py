@@ -25,6 +25,7 @@ from typing import Any, NoReturn
 from kmeans import IterationRecord, KMeansError
 from kmeans.data import raccoon_path
 from kmeans.image.colorspace import COLOR_SPACES
+from kmeans.image.dither import DITHERS, check_dither
 from kmeans.image.io import LOSSY_FORMATS, ImageFileError, LossyOutputWarning, Terminated, UInt8Array, check_output
 from kmeans.image.quantize import (
     QuantizeResult,
@@ -59,6 +60,19 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--init", metavar="NAME", default="k-means++", help="initializer: k-means++ (default), random, k-means||, ..."
     )
     p.add_argument("--color-space", choices=COLOR_SPACES, default="rgb", help="space to cluster in (default rgb)")
+    p.add_argument(
+        "--dither",
+        choices=DITHERS,
+        default="none",
+        help="map pixels by error diffusion in the color space (default none: nearest palette color)",
+    )
+    p.add_argument(
+        "--dither-strength",
+        metavar="S",
+        type=float,
+        default=1.0,
+        help="share of each pixel's error passed on, 0 to 1 (default 1)",
+    )
     p.add_argument("--seed", metavar="N", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--max-iter", metavar="N", type=int, default=300, help="maximum Lloyd iterations (default 300)")
     p.add_argument("--shared-palette", action="store_true", help="one palette fitted to all inputs together")
@@ -184,7 +198,9 @@ def _format(s: dict[str, Any]) -> str:
     return "\n".join(
         [
             f"{s['input']} -> {s['output']}  ({s['width']}x{s['height']}, k={s['n_clusters']}, {s['color_space']}, "
-            f"{s['backend']}, {s['init']}, seed {s['seed']})",
+            f"{s['backend']}, {s['init']}, seed {s['seed']}"
+            + ("" if s["dither"] == "none" else f", {s['dither']} dither {s['dither_strength']:g}")
+            + ")",
             f"  colors    {s['colors_before']:,} -> {out['colors']:,}",
             f"  quality   {quality}",
             f"  k-means   {s['iterations']} iterations, inertia {s['inertia']:.6g} ({s['color_space']} units)",
@@ -203,6 +219,7 @@ def _validate(args: argparse.Namespace) -> None:
             "--overwrite and --no-clobber contradict each other; existing outputs are replaced by default"
         )
     check_strategy_names(args.backend, args.init)
+    check_dither(args.dither, args.dither_strength)
     if args.max_iter < 1:
         raise ImageFileError(f"--max-iter must be >= 1, got {args.max_iter}")
     if args.max_pixels is not None and args.max_pixels < 1:
@@ -249,6 +266,8 @@ def _run(args: argparse.Namespace) -> int:
         "color_space": args.color_space,
         "seed": args.seed,
         "max_iter": args.max_iter,
+        "dither": args.dither,
+        "dither_strength": args.dither_strength,
     }
     show = not args.quiet and not args.json and sys.stderr.isatty()
     summaries: list[dict[str, Any]] = []

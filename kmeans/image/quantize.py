@@ -36,6 +36,7 @@ from numpy.typing import NDArray
 
 from kmeans import IterationRecord, KMeans, UnknownStrategyError, ValidationError, registry
 from kmeans.image.colorspace import DEFAULT_TOL, check_color_space, to_rgb8, to_space
+from kmeans.image.dither import check_dither, floyd_steinberg
 from kmeans.image.io import (
     LOSSY_FORMATS,
     LossyOutputWarning,
@@ -150,6 +151,8 @@ class QuantizeResult:
     color_space: str
     original: UInt8Array = attrs.field(repr=False)
     written: dict[str, Any] = attrs.field(factory=dict)
+    dither: str = "none"
+    dither_strength: float = 0.0
 
     def save(self, path: str | os.PathLike[str], *, indexed: bool | None = None, overwrite: bool = False) -> None:
         """Write the image (format from the extension), atomically.
@@ -197,6 +200,8 @@ class QuantizeResult:
             "n_clusters": self.n_clusters,
             "palette_size": int(self.palette.shape[0]),
             "color_space": self.color_space,
+            "dither": self.dither,
+            "dither_strength": self.dither_strength,
             "iterations": self.n_iter,
             "inertia": self.inertia,
             "colors_before": self.colors_before,
@@ -324,24 +329,41 @@ def apply_palette(
     *,
     n_clusters: int,
     color_space: str,
+    dither: str = "none",
+    dither_strength: float = 1.0,
     load_seconds: float = 0.0,
     fit_seconds: float = 0.0,
 ) -> QuantizeResult:
-    """Map every pixel of ``image`` through its fold (``color_labels`` = palette entry per folded color)."""
+    """Map every pixel of ``image`` through its fold (``color_labels`` = palette entry per folded color),
+    or, with ``dither``, by error diffusion (:mod:`kmeans.image.dither`) started from that map."""
     t0 = time.perf_counter()
     k = fit.palette.shape[0]
     pixel_labels = color_labels[fold.inverse]
+    n_vote = int(fold.votes.sum())
+    if dither == "none":
+        # Errors per distinct color, weighted by the pixels that vote: exact per-pixel MSE.
+        diff = fit.palette[color_labels].astype(np.float64) - fold.colors.astype(np.float64)
+        sq = float(np.dot(fold.votes, np.einsum("ij,ij->i", diff, diff)))
+        counts = np.bincount(color_labels, weights=fold.pixels, minlength=k).astype(np.int64)
+    else:
+        # Diffuse against the palette as written (rounded to 8 bits), in the fitted space.
+        in_rgb = color_space == "rgb"  # then the kernel reads the pixels' own levels, in order
+        pixel_labels, sq = floyd_steinberg(
+            image,
+            pixel_labels,
+            to_space(fit.palette, color_space),
+            fit.palette,
+            strength=dither_strength,
+            inverse=None if in_rgb else fold.inverse,
+            space_colors=None if in_rgb else to_space(fold.colors, color_space),
+        )
+        counts = np.bincount(pixel_labels, minlength=k).astype(np.int64)
     out = np.take(fit.palette, pixel_labels, axis=0)  # several times faster than fancy indexing
     if image.shape[2] == 4:
         out = np.concatenate([out, image.reshape(-1, 4)[:, 3:]], axis=1)
     out = out.reshape(image.shape)
-    # Errors per distinct color, weighted by the pixels that vote: exact per-pixel MSE.
-    diff = fit.palette[color_labels].astype(np.float64) - fold.colors.astype(np.float64)
-    sq = np.einsum("ij,ij->i", diff, diff)
-    n_vote = int(fold.votes.sum())
-    mse = float(np.dot(fold.votes, sq)) / (3.0 * n_vote) if n_vote else 0.0
+    mse = sq / (3.0 * n_vote) if n_vote else 0.0
     psnr = psnr_of(mse)
-    counts = np.bincount(color_labels, weights=fold.pixels, minlength=k).astype(np.int64)
     used = np.unique(_packed(fit.palette[counts > 0])).size
     timings = {"load": load_seconds, "fit": fit_seconds, "map": time.perf_counter() - t0, "write": 0.0}
     return QuantizeResult(
@@ -360,6 +382,8 @@ def apply_palette(
         n_clusters=n_clusters,
         color_space=color_space,
         original=image,
+        dither=dither,
+        dither_strength=dither_strength if dither != "none" else 0.0,
     )
 
 
@@ -387,6 +411,8 @@ def quantize(
     refine_iter: int = 0,
     callbacks: Sequence[Callable[[IterationRecord], None]] = (),
     max_pixels: int | None = None,
+    dither: str = "none",
+    dither_strength: float = 1.0,
     **kmeans_params: Any,
 ) -> QuantizeResult:
     """Reduce ``image`` to at most ``n_clusters`` colors with K-means.
@@ -397,6 +423,10 @@ def quantize(
     (an array ``init`` is in ``color_space`` coordinates). ``tol`` defaults to about a
     tenth of an 8-bit level in the chosen space. When the image has fewer distinct
     colors than ``n_clusters`` the palette has one entry per color (lossless).
+    ``dither="floyd-steinberg"`` maps pixels by error diffusion in ``color_space``
+    against the fitted palette, passing on ``dither_strength`` (0 to 1) of each error
+    (:mod:`kmeans.image.dither`); ``mse``, ``psnr`` and ``counts`` are then those of the
+    dithered image.
 
     >>> import numpy as np
     >>> img = np.array([[[255, 0, 0], [0, 0, 255]], [[255, 0, 0], [250, 0, 0]]], dtype=np.uint8)
@@ -406,6 +436,7 @@ def quantize(
     k = check_n_clusters(n_clusters)
     space = check_color_space(color_space)
     check_strategy_names(backend, init)
+    dither, dither_strength = check_dither(dither, dither_strength)
     pixels, load_s = read_input(image, max_pixels=max_pixels)
     t0 = time.perf_counter()
     fold = fold_colors(pixels)
@@ -425,7 +456,16 @@ def quantize(
     )
     fit_s = time.perf_counter() - t0
     return apply_palette(
-        pixels, fold, fit, fit.labels, n_clusters=k, color_space=space, load_seconds=load_s, fit_seconds=fit_s
+        pixels,
+        fold,
+        fit,
+        fit.labels,
+        n_clusters=k,
+        color_space=space,
+        dither=dither,
+        dither_strength=dither_strength,
+        load_seconds=load_s,
+        fit_seconds=fit_s,
     )
 
 
@@ -435,6 +475,8 @@ def quantize_shared(
     *,
     color_space: str = "rgb",
     max_pixels: int | None = None,
+    dither: str = "none",
+    dither_strength: float = 1.0,
     **params: Any,
 ) -> list[QuantizeResult]:
     """Quantize several images with one palette fitted to all their pixels together.
@@ -444,6 +486,7 @@ def quantize_shared(
     k = check_n_clusters(n_clusters)
     space = check_color_space(color_space)
     check_strategy_names(params.get("backend", "numpy"), params.get("init", "k-means++"))
+    dither, dither_strength = check_dither(dither, dither_strength)
     loaded = [read_input(im, max_pixels=max_pixels) for im in images]
     t0 = time.perf_counter()
     folds = [fold_colors(px) for px, _ in loaded]
@@ -451,6 +494,17 @@ def quantize_shared(
     fit = fit_palette(merged, k, color_space=space, **params)
     fit_s = time.perf_counter() - t0
     return [
-        apply_palette(px, fold, fit, fit.labels[m], n_clusters=k, color_space=space, load_seconds=ls, fit_seconds=fit_s)
+        apply_palette(
+            px,
+            fold,
+            fit,
+            fit.labels[m],
+            n_clusters=k,
+            color_space=space,
+            dither=dither,
+            dither_strength=dither_strength,
+            load_seconds=ls,
+            fit_seconds=fit_s,
+        )
         for (px, ls), fold, m in zip(loaded, folds, maps, strict=True)
     ]

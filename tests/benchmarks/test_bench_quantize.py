@@ -91,3 +91,49 @@ def test_quantize_beats_pillow_quality_within_3x_of_median_cut_time(
     assert result.psnr >= psnr_octree, f"k={k}: PSNR {result.psnr:.2f} < fast octree {psnr_octree:.2f}"
     if full:
         assert ratio <= MAX_TIME_RATIO, f"k={k}: {ratio:.2f}x Pillow's median cut time (limit {MAX_TIME_RATIO}x)"
+
+
+#: A 24-megapixel image (6000x4000) must dither in well under a second of one core.
+DITHER_GOAL_S = 1.0
+
+
+@pytest.mark.parametrize("space", ["rgb", "oklab"])
+def test_floyd_steinberg_dithers_24_megapixels_in_well_under_a_second_per_core(
+    benchmark: Any, raccoon: np.ndarray, space: str
+) -> None:
+    from kmeans.image import to_space
+    from kmeans.image.dither import floyd_steinberg
+    from kmeans.image.quantize import fold_colors
+
+    full = not benchmark.disabled
+    # The raccoon tiled to 6000x4000 (full) or a 64x48 thumbnail (smoke); a k=16 palette fitted to the raccoon.
+    pixels = np.tile(raccoon, (6, 6, 1))[:4000, :6000] if full else np.ascontiguousarray(raccoon[::16, ::16])
+    result = quantize(raccoon, n_clusters=16, color_space=space, seed=0)
+    fold = fold_colors(pixels)
+    palette = to_space(result.palette, space)
+    space_colors = to_space(fold.colors, space)
+    d2 = ((space_colors[:, None, :] - palette[None, :, :]) ** 2).sum(axis=2)
+    start = np.argmin(d2, axis=1)[fold.inverse]
+    fold_args = {} if space == "rgb" else {"inverse": fold.inverse, "space_colors": space_colors}
+    cpu: list[float] = []
+
+    def dither() -> Any:
+        t0 = time.process_time()
+        out = floyd_steinberg(pixels, start, palette, result.palette, strength=1.0, **fold_args)
+        cpu.append(time.process_time() - t0)
+        return out
+
+    floyd_steinberg(pixels[:2, :2], start[:4] * 0, palette, result.palette)  # compile or load the kernel, untimed
+    labels, sq = benchmark.pedantic(dither, rounds=3 if full else 1, iterations=1)
+    mse = sq / (3 * labels.size)
+    benchmark.extra_info.update(
+        {"size": f"{pixels.shape[1]}x{pixels.shape[0]}", "space": space, "cpu_s": min(cpu), "psnr": psnr_from(mse)}
+    )
+    assert labels.min() >= 0 and labels.max() < 16
+    assert psnr_from(mse) > 20
+    if full:
+        assert min(cpu) < DITHER_GOAL_S, f"{space}: {min(cpu):.2f} s of CPU for 24 MP (goal < {DITHER_GOAL_S} s)"
+
+
+def psnr_from(mse: float) -> float:
+    return math.inf if mse == 0 else 10 * math.log10(255**2 / mse)

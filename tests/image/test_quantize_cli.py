@@ -95,6 +95,17 @@ def test_several_inputs_with_a_shared_palette_go_to_the_output_folder(tmp_path: 
     assert np.array_equal(load_image(tmp_path / "out/b-k4.png"), load_image(tmp_path / "b.png"))
 
 
+def test_dither_writes_the_dithered_image_and_reports_its_error(tmp_path: Path) -> None:
+    ramp = np.repeat(np.tile(np.linspace(0, 255, 32).round().astype(np.uint8), (8, 1))[:, :, None], 3, axis=2)
+    write_png(tmp_path / "ramp.png", ramp)
+    proc = run("ramp.png", "-k", "2", "--dither", "floyd-steinberg", "--dither-strength", "0.5", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert (doc["dither"], doc["dither_strength"]) == ("floyd-steinberg", 0.5)
+    written = load_image(tmp_path / "ramp-k2.png").astype(float)
+    assert doc["written"]["mse"] == pytest.approx(float(np.mean((written - ramp) ** 2)), rel=1e-12)
+
+
 def test_the_same_command_runs_twice_replacing_its_own_output(tmp_path: Path, known_png: Path) -> None:
     for _ in range(2):
         proc = run(known_png, "-k", "2", "-q", cwd=tmp_path)
@@ -164,6 +175,7 @@ ERRORS = {
     "unknown initializer": (_setup_image, ["in.png", "--init", "nope"], "unknown initializer 'nope'"),
     "unknown output format": (_setup_image, ["in.png", "-o", "out.xyz"], "cannot tell the output format"),
     "alpha into a jpeg": (_setup_rgba, ["in.png", "-o", "out.jpg"], "JPEG cannot store the alpha channel"),
+    "dither strength above one": (_setup_image, ["in.png", "--dither-strength", "2"], "from 0 to 1, got 2.0"),
     "-o with several inputs": (_setup_image, ["in.png", "in.png", "-o", "x.png"], "-o/--output names one file"),
 }
 

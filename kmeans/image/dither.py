@@ -1,0 +1,180 @@
+"""Error-diffusion dithering against a fitted palette, in the clustering's color space.
+
+Floyd-Steinberg (1976) in serpentine order: each pixel's color in the working space plus
+the error carried to it is clipped to the palette's bounding box (no palette color lies
+outside it, so error beyond it can only smear), mapped to its nearest palette entry, and
+``strength`` times the remaining error is passed on: 7/16 to the next pixel in the row,
+3/16, 5/16 and 1/16 to the three below (mirrored on right-to-left rows). Fully
+transparent pixels keep their undithered label and neither take nor pass error.
+
+The nearest entry is exact (ties to the lowest index) without scanning the whole
+palette: the search starts at the undithered pixel's entry ``c`` and visits the other
+entries ``j`` in increasing ``||p_j - p_c||``, stopping once that exceeds
+``||v - p_c|| + ||v - p_best||`` (then ``||v - p_j|| > ||v - p_best||`` by the triangle
+inequality). Dithered colors stay near their undithered ones, so few entries are visited.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import numpy as np
+from numba import njit
+from numpy.typing import NDArray
+
+from kmeans import ValidationError
+
+#: Names accepted by ``dither=``.
+DITHERS: Final = ("none", "floyd-steinberg")
+
+_JIT: dict[str, Any] = {"nogil": True, "cache": True, "fastmath": False, "error_model": "numpy"}
+
+
+def check_dither(dither: Any, strength: Any) -> tuple[str, float]:
+    """Validate ``dither`` (a name in :data:`DITHERS`) and ``strength`` (a number in ``[0, 1]``)."""
+    if dither not in DITHERS:
+        raise ValidationError(f"unknown dither {dither!r}; choose one of {', '.join(DITHERS)}")
+    if isinstance(strength, bool) or not isinstance(strength, (int, float, np.integer, np.floating)):
+        raise ValidationError(f"the dither strength must be a number from 0 to 1, got {strength!r}")
+    s = float(strength)
+    if not 0.0 <= s <= 1.0:
+        raise ValidationError(f"the dither strength must be from 0 to 1, got {strength!r}")
+    return str(dither), s
+
+
+def palette_neighbours(palette: NDArray[np.float64]) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
+    """For each entry, the other entries by increasing distance (ties by index) and those distances."""
+    diff = palette[:, None, :] - palette[None, :, :]
+    dist = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
+    order = np.argsort(dist, axis=1, kind="stable")[:, 1:]  # column 0 is the entry itself (distance 0)
+    return order.astype(np.intp), np.take_along_axis(dist, order, axis=1)
+
+
+@njit(**_JIT)  # type: ignore[untyped-decorator]
+def _floyd_steinberg(  # pragma: no cover - compiled
+    rgb: Any,
+    start: Any,
+    inverse: Any,
+    space_colors: Any,
+    alpha: Any,
+    height: int,
+    width: int,
+    palette: Any,
+    palette_rgb: Any,
+    order: Any,
+    gaps: Any,
+    strength: float,
+    labels: Any,
+) -> float:
+    # Per-pixel inputs are read in order; only a non-RGB space gathers its coordinates
+    # through the fold (one random read per pixel instead of one per input array).
+    k = palette.shape[0]
+    lo = np.empty(3)
+    hi = np.empty(3)
+    for j in range(3):
+        lo[j] = palette[0, j]
+        hi[j] = palette[0, j]
+        for c in range(1, k):
+            lo[j] = min(lo[j], palette[c, j])
+            hi[j] = max(hi[j], palette[c, j])
+    # Error rows with one pixel of padding on each side.
+    cur = np.zeros((width + 2, 3))
+    nxt = np.zeros((width + 2, 3))
+    v = np.empty(3)
+    has_alpha = alpha.shape[0] > 0
+    in_rgb = inverse.shape[0] == 0
+    sq = 0.0
+    for y in range(height):
+        forward = y % 2 == 0
+        for step in range(width):
+            x = step if forward else width - 1 - step
+            p = y * width + x
+            cand = start[p]
+            if has_alpha and alpha[p] == 0:
+                labels[p] = cand
+                continue
+            if in_rgb:
+                for j in range(3):
+                    v[j] = min(max(np.float64(rgb[p, j]) + cur[x + 1, j], lo[j]), hi[j])
+            else:
+                c = inverse[p]
+                for j in range(3):
+                    v[j] = min(max(space_colors[c, j] + cur[x + 1, j], lo[j]), hi[j])
+            d_cand = 0.0
+            for j in range(3):
+                t = v[j] - palette[cand, j]
+                d_cand += t * t
+            best = cand
+            best_d = d_cand
+            r_cand = np.sqrt(d_cand)
+            bound = 2.0 * r_cand  # r_cand + r_best, tightened whenever best improves
+            for i in range(k - 1):
+                if gaps[cand, i] > bound:
+                    break
+                e = order[cand, i]
+                d = 0.0
+                for j in range(3):
+                    t = v[j] - palette[e, j]
+                    d += t * t
+                if d < best_d or (d == best_d and e < best):
+                    best = e
+                    best_d = d
+                    bound = r_cand + np.sqrt(d)
+            labels[p] = best
+            ahead = x + 2 if forward else x
+            behind = x if forward else x + 2
+            for j in range(3):
+                t = np.float64(rgb[p, j]) - np.float64(palette_rgb[best, j])
+                sq += t * t
+                err = strength * (v[j] - palette[best, j])
+                cur[ahead, j] += err * (7.0 / 16.0)
+                nxt[behind, j] += err * (3.0 / 16.0)
+                nxt[x + 1, j] += err * (5.0 / 16.0)
+                nxt[ahead, j] += err * (1.0 / 16.0)
+        cur, nxt = nxt, cur
+        nxt[:, :] = 0.0
+    return sq
+
+
+def floyd_steinberg(
+    image: NDArray[np.uint8],
+    start: NDArray[np.intp],
+    palette: NDArray[np.float64],
+    palette_rgb: NDArray[np.uint8],
+    *,
+    strength: float = 1.0,
+    inverse: NDArray[np.intp] | None = None,
+    space_colors: NDArray[np.float64] | None = None,
+) -> tuple[NDArray[np.intp], float]:
+    """Dither ``image`` ``(h, w, 3|4)`` uint8; return ``(h w,)`` palette labels and the summed squared RGB error.
+
+    ``start`` ``(h w,)`` is every pixel's undithered palette entry; ``palette`` ``(k, 3)``
+    is in the working space and ``palette_rgb`` is its uint8 RGB. In a space other than
+    RGB, pixel coordinates come from a fold: ``inverse`` ``(h w,)`` into ``space_colors``
+    ``(m, 3)``. The error sum covers the pixels whose alpha (if any) is not 0.
+    """
+    height, width, channels = image.shape
+    n = height * width
+    if start.shape != (n,) or (inverse is not None and inverse.shape != (n,)):
+        raise ValidationError(f"the per-pixel labels or fold do not match the {height}x{width} image")
+    flat = np.ascontiguousarray(image.reshape(n, channels))
+    pal = np.ascontiguousarray(palette, dtype=np.float64)
+    order, gaps = palette_neighbours(pal)
+    labels = np.empty(n, dtype=np.intp)
+    empty_f = np.zeros((0, 3), np.float64)
+    sq = _floyd_steinberg(
+        flat[:, :3],
+        np.ascontiguousarray(start, dtype=np.intp),
+        np.zeros(0, np.intp) if inverse is None else np.ascontiguousarray(inverse, dtype=np.intp),
+        empty_f if space_colors is None else np.ascontiguousarray(space_colors, dtype=np.float64),
+        flat[:, 3].copy() if channels == 4 else np.zeros(0, np.uint8),
+        height,
+        width,
+        pal,
+        np.ascontiguousarray(palette_rgb, dtype=np.uint8),
+        order,
+        gaps,
+        float(strength),
+        labels,
+    )
+    return labels, float(sq)
