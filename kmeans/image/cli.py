@@ -83,7 +83,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         action="store_const",
         const=True,
         default=None,
-        help="demand a palette PNG (the default for .png when k <= 256 and there is no alpha)",
+        help="demand a palette PNG, alpha in tRNS (the default for .png when k <= 256)",
     )
     kind.add_argument(
         "--truecolor", dest="indexed", action="store_const", const=False, help="write a truecolor PNG, not a palette"

@@ -140,3 +140,35 @@ def to_rgb8(x: Any, space: str) -> NDArray[np.uint8]:
     """Coordinates in ``space`` → uint8 sRGB, clipped to the gamut and rounded to the nearest level."""
     rgb = from_space(x, space)
     return np.asarray(np.clip(np.rint(rgb), 0, 255), dtype=np.uint8)
+
+
+#: The alpha coordinate's range in each space: full opacity weighs like the full lightness range.
+ALPHA_SCALE: Final = {"rgb": 255.0, "lab": 100.0, "oklab": 1.0}
+
+
+def to_features(colors: Any, space: str) -> Float64Array:
+    """``(n, 3)`` RGB → ``(n, 3)`` coordinates in ``space``; ``(n, 4)`` RGBA → ``(n, 4)``
+    premultiplied coordinates and alpha: ``(c · α, α · ALPHA_SCALE[space])`` with ``α = A / 255``.
+
+    Premultiplying makes every fully transparent pixel the same point, the origin, and
+    makes colors matter in proportion to their opacity.
+    """
+    colors = np.asarray(colors)
+    x = to_space(colors[:, :3], space)
+    if colors.shape[1] == 3:
+        return x
+    alpha = colors[:, 3].astype(np.float64) / 255.0
+    return np.concatenate([x * alpha[:, None], (alpha * ALPHA_SCALE[space])[:, None]], axis=1)
+
+
+def from_features(x: Any, space: str) -> NDArray[np.uint8]:
+    """The inverse of :func:`to_features`, rounded to uint8 RGB or RGBA (an entry whose
+    alpha rounds to 0 is ``(0, 0, 0, 0)``)."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.shape[1] == 3:
+        return to_rgb8(x, space)
+    alpha = np.clip(x[:, 3] / ALPHA_SCALE[check_color_space(space)], 0.0, 1.0)
+    a8 = np.rint(alpha * 255.0).astype(np.uint8)
+    rgb = to_rgb8(x[:, :3] / np.where(alpha > 0, alpha, 1.0)[:, None], space)
+    rgb[a8 == 0] = 0
+    return np.concatenate([rgb, a8[:, None]], axis=1)

@@ -4,8 +4,9 @@ Floyd-Steinberg (1976) in serpentine order: each pixel's color in the working sp
 the error carried to it is clipped to the palette's bounding box (no palette color lies
 outside it, so error beyond it can only smear), mapped to its nearest palette entry, and
 ``strength`` times the remaining error is passed on: 7/16 to the next pixel in the row,
-3/16, 5/16 and 1/16 to the three below (mirrored on right-to-left rows). Fully
-transparent pixels keep their undithered label and neither take nor pass error.
+3/16, 5/16 and 1/16 to the three below (mirrored on right-to-left rows). An RGBA image
+is dithered in its 4-D working space (premultiplied color and alpha); fully transparent
+pixels keep their undithered label and neither take nor pass error.
 
 The nearest entry is exact (ties to the lowest index) without scanning the whole
 palette: the search starts at the undithered pixel's entry ``c`` and visits the other
@@ -56,7 +57,6 @@ def _floyd_steinberg(  # pragma: no cover - compiled
     start: Any,
     inverse: Any,
     space_colors: Any,
-    alpha: Any,
     height: int,
     width: int,
     palette: Any,
@@ -66,22 +66,22 @@ def _floyd_steinberg(  # pragma: no cover - compiled
     strength: float,
     labels: Any,
 ) -> float:
-    # Per-pixel inputs are read in order; only a non-RGB space gathers its coordinates
-    # through the fold (one random read per pixel instead of one per input array).
-    k = palette.shape[0]
-    lo = np.empty(3)
-    hi = np.empty(3)
-    for j in range(3):
+    # Per-pixel inputs are read in order; only a non-RGB space (or RGBA) gathers its
+    # coordinates through the fold (one random read per pixel instead of one per array).
+    k, dims = palette.shape
+    channels = rgb.shape[1]
+    lo = np.empty(dims)
+    hi = np.empty(dims)
+    for j in range(dims):
         lo[j] = palette[0, j]
         hi[j] = palette[0, j]
         for c in range(1, k):
             lo[j] = min(lo[j], palette[c, j])
             hi[j] = max(hi[j], palette[c, j])
     # Error rows with one pixel of padding on each side.
-    cur = np.zeros((width + 2, 3))
-    nxt = np.zeros((width + 2, 3))
-    v = np.empty(3)
-    has_alpha = alpha.shape[0] > 0
+    cur = np.zeros((width + 2, dims))
+    nxt = np.zeros((width + 2, dims))
+    v = np.empty(dims)
     in_rgb = inverse.shape[0] == 0
     sq = 0.0
     for y in range(height):
@@ -90,18 +90,18 @@ def _floyd_steinberg(  # pragma: no cover - compiled
             x = step if forward else width - 1 - step
             p = y * width + x
             cand = start[p]
-            if has_alpha and alpha[p] == 0:
-                labels[p] = cand
+            if channels == 4 and rgb[p, 3] == 0:
+                labels[p] = cand  # fully transparent: no error taken or passed on
                 continue
             if in_rgb:
-                for j in range(3):
+                for j in range(dims):
                     v[j] = min(max(np.float64(rgb[p, j]) + cur[x + 1, j], lo[j]), hi[j])
             else:
                 c = inverse[p]
-                for j in range(3):
+                for j in range(dims):
                     v[j] = min(max(space_colors[c, j] + cur[x + 1, j], lo[j]), hi[j])
             d_cand = 0.0
-            for j in range(3):
+            for j in range(dims):
                 t = v[j] - palette[cand, j]
                 d_cand += t * t
             best = cand
@@ -113,7 +113,7 @@ def _floyd_steinberg(  # pragma: no cover - compiled
                     break
                 e = order[cand, i]
                 d = 0.0
-                for j in range(3):
+                for j in range(dims):
                     t = v[j] - palette[e, j]
                     d += t * t
                 if d < best_d or (d == best_d and e < best):
@@ -121,11 +121,21 @@ def _floyd_steinberg(  # pragma: no cover - compiled
                     best_d = d
                     bound = r_cand + np.sqrt(d)
             labels[p] = best
+            if channels == 4:  # premultiplied RGB and alpha, in 8-bit levels
+                a_px = np.float64(rgb[p, 3]) / 255.0
+                a_pal = np.float64(palette_rgb[best, 3]) / 255.0
+                for j in range(3):
+                    t = np.float64(rgb[p, j]) * a_px - np.float64(palette_rgb[best, j]) * a_pal
+                    sq += t * t
+                t = np.float64(rgb[p, 3]) - np.float64(palette_rgb[best, 3])
+                sq += t * t
+            else:
+                for j in range(3):
+                    t = np.float64(rgb[p, j]) - np.float64(palette_rgb[best, j])
+                    sq += t * t
             ahead = x + 2 if forward else x
             behind = x if forward else x + 2
-            for j in range(3):
-                t = np.float64(rgb[p, j]) - np.float64(palette_rgb[best, j])
-                sq += t * t
+            for j in range(dims):
                 err = strength * (v[j] - palette[best, j])
                 cur[ahead, j] += err * (7.0 / 16.0)
                 nxt[behind, j] += err * (3.0 / 16.0)
@@ -146,28 +156,32 @@ def floyd_steinberg(
     inverse: NDArray[np.intp] | None = None,
     space_colors: NDArray[np.float64] | None = None,
 ) -> tuple[NDArray[np.intp], float]:
-    """Dither ``image`` ``(h, w, 3|4)`` uint8; return ``(h w,)`` palette labels and the summed squared RGB error.
+    """Dither ``image`` ``(h, w, 3|4)`` uint8; return ``(h w,)`` palette labels and the summed squared error.
 
-    ``start`` ``(h w,)`` is every pixel's undithered palette entry; ``palette`` ``(k, 3)``
-    is in the working space and ``palette_rgb`` is its uint8 RGB. In a space other than
-    RGB, pixel coordinates come from a fold: ``inverse`` ``(h w,)`` into ``space_colors``
-    ``(m, 3)``. The error sum covers the pixels whose alpha (if any) is not 0.
+    ``start`` ``(h w,)`` is every pixel's undithered palette entry; ``palette`` ``(k, d)``
+    is in the working space (``d = 4`` for RGBA: premultiplied color and alpha) and
+    ``palette_rgb`` ``(k, 3|4)`` is its uint8 RGB(A). Pixel coordinates are the pixels'
+    own levels (an RGB image in the ``rgb`` space), or come from a fold: ``inverse``
+    ``(h w,)`` into ``space_colors`` ``(m, d)``. The error is summed over RGB channels in
+    8-bit levels, for RGBA over premultiplied RGB and alpha; fully transparent pixels keep
+    their ``start`` entry and take and pass no error.
     """
     height, width, channels = image.shape
     n = height * width
     if start.shape != (n,) or (inverse is not None and inverse.shape != (n,)):
         raise ValidationError(f"the per-pixel labels or fold do not match the {height}x{width} image")
-    flat = np.ascontiguousarray(image.reshape(n, channels))
+    if inverse is None and (channels != 3 or palette.shape[1] != 3):
+        raise ValidationError("an RGBA image or a palette in another space needs the fold (inverse, space_colors)")
     pal = np.ascontiguousarray(palette, dtype=np.float64)
     order, gaps = palette_neighbours(pal)
     labels = np.empty(n, dtype=np.intp)
-    empty_f = np.zeros((0, 3), np.float64)
     sq = _floyd_steinberg(
-        flat[:, :3],
+        np.ascontiguousarray(image.reshape(n, channels)),
         np.ascontiguousarray(start, dtype=np.intp),
         np.zeros(0, np.intp) if inverse is None else np.ascontiguousarray(inverse, dtype=np.intp),
-        empty_f if space_colors is None else np.ascontiguousarray(space_colors, dtype=np.float64),
-        flat[:, 3].copy() if channels == 4 else np.zeros(0, np.uint8),
+        np.zeros((0, pal.shape[1]), np.float64)
+        if space_colors is None
+        else np.ascontiguousarray(space_colors, dtype=np.float64),
         height,
         width,
         pal,

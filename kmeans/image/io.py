@@ -271,10 +271,6 @@ def check_output(path: str | os.PathLike[str], *, has_alpha: bool, indexed: bool
         raise ImageFileError(f"{p}: already exists; pass overwrite=True to replace it")
     if indexed and fmt != "PNG":
         raise ImageFileError(f"{p}: indexed output is written as a palette PNG; use a .png file name")
-    if indexed and has_alpha:
-        raise ImageFileError(
-            f"{p}: the input has an alpha channel, which this palette PNG cannot keep per pixel; drop --indexed"
-        )
     if has_alpha and fmt in _NO_ALPHA:
         raise ImageFileError(f"{p}: {fmt} cannot store the alpha channel of the input; use .png, .webp or .tif")
     return fmt
@@ -308,7 +304,8 @@ def encode_image(
     labels: NDArray[np.intp] | None = None,
 ) -> EncodedImage:
     """Encode ``pixels`` as ``fmt``; with ``palette`` and ``labels``, as a palette image (mode
-    ``P``: each pixel stores ``labels``, an index into ``palette``, at most 256 entries).
+    ``P``: each pixel stores ``labels``, an index into ``palette``, at most 256 entries; an
+    RGBA palette's alpha goes into the PNG's ``tRNS`` chunk, as pngquant writes it).
 
     A truecolor image whose pixels are all gray (R = G = B) is written as ``L`` (``LA``
     with alpha): the same pixels, a third of the samples.
@@ -325,9 +322,10 @@ def encode_image(
     if palette is not None and labels is not None:
         h, w = pixels.shape[:2]
         im = Image.frombytes("P", (w, h), np.ascontiguousarray(labels, dtype=np.uint8).tobytes())
-        im.putpalette(np.ascontiguousarray(palette, dtype=np.uint8).reshape(-1).tobytes())
+        rawmode = "RGBA" if palette.shape[1] == 4 else "RGB"
+        im.putpalette(np.ascontiguousarray(palette, dtype=np.uint8).reshape(-1).tobytes(), rawmode=rawmode)
     else:
-        rgb = palette if palette is not None else pixels[:, :, :3]
+        rgb = palette[:, :3] if palette is not None else pixels[:, :, :3]
         if fmt != "GIF" and _is_gray(rgb):
             keep: int | list[int] = [0, 3] if pixels.shape[2] == 4 else 0
             im = Image.fromarray(np.ascontiguousarray(pixels[:, :, keep]))
@@ -349,10 +347,10 @@ def save_image(
     """Write ``pixels`` to ``path`` atomically, in the format of its extension; return what was written.
 
     Given the ``palette`` and the per-pixel ``labels``, a GIF, and a PNG unless
-    ``indexed=False`` (or the palette has more than 256 entries, or the image has alpha,
-    when ``indexed`` is not ``True``), are written as a palette image holding exactly those
-    colors: the smallest honest file (a GIF written from RGB would otherwise be
-    re-quantized by Pillow). Gray images are written as gray, see :func:`encode_image`.
+    ``indexed=False`` (or the palette has more than 256 entries, when ``indexed`` is not
+    ``True``), are written as a palette image holding exactly those colors (and alphas):
+    the smallest honest file (a GIF written from RGB would otherwise be re-quantized by
+    Pillow). Gray images are written as gray, see :func:`encode_image`.
     """
     has_alpha = pixels.shape[2] == 4
     fmt = check_output(path, has_alpha=has_alpha, indexed=indexed, overwrite=overwrite)
@@ -360,7 +358,7 @@ def save_image(
     if fmt == "GIF" or indexed:
         as_palette = n_colors is not None
     else:
-        as_palette = fmt == "PNG" and indexed is None and n_colors is not None and n_colors <= 256 and not has_alpha
+        as_palette = fmt == "PNG" and indexed is None and n_colors is not None and n_colors <= 256
     if as_palette and n_colors is not None and n_colors > 256:
         raise ImageFileError(f"{path}: a {fmt} palette holds at most 256 colors; got {n_colors}")
     encoded = encode_image(pixels, fmt, palette=palette, labels=labels if as_palette else None)

@@ -7,6 +7,10 @@ the fold's inverse index instead of recomputing distances per pixel. The objecti
 therefore exactly the per-pixel one: ``sum_pixels ||color(p) - palette[label(p)]||²``
 in the chosen color space.
 
+RGBA images are clustered with alpha as a fourth dimension, in premultiplied form
+(:func:`kmeans.image.colorspace.to_features`): every fully transparent pixel is the same
+point, whatever color it hides, and a color weighs in proportion to its opacity.
+
 For photos with many distinct colors (more than ``max(4096, 16 k)``) the fit starts on a
 coarser histogram: colors sharing their top ``prebin_bits`` bits per RGB channel are
 merged into their weighted mean (at most ``2^(3 bits)`` rows) and K-means converges
@@ -35,7 +39,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from kmeans import IterationRecord, KMeans, UnknownStrategyError, ValidationError, registry
-from kmeans.image.colorspace import DEFAULT_TOL, check_color_space, to_rgb8, to_space
+from kmeans.image.colorspace import DEFAULT_TOL, check_color_space, from_features, to_features
 from kmeans.image.dither import check_dither, floyd_steinberg
 from kmeans.image.io import (
     LOSSY_FORMATS,
@@ -58,10 +62,11 @@ PREBIN_MIN_COLORS = 4096
 class ColorFold:
     """An image's pixels folded into distinct colors.
 
-    ``colors`` ``(m, 3)`` uint8 in ascending packed order; ``pixels`` ``(m,)`` how many
-    pixels have each color; ``votes`` ``(m,)`` how many of them are not fully transparent
-    (the weight each color gets in the fit); ``inverse`` ``(n_pixels,)`` maps every pixel,
-    in row-major order, to its color.
+    ``colors`` ``(m, 3)`` RGB or ``(m, 4)`` RGBA uint8 in ascending packed order (every
+    fully transparent pixel is folded into the one color ``(0, 0, 0, 0)``); ``pixels``
+    ``(m,)`` how many pixels have each color; ``votes`` ``(m,)`` the weight each color
+    gets in the fit (its pixel count); ``inverse`` ``(n_pixels,)`` maps every pixel, in
+    row-major order, to its color.
     """
 
     colors: UInt8Array
@@ -70,26 +75,41 @@ class ColorFold:
     inverse: IntArray
 
 
-def _packed(rgb: UInt8Array) -> NDArray[np.int32]:
-    return (rgb[:, 0].astype(np.int32) << 16) | (rgb[:, 1].astype(np.int32) << 8) | rgb[:, 2].astype(np.int32)
+def _packed(colors: UInt8Array) -> NDArray[np.integer[Any]]:
+    """One integer per ``(m, 3|4)`` color, ordered as the colors are lexicographically
+    (int32 for RGB: a faster sort for the fold's millions of pixels)."""
+    dtype = np.int32 if colors.shape[1] == 3 else np.int64
+    key: NDArray[np.integer[Any]] = colors[:, 0].astype(dtype)
+    for j in range(1, colors.shape[1]):
+        key = (key << 8) | colors[:, j].astype(dtype)
+    return key
 
 
-def _unpacked(keys: NDArray[Any]) -> UInt8Array:
+def _unpacked(keys: NDArray[Any], channels: int) -> UInt8Array:
     k = keys.astype(np.int64)
-    return np.stack([(k >> 16) & 255, (k >> 8) & 255, k & 255], axis=1).astype(np.uint8)
+    return np.stack([(k >> (8 * (channels - 1 - j))) & 255 for j in range(channels)], axis=1).astype(np.uint8)
+
+
+def _canonical(px: UInt8Array) -> UInt8Array:
+    """``(n, 3|4)`` pixels with the hidden color of fully transparent ones set to 0."""
+    if px.shape[1] == 3:
+        return px
+    return np.where(px[:, 3:4] == 0, np.uint8(0), px)
 
 
 def fold_colors(image: UInt8Array) -> ColorFold:
-    """Fold an ``(h, w, 3|4)`` uint8 image into distinct RGB colors with counts."""
-    px = image.reshape(-1, image.shape[-1])
+    """Fold an ``(h, w, 3|4)`` uint8 image into distinct RGB or RGBA colors with counts."""
+    px = _canonical(image.reshape(-1, image.shape[-1]))
     keys, inverse = np.unique(_packed(px), return_inverse=True)
     inverse = inverse.reshape(-1).astype(np.intp, copy=False)
     pixels = np.bincount(inverse, minlength=keys.size).astype(np.int64)
-    if px.shape[1] == 4:
-        votes = np.bincount(inverse, weights=px[:, 3] > 0, minlength=keys.size).astype(np.int64)
-    else:
-        votes = pixels
-    return ColorFold(_unpacked(keys), pixels, votes, inverse)
+    return ColorFold(_unpacked(keys, px.shape[1]), pixels, pixels, inverse)
+
+
+def _with_alpha(colors: UInt8Array) -> UInt8Array:
+    if colors.shape[1] == 4:
+        return colors
+    return np.concatenate([colors, np.full((colors.shape[0], 1), 255, np.uint8)], axis=1)
 
 
 def merge_folds(folds: Sequence[ColorFold]) -> tuple[ColorFold, list[IntArray]]:
@@ -97,13 +117,15 @@ def merge_folds(folds: Sequence[ColorFold]) -> tuple[ColorFold, list[IntArray]]:
 
     The merged ``inverse`` is empty: each image keeps its own, composed with its map.
     """
-    keys, inverse = np.unique(np.concatenate([_packed(f.colors) for f in folds]), return_inverse=True)
+    channels = max(f.colors.shape[1] for f in folds)  # RGB images join RGBA ones as opaque
+    colors = [f.colors if channels == 3 else _with_alpha(f.colors) for f in folds]
+    keys, inverse = np.unique(np.concatenate([_packed(c) for c in colors]), return_inverse=True)
     inverse = inverse.reshape(-1).astype(np.intp, copy=False)
     pixels = np.bincount(inverse, weights=np.concatenate([f.pixels for f in folds]), minlength=keys.size)
     votes = np.bincount(inverse, weights=np.concatenate([f.votes for f in folds]), minlength=keys.size)
     bounds = np.cumsum([0] + [f.colors.shape[0] for f in folds])
     maps = [inverse[a:b] for a, b in itertools.pairwise(bounds)]
-    merged = ColorFold(_unpacked(keys), pixels.astype(np.int64), votes.astype(np.int64), np.empty(0, np.intp))
+    merged = ColorFold(_unpacked(keys, channels), pixels.astype(np.int64), votes.astype(np.int64), np.empty(0, np.intp))
     return merged, maps
 
 
@@ -123,11 +145,12 @@ class PaletteFit:
 class QuantizeResult:
     """The quantized image and how it was made.
 
-    ``image`` ``(h, w, 3|4)`` uint8 (alpha, if any, is the input's, bit for bit);
-    ``palette`` ``(k, 3)`` uint8 RGB; ``labels`` ``(h, w)`` palette index of every pixel;
+    ``image`` ``(h, w, 3|4)`` uint8, ``palette[labels]``; ``palette`` ``(k, 3)`` uint8 RGB,
+    or ``(k, 4)`` RGBA for RGBA input; ``labels`` ``(h, w)`` palette index of every pixel;
     ``counts`` ``(k,)`` pixels per palette entry; ``model`` the fitted ``KMeans`` (centers in
-    ``color_space`` coordinates); ``mse`` mean squared error per RGB channel against the
-    original over the pixels that are not fully transparent, in 8-bit levels², and
+    ``color_space`` coordinates, premultiplied with alpha for RGBA); ``mse`` mean squared
+    error per channel against the original in 8-bit levels² (over RGB, or over
+    premultiplied RGB and alpha ``(R a, G a, B a, A)``, ``a = A / 255``, for RGBA), and
     ``psnr = 10 log10(255² / mse)`` dB (``inf`` when lossless); ``timings`` seconds for
     ``load``, ``fit`` (fold + fit), ``map`` and ``write`` (0 until :meth:`save`);
     ``written`` what the last :meth:`save` wrote (empty before): ``path``, ``format``,
@@ -157,8 +180,8 @@ class QuantizeResult:
     def save(self, path: str | os.PathLike[str], *, indexed: bool | None = None, overwrite: bool = False) -> None:
         """Write the image (format from the extension), atomically.
 
-        A ``.png`` is a palette PNG when the palette has at most 256 entries and there is
-        no alpha (``indexed=True`` demands it, ``indexed=False`` writes truecolor); a
+        A ``.png`` is a palette PNG when the palette has at most 256 entries, with alpha in
+        its tRNS chunk (``indexed=True`` demands it, ``indexed=False`` writes truecolor); a
         ``.gif`` is always a palette image of exactly these colors; gray images are
         written gray. A lossy format (JPEG) warns with :class:`LossyOutputWarning`, and
         ``written`` then holds the error of the decoded file.
@@ -222,15 +245,23 @@ def psnr_of(mse: float) -> float:
     return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
 
 
+def _levels(colors: UInt8Array) -> Float64Array:
+    """``(n, 3)`` RGB as float levels; ``(n, 4)`` RGBA as premultiplied levels ``(R α, G α, B α, A)``."""
+    x = colors.astype(np.float64)
+    if colors.shape[1] == 4:
+        x[:, :3] *= x[:, 3:4] / 255.0
+    return x
+
+
 def pixel_mse(original: UInt8Array, image: UInt8Array) -> float:
-    """Mean squared error per RGB channel of ``image`` against ``original``, in 8-bit levels²,
-    over the pixels whose alpha (if any) in ``original`` is not 0."""
+    """Mean squared error per channel of ``image`` against ``original``, in 8-bit levels²: over
+    RGB, or, when either has alpha, over premultiplied RGB and alpha (see :func:`_levels`)."""
     a = original.reshape(-1, original.shape[-1])
     b = image.reshape(-1, image.shape[-1])
-    keep = a[:, 3] > 0 if a.shape[1] == 4 else slice(None)
-    diff = a[keep, :3].astype(np.float64) - b[keep, :3].astype(np.float64)
-    n = diff.shape[0]
-    return float(np.einsum("ij,ij->", diff, diff)) / (3.0 * n) if n else 0.0
+    if a.shape[1] != b.shape[1]:
+        a, b = _with_alpha(a), _with_alpha(b)
+    diff = _levels(a) - _levels(b)
+    return float(np.einsum("ij,ij->", diff, diff)) / diff.size if diff.size else 0.0
 
 
 def check_indexed(k: int) -> None:
@@ -255,12 +286,15 @@ def _prebin(
     colors: UInt8Array, space_colors: Float64Array, weights: Float64Array, bits: int
 ) -> tuple[Float64Array, Float64Array]:
     """Weighted means (in the working space) of colors sharing their top ``bits`` bits per channel."""
-    shift = 8 - bits
-    c = colors.astype(np.int32) >> shift
-    _, inv = np.unique((c[:, 0] << (2 * bits)) | (c[:, 1] << bits) | c[:, 2], return_inverse=True)
+    c = colors.astype(np.int64) >> (8 - bits)
+    key = c[:, 0]
+    for j in range(1, c.shape[1]):
+        key = (key << bits) | c[:, j]
+    _, inv = np.unique(key, return_inverse=True)
     inv = inv.reshape(-1)
     w = np.bincount(inv, weights=weights).astype(np.float64, copy=False)
-    means = np.stack([np.bincount(inv, weights=weights * space_colors[:, j]) for j in range(3)], axis=1)
+    dims = space_colors.shape[1]
+    means = np.stack([np.bincount(inv, weights=weights * space_colors[:, j]) for j in range(dims)], axis=1)
     return means / w[:, None], w
 
 
@@ -288,7 +322,7 @@ def fit_palette(
     if n_vote == 0:
         raise ValidationError("every pixel is fully transparent, so there are no colors to cluster")
     k = min(n_clusters, n_vote)
-    all_x = to_space(fold.colors, color_space)
+    all_x = to_features(fold.colors, color_space)
     x, w = all_x[vote], fold.votes[vote].astype(np.float64)
     params: dict[str, Any] = {"seed": 0, **kmeans_params}
     if params.get("tol") is None:
@@ -317,7 +351,7 @@ def fit_palette(
     centers = model.cluster_centers_
     diff = x - centers[labels[vote]]
     inertia = float(np.dot(w, np.einsum("ij,ij->i", diff, diff)))
-    palette = to_rgb8(centers, color_space)
+    palette = from_features(centers, color_space)
     return PaletteFit(model, palette, labels, n_iter, inertia, time.perf_counter() - t0)
 
 
@@ -337,32 +371,32 @@ def apply_palette(
     """Map every pixel of ``image`` through its fold (``color_labels`` = palette entry per folded color),
     or, with ``dither``, by error diffusion (:mod:`kmeans.image.dither`) started from that map."""
     t0 = time.perf_counter()
-    k = fit.palette.shape[0]
+    k, channels = fit.palette.shape
+    if channels == 4 and image.shape[2] == 3:  # an RGB image sharing an RGBA palette: opaque pixels
+        image = _with_alpha(image.reshape(-1, 3)).reshape(*image.shape[:2], 4)
+        fold = attrs.evolve(fold, colors=_with_alpha(fold.colors))
     pixel_labels = color_labels[fold.inverse]
-    n_vote = int(fold.votes.sum())
+    n_pixels = int(fold.pixels.sum())
     if dither == "none":
-        # Errors per distinct color, weighted by the pixels that vote: exact per-pixel MSE.
-        diff = fit.palette[color_labels].astype(np.float64) - fold.colors.astype(np.float64)
-        sq = float(np.dot(fold.votes, np.einsum("ij,ij->i", diff, diff)))
+        # Errors per distinct color, weighted by its pixels: exact per-pixel MSE.
+        diff = _levels(fit.palette[color_labels]) - _levels(fold.colors)
+        sq = float(np.dot(fold.pixels, np.einsum("ij,ij->i", diff, diff)))
         counts = np.bincount(color_labels, weights=fold.pixels, minlength=k).astype(np.int64)
     else:
         # Diffuse against the palette as written (rounded to 8 bits), in the fitted space.
-        in_rgb = color_space == "rgb"  # then the kernel reads the pixels' own levels, in order
+        in_rgb = color_space == "rgb" and channels == 3  # then the kernel reads the pixels' own levels, in order
         pixel_labels, sq = floyd_steinberg(
             image,
             pixel_labels,
-            to_space(fit.palette, color_space),
+            to_features(fit.palette, color_space),
             fit.palette,
             strength=dither_strength,
             inverse=None if in_rgb else fold.inverse,
-            space_colors=None if in_rgb else to_space(fold.colors, color_space),
+            space_colors=None if in_rgb else to_features(fold.colors, color_space),
         )
         counts = np.bincount(pixel_labels, minlength=k).astype(np.int64)
-    out = np.take(fit.palette, pixel_labels, axis=0)  # several times faster than fancy indexing
-    if image.shape[2] == 4:
-        out = np.concatenate([out, image.reshape(-1, 4)[:, 3:]], axis=1)
-    out = out.reshape(image.shape)
-    mse = sq / (3.0 * n_vote) if n_vote else 0.0
+    out = np.take(fit.palette, pixel_labels, axis=0).reshape(*image.shape[:2], channels)  # faster than fancy indexing
+    mse = sq / (channels * n_pixels) if n_pixels else 0.0
     psnr = psnr_of(mse)
     used = np.unique(_packed(fit.palette[counts > 0])).size
     timings = {"load": load_seconds, "fit": fit_seconds, "map": time.perf_counter() - t0, "write": 0.0}
@@ -418,7 +452,8 @@ def quantize(
     """Reduce ``image`` to at most ``n_clusters`` colors with K-means.
 
     ``image`` is a path, a PIL image or a ``(h, w)``, ``(h, w, 3)`` or ``(h, w, 4)`` uint8
-    array. Pixels with alpha 0 do not vote; alpha is copied unchanged. ``backend``,
+    array. RGBA is clustered with alpha as a dimension (premultiplied; fully
+    transparent pixels are all one color, ``(0, 0, 0, 0)``). ``backend``,
     ``init``, ``seed``, ``max_iter`` and any other ``KMeans`` parameter are passed through
     (an array ``init`` is in ``color_space`` coordinates). ``tol`` defaults to about a
     tenth of an 8-bit level in the chosen space. When the image has fewer distinct

@@ -20,8 +20,9 @@ def tiled_image(colors: NDArray[np.uint8], height: int = 6, width: int = 8, seed
     return colors[idx].reshape(height, width, 3)
 
 
-def color_set(image: NDArray[np.uint8]) -> set[tuple[int, ...]]:
-    return {tuple(int(v) for v in c) for c in image.reshape(-1, image.shape[-1])[:, :3]}
+def color_set(image: NDArray[np.uint8], channels: int = 3) -> set[tuple[int, ...]]:
+    """The distinct colors of ``image`` (its first ``channels`` channels)."""
+    return {tuple(int(v) for v in c) for c in image.reshape(-1, image.shape[-1])[:, :channels]}
 
 
 def write_png(path: Path, image: NDArray[np.uint8]) -> Path:

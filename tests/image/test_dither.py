@@ -7,66 +7,71 @@ import pytest
 from image_helpers import KNOWN_COLORS, tiled_image
 
 from kmeans import ValidationError
-from kmeans.image import quantize, to_space
+from kmeans.image import quantize
+from kmeans.image.colorspace import to_features
 from kmeans.image.dither import floyd_steinberg
 from kmeans.image.quantize import pixel_mse
 
 
 def reference_floyd_steinberg(
-    space_pixels: np.ndarray,
-    rgb: np.ndarray,
-    alpha: np.ndarray | None,
-    palette: np.ndarray,
-    palette_rgb: np.ndarray,
-    strength: float,
+    features: np.ndarray, image: np.ndarray, palette: np.ndarray, palette_rgb: np.ndarray, strength: float
 ) -> tuple[np.ndarray, float]:
-    """Serpentine Floyd-Steinberg with a brute-force nearest entry (ties to the lowest index)."""
-    h, w, _ = space_pixels.shape
+    """Serpentine Floyd-Steinberg with a brute-force nearest entry (ties to the lowest index);
+    the error is summed over RGB levels, or premultiplied RGB and alpha for RGBA."""
+    h, w, dims = features.shape
     lo, hi = palette.min(axis=0), palette.max(axis=0)
-    cur, nxt = np.zeros((w + 2, 3)), np.zeros((w + 2, 3))
+    cur, nxt = np.zeros((w + 2, dims)), np.zeros((w + 2, dims))
     labels = np.zeros((h, w), dtype=np.intp)
     sq = 0.0
     for y in range(h):
         forward = y % 2 == 0
         for x in range(w) if forward else range(w - 1, -1, -1):
-            if alpha is not None and alpha[y, x] == 0:
-                labels[y, x] = int(np.argmin(((space_pixels[y, x] - palette) ** 2).sum(axis=1)))
+            if image.shape[2] == 4 and image[y, x, 3] == 0:
+                labels[y, x] = int(np.argmin(((features[y, x] - palette) ** 2).sum(axis=1)))
                 continue
-            v = np.minimum(np.maximum(space_pixels[y, x] + cur[x + 1], lo), hi)
-            d = [sum((v[j] - palette[e, j]) ** 2 for j in range(3)) for e in range(palette.shape[0])]
+            v = np.minimum(np.maximum(features[y, x] + cur[x + 1], lo), hi)
+            d = [sum((v[j] - palette[e, j]) ** 2 for j in range(dims)) for e in range(palette.shape[0])]
             best = min(range(len(d)), key=lambda e: (d[e], e))
             labels[y, x] = best
-            sq += float(((rgb[y, x].astype(float) - palette_rgb[best].astype(float)) ** 2).sum())
+            sq += float(((_levels(image[y, x]) - _levels(palette_rgb[best])) ** 2).sum())
             err = strength * (v - palette[best])
             ahead, behind = (x + 2, x) if forward else (x, x + 2)
             cur[ahead] += err * (7.0 / 16.0)
             nxt[behind] += err * (3.0 / 16.0)
             nxt[x + 1] += err * (5.0 / 16.0)
             nxt[ahead] += err * (1.0 / 16.0)
-        cur, nxt = nxt, np.zeros((w + 2, 3))
+        cur, nxt = nxt, np.zeros((w + 2, dims))
     return labels, sq
 
 
+def _levels(color: np.ndarray) -> np.ndarray:
+    c = color.astype(np.float64)
+    return c if c.shape[0] == 3 else np.concatenate([c[:3] * c[3] / 255.0, c[3:]])
+
+
 def _nearest(space_pixels: np.ndarray, palette: np.ndarray) -> np.ndarray:
-    flat = space_pixels.reshape(-1, 3)
+    flat = space_pixels.reshape(-1, palette.shape[1])
     return np.argmin(((flat[:, None, :] - palette[None, :, :]) ** 2).sum(axis=2), axis=1)
 
 
-@pytest.mark.parametrize(("space", "strength", "with_alpha"), [("rgb", 1.0, False), ("oklab", 0.75, True)])
-def test_the_kernel_gives_the_labels_and_error_of_the_reference(space: str, strength: float, with_alpha: bool) -> None:
+@pytest.mark.parametrize(("space", "strength", "channels"), [("rgb", 1.0, 3), ("oklab", 0.75, 3), ("lab", 1.0, 4)])
+def test_the_kernel_gives_the_labels_and_error_of_the_reference(space: str, strength: float, channels: int) -> None:
     rng = np.random.default_rng(3)
-    rgb = rng.integers(0, 256, (9, 11, 3), dtype=np.uint8)
-    palette_rgb = rng.integers(0, 256, (6, 3), dtype=np.uint8)
+    image = rng.integers(0, 256, (9, 11, channels), dtype=np.uint8)
+    palette_rgb = rng.integers(0, 256, (6, channels), dtype=np.uint8)
     palette_rgb[5] = palette_rgb[2]  # a duplicated entry: ties must go to the lower index
-    palette = to_space(palette_rgb, space)
-    alpha = rng.choice(np.array([0, 128, 255], dtype=np.uint8), size=(9, 11)) if with_alpha else None
-    image = rgb if alpha is None else np.concatenate([rgb, alpha[:, :, None]], axis=2)
-    space_pixels = to_space(rgb.reshape(-1, 3), space).reshape(9, 11, 3)
-    start = _nearest(space_pixels, palette)
-    colors, inverse = np.unique(rgb.reshape(-1, 3), axis=0, return_inverse=True)
-    kw = {} if space == "rgb" else {"inverse": inverse.reshape(-1), "space_colors": to_space(colors, space)}
-    labels, sq = floyd_steinberg(image, start, palette, palette_rgb, strength=strength, **kw)
-    want_labels, want_sq = reference_floyd_steinberg(space_pixels, rgb, alpha, palette, palette_rgb, strength)
+    if channels == 4:
+        image[:, :, 3] = rng.choice(np.array([0, 128, 255], dtype=np.uint8), size=(9, 11))
+        image[image[:, :, 3] == 0] = 0
+    palette = to_features(palette_rgb, space)
+    features = to_features(image.reshape(-1, channels), space).reshape(9, 11, -1)
+    start = _nearest(features, palette)
+    colors, inverse = np.unique(image.reshape(-1, channels), axis=0, return_inverse=True)
+    fold = {"inverse": inverse.reshape(-1), "space_colors": to_features(colors, space)}
+    labels, sq = floyd_steinberg(
+        image, start, palette, palette_rgb, strength=strength, **({} if space == "rgb" else fold)
+    )
+    want_labels, want_sq = reference_floyd_steinberg(features, image, palette, palette_rgb, strength)
     assert np.array_equal(labels.reshape(9, 11), want_labels)
     assert sq == pytest.approx(want_sq, rel=1e-12)
     assert 5 not in labels

@@ -60,28 +60,62 @@ def test_the_fold_reconstructs_every_pixel_through_its_inverse_index() -> None:
     assert fold.colors.shape[0] == 134_105  # distinct colors of the paper's image
 
 
-def test_rgba_alpha_channel_survives_bit_exact() -> None:
+def test_rgba_is_quantized_with_alpha_as_a_color_dimension() -> None:
     rng = np.random.default_rng(1)
-    rgb = tiled_image(KNOWN_COLORS, 10, 10)
-    alpha = rng.integers(0, 256, size=(10, 10, 1), dtype=np.uint8)
-    result = quantize(np.concatenate([rgb, alpha], axis=2), n_clusters=2)
-    assert result.image.shape == (10, 10, 4)
-    assert np.array_equal(result.image[:, :, 3], alpha[:, :, 0])
+    rgba = np.concatenate(
+        [tiled_image(KNOWN_COLORS, 16, 16), rng.integers(0, 256, (16, 16, 1), dtype=np.uint8)], axis=2
+    )
+    result = quantize(rgba, n_clusters=6)
+    assert result.palette.shape == (6, 4)
+    assert np.array_equal(result.image, result.palette[result.labels])
+    assert len(color_set(result.image, channels=4)) <= 6  # alpha is quantized too, not copied
 
 
-def test_fully_transparent_pixels_do_not_vote() -> None:
-    rgb = tiled_image(KNOWN_COLORS[:2], 10, 10)
-    alpha = np.full((10, 10, 1), 255, dtype=np.uint8)
-    rgb[:5] = [0, 255, 0]  # many green pixels ...
-    alpha[:5] = 0  # ... all fully transparent
-    result = quantize(np.concatenate([rgb, alpha], axis=2), n_clusters=2)
-    assert color_set(result.palette) == color_set(KNOWN_COLORS[:2])
+def test_rgba_with_at_most_k_colors_is_reproduced_exactly() -> None:
+    colors = np.array([[200, 30, 40, 255], [10, 120, 250, 128], [250, 250, 250, 1], [0, 0, 0, 0]], dtype=np.uint8)
+    rgba = colors[np.random.default_rng(2).integers(0, 4, 60)].reshape(6, 10, 4)
+    rgba[0, :4] = colors
+    result = quantize(rgba, n_clusters=4, color_space="oklab")
+    assert np.array_equal(result.image, rgba)
     assert result.mse == 0.0
 
 
-def test_an_image_with_every_pixel_transparent_is_refused() -> None:
-    with pytest.raises(ValidationError, match="fully transparent"):
-        quantize(np.zeros((4, 4, 4), dtype=np.uint8), n_clusters=2)
+def test_fully_transparent_pixels_collapse_to_one_entry_whatever_their_hidden_color() -> None:
+    rgba = np.concatenate([tiled_image(KNOWN_COLORS[:2], 10, 10), np.full((10, 10, 1), 255, np.uint8)], axis=2)
+    rgba[:5, :, 3] = 0  # half the pixels fully transparent ...
+    other = rgba.copy()
+    other[:5, :, :3] = np.random.default_rng(3).integers(0, 256, (5, 10, 3), dtype=np.uint8)  # ... hiding other colors
+    a, b = quantize(rgba, n_clusters=3), quantize(other, n_clusters=3)
+    assert np.array_equal(a.palette, b.palette) and np.array_equal(a.image, b.image)
+    assert color_set(a.palette, channels=4) == {(0, 0, 0, 0)} | {(*c, 255) for c in color_set(KNOWN_COLORS[:2])}
+    assert (a.image[:5] == 0).all()
+
+
+def test_the_rgba_error_is_per_channel_in_premultiplied_levels() -> None:
+    rgba = np.array([[[200, 100, 0, 255], [100, 50, 0, 51]]], dtype=np.uint8)
+    result = quantize(rgba, n_clusters=1)
+    # Premultiplied levels (R a, G a, B a, A), a = A / 255, against the one entry's.
+    want = np.array([[200.0, 100.0, 0.0, 255.0], [20.0, 10.0, 0.0, 51.0]])
+    entry = result.palette[0].astype(float)
+    got = np.concatenate([entry[:3] * entry[3] / 255, entry[3:]])
+    assert result.mse == pytest.approx(float(((want - got) ** 2).mean()), rel=1e-12)
+
+
+def test_an_image_with_every_pixel_transparent_gives_one_transparent_entry() -> None:
+    result = quantize(np.full((4, 4, 4), 7, dtype=np.uint8) * np.array([1, 1, 1, 0], np.uint8), n_clusters=2)
+    assert result.palette.tolist() == [[0, 0, 0, 0]]
+
+
+def test_rgba_is_written_as_a_palette_png_with_transparency(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    rgba = np.concatenate(
+        [tiled_image(KNOWN_COLORS, 12, 16), rng.integers(0, 256, (12, 16, 1), dtype=np.uint8)], axis=2
+    )
+    result = quantize(rgba, n_clusters=5)
+    result.save(tmp_path / "out.png")
+    with Image.open(tmp_path / "out.png") as im:
+        assert im.mode == "P" and "transparency" in im.info
+    assert np.array_equal(load_image(tmp_path / "out.png"), result.image)
 
 
 def test_a_pil_image_and_a_grayscale_array_are_accepted() -> None:

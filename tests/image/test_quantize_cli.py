@@ -131,12 +131,16 @@ def test_a_jpeg_output_warns_and_reports_the_error_of_the_written_file(tmp_path:
     assert doc["written"]["colors"] == len(color_set(written.astype(np.uint8)))
 
 
-def test_rgba_input_keeps_its_alpha_through_the_command_line(tmp_path: Path) -> None:
-    rgba = np.concatenate([tiled_image(KNOWN_COLORS, 6, 8), np.arange(48, dtype=np.uint8).reshape(6, 8, 1)], axis=2)
+def test_rgba_input_with_indexed_becomes_a_palette_png_with_transparency(tmp_path: Path) -> None:
+    alpha = np.array([0, 128, 255], dtype=np.uint8)[np.arange(48).reshape(6, 8, 1) % 3]
+    rgba = np.concatenate([tiled_image(KNOWN_COLORS, 6, 8), alpha], axis=2)
+    rgba[rgba[:, :, 3] == 0] = 0
     write_png(tmp_path / "in.png", rgba)
-    proc = run("in.png", "-k", "2", "-o", "out.png", "-q", cwd=tmp_path)
+    proc = run("in.png", "-k", "12", "-o", "out.png", "--indexed", "-q", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert np.array_equal(load_image(tmp_path / "out.png")[:, :, 3], rgba[:, :, 3])
+    with Image.open(tmp_path / "out.png") as im:
+        assert im.mode == "P" and "transparency" in im.info
+    assert np.array_equal(load_image(tmp_path / "out.png"), rgba)  # at most k RGBA values: exact
 
 
 def _setup_not_an_image(d: Path) -> list[str]:
