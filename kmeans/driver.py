@@ -19,24 +19,28 @@ into new centers. Policies that must be identical on every engine live here:
   point left to take) keeps its previous center: centers are never NaN or infinite.
 - **Final state.** After the last update one more pass computes the inertia and cluster
   weights for the final centers, so ``inertia_`` always matches ``cluster_centers_``.
+
+:func:`fit` is the whole fit every driver-based backend runs: the compress rule, the
+restarts (:func:`fit_restarts`, each one :func:`lloyd` or an engine's own ``run``) and the
+labels of every input row, mapped back through the compression.
 """
 
 from __future__ import annotations
 
 import functools
-import inspect
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
 import numpy as np
+from numpy.typing import NDArray
 
 from kmeans._ops import weighted_bincount, weighted_sum
 from kmeans._random import derive_seed
 from kmeans._types import Block, Callback, FitResult, FitSpec, Float64Array, IntArray, IterationRecord, LloydResult
 from kmeans._validation import check_initial_centers
-from kmeans.protocols import AssignStep, Dataset, Refine, UpdateStep
+from kmeans.protocols import AssignStep, Dataset, Refine, UpdateStep, optional
 
 
 @attrs.frozen(eq=False)
@@ -67,26 +71,10 @@ def _override(labels: IntArray, block: Block, moves: Sequence[Move]) -> IntArray
     return labels
 
 
-@functools.lru_cache(maxsize=64)
-def _takes_memory(fn: Callable[..., Any]) -> bool:
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-    return "memory" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-
-
 def _fused(update: UpdateStep | None, memory: dict[Any, Any] | None) -> Callable[..., Any] | None:
-    """``update.fused_partial`` as ``fn(assign, block, centers, state)``, given ``memory`` if it takes it.
-
-    Hooks written before ``memory`` existed take four arguments; they keep working.
-    """
-    fused: Callable[..., Any] | None = getattr(update, "fused_partial", None)
-    if fused is None:
-        return None
-    if memory is not None and _takes_memory(getattr(fused, "__func__", fused)):
-        return functools.partial(fused, memory=memory)
-    return fused
+    """``update.fused_partial`` (an optional member) as ``fn(assign, block, centers, state)``, with ``memory``."""
+    fused: Callable[..., Any] | None = None if update is None else optional(update, "fused_partial")
+    return None if fused is None else functools.partial(fused, memory=memory)
 
 
 def summarize(
@@ -331,3 +319,58 @@ def fit_restarts(
         seed=best.seed,
         restarts=tuple(inertias),
     )
+
+
+def should_compress(dataset: Dataset, compress: bool | str) -> bool:
+    """The compress rule: ``True`` always, ``"auto"`` for integer-valued data (8-bit pixels), ``False`` never."""
+    return compress is True or (compress == "auto" and dataset.integer_valued)
+
+
+def labels(dataset: Dataset, centers: Float64Array, assign: AssignStep) -> Any:
+    """The closest center of every row: the dataset's own ``labels`` if it has one, else an int32 ndarray.
+
+    The fallback fills the array from ``map_reduce``, so it needs ``fn`` to run in this process.
+    """
+    own = optional(dataset, "labels")
+    if own is not None:
+        return own(centers, assign)
+    out = np.empty(dataset.n_rows, dtype=np.int32)  # like scikit-learn: half the memory of intp
+
+    def fn(block: Block) -> None:
+        out[block.start : block.start + block.n_rows] = assign.assign(block.points, centers)[0]
+
+    dataset.map_reduce(fn, lambda a, b: None)
+    return out
+
+
+def _input_labels(dataset: Dataset, work: Dataset, centers: Float64Array, assign: AssignStep) -> Any:
+    """Labels of the input rows; through ``work.inverse`` when ``work`` is its compression and has one."""
+    inverse = None if work is dataset else optional(work, "inverse")
+    if inverse is None:
+        return labels(dataset, centers, assign)
+    mapped: NDArray[np.int32] = np.asarray(labels(work, centers, assign))[inverse]
+    return mapped
+
+
+def fit(
+    dataset: Dataset,
+    spec: FitSpec,
+    *,
+    run: Callable[..., LloydResult] = lloyd,
+    on_restart: Callable[[int], None] | None = None,
+) -> FitResult:
+    """The whole fit on ``dataset``: compress (:func:`should_compress`), restarts, labels of every input row.
+
+    ``run`` executes one restart's Lloyd iterations with :func:`lloyd`'s signature (an
+    engine may run them where the data lives). A compressed dataset made here is
+    released (its optional ``release()``) when the fit ends, even on error.
+    """
+    work = dataset.compress() if should_compress(dataset, spec.compress) else dataset
+    try:
+        result = fit_restarts(work, spec, on_restart, run=run)
+        found = _input_labels(dataset, work, result.centers, spec.distance.assign)
+    finally:
+        release = None if work is dataset else optional(work, "release")
+        if release is not None:
+            release()
+    return attrs.evolve(result, labels=found)

@@ -31,6 +31,7 @@ from kmeans._validation import (
 from kmeans.errors import NotFittedError, ValidationError
 from kmeans.init._sampling import distinct_rows
 from kmeans.init.explicit import ExplicitCenters
+from kmeans.protocols import optional
 
 _PARAMS = (
     "n_clusters",
@@ -74,7 +75,7 @@ DEFAULT_INIT = "k-means++"
 def resolve_init(init: Any, backend: Any = None) -> Any:
     """The initializer object for ``init``; ``"auto"`` is the backend's ``default_init`` (else k-means++)."""
     if isinstance(init, str) and init == "auto":
-        init = getattr(backend, "default_init", DEFAULT_INIT)
+        init = optional(backend, "default_init")
     if isinstance(init, str):
         return registry.initializers[init]
     if hasattr(init, "init") and callable(init.init):
@@ -381,21 +382,21 @@ class KMeans:
         backend = resolve_backend(self.backend)
         distance = resolve_distance(self.distance)
         initializer = resolve_init(self.init, backend)
-        explicit = isinstance(initializer, ExplicitCenters)
         if self.n_init == "auto":
-            n_init = 1 if explicit or getattr(initializer, "name", "") in ("k-means++", "k-means||") else 10
+            n_init = int(optional(initializer, "n_init_auto"))
         else:
             n_init = check_positive_int(self.n_init, "n_init")
-            if explicit and n_init > 1:
+            if optional(initializer, "deterministic") and n_init > 1:
                 warnings.warn(
-                    f"explicit initial centers were given, so n_init={n_init} restarts "
-                    "would all be identical; running 1",
+                    f"the initializer ignores the seed (explicit initial centers were given, so n_init={n_init} "
+                    "restarts would all be identical); running 1",
                     RuntimeWarning,
                     stacklevel=3,
                 )
                 n_init = 1
-        if explicit and initializer.centers.ndim == 2 and initializer.centers.shape[0] != k:
-            raise ValidationError(f"init has {initializer.centers.shape[0]} centers but n_clusters={k}")
+        check_init = optional(initializer, "check")
+        if check_init is not None:
+            check_init(k, None)
         seed = fresh_seed() if given_seed is None else int(given_seed)
         spec = FitSpec(
             n_clusters=k,
@@ -420,7 +421,7 @@ class KMeans:
         like two identical rows). ``features`` names DataFrame columns on Spark backends.
         """
         backend, spec = self._spec()
-        check_fit = getattr(backend, "check_fit", None)
+        check_fit = optional(backend, "check_fit")
         if check_fit is not None:  # a backend refuses what it cannot do before any data is touched
             check_fit(spec, sample_weight)
         feature_names = _feature_names(X)
@@ -432,13 +433,9 @@ class KMeans:
         n_distinct = distinct_rows(dataset, k).shape[0] if not dataset.distinct and k > 1 else None
         if (n_distinct is None or n_distinct < k) and k > dataset.n_rows:
             raise ValidationError(f"n_clusters={k} is larger than the number of rows ({dataset.n_rows})")
-        if isinstance(spec.initializer, ExplicitCenters) and (
-            spec.initializer.centers.ndim != 2 or spec.initializer.centers.shape[1] != dataset.n_features
-        ):
-            raise ValidationError(
-                f"init has shape {spec.initializer.centers.shape}; expected ({k}, {dataset.n_features}) = "
-                "(n_clusters, n_features)"
-            )
+        check_init = optional(spec.initializer, "check")
+        if check_init is not None:
+            check_init(k, dataset.n_features)
         if n_distinct is not None and n_distinct < k:
             raise ValidationError(
                 f"n_clusters={k} is larger than the number of distinct rows of positive weight ({n_distinct}); "
@@ -555,12 +552,10 @@ class KMeans:
         """Distance from every row to every center, ``(n, k)``: Euclidean for L2, Manhattan for L1."""
         self._check_fitted()
         pts, centers, e = scale_for_centers(self._local_points(X), self.cluster_centers_, self.distance_)
-        costs = self.distance_.assign.pairwise(pts, centers)
-        # The metric decides, not the registry name: a Distance registered under another
-        # name that uses the squared-Euclidean assign still reports Euclidean distances.
-        if getattr(self.distance_.assign, "name", None) == "sqeuclidean":
-            return np.sqrt(costs) if e == 0 else np.ldexp(np.sqrt(costs), -e)  # type: ignore[no-any-return]
-        return unscale_cost(costs, e, self.distance_)  # type: ignore[no-any-return]
+        assign = self.distance_.assign  # the metric says how its costs become distances (data units)
+        distances = optional(assign, "distances") or assign.pairwise
+        out = distances(pts, centers)
+        return out if e == 0 else np.ldexp(out, -e)  # type: ignore[no-any-return]  # distances scale as the data
 
     def score(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
         """Opposite of the weighted cost of ``X`` against the centers (higher is better; ``y`` is ignored)."""

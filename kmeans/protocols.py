@@ -2,6 +2,11 @@
 
 Any object with these methods works; nothing needs to inherit from anything. The
 built-in strategies are frozen attrs classes, found by name in :mod:`kmeans.registry`.
+
+Each protocol also lists **optional members**: capabilities a strategy may declare by
+having them. Their names and defaults are declared once, in :data:`OPTIONAL_MEMBERS`, and
+library code reads them only through :func:`optional`, so "what may a strategy offer"
+is written down here rather than probed for in many places.
 """
 
 from __future__ import annotations
@@ -30,9 +35,25 @@ class Dataset(Protocol):
     - ``compress()`` folds identical rows into one row whose weight is the sum of
       theirs; compressed rows come in ascending lexicographic order of their values,
       on every engine, so seeded strategies pick the same rows.
-    - Optional: ``distinct_rows(limit)``, up to ``limit`` distinct rows of positive weight,
-      when the engine can find them cheaper than a ``map_reduce`` over every row
-      (see :func:`kmeans.init._sampling.distinct_rows`).
+
+    Optional members (see :func:`optional`):
+
+    - ``local_blocks() -> list[Block]``: the blocks, when they live in this process;
+      initializers then keep per-row state between passes (k-means++). Default: none.
+    - ``distinct_rows(limit)``: up to ``limit`` distinct rows of positive weight, when the
+      engine finds them cheaper than a ``map_reduce`` over every row (a DataFrame with
+      ``LIMIT``). Default: one ``map_reduce`` (:func:`kmeans.init._sampling.distinct_rows`).
+    - ``take_sample(num, seed)``: Spark's ``RDD.takeSample(False, num, seed)`` over rows of
+      positive weight (``init="take-sample"``). Default: none (that initializer refuses).
+    - ``labels(centers, assign)``: the closest center of every row, engine-native (an
+      ndarray, a lazy RDD). Default: a ``map_reduce`` filling an int32 ndarray, which only
+      works where ``fn`` runs in this process.
+    - ``inverse``: for a dataset made by ``compress()``, the ``(n_input,)`` index of each
+      input row's distinct row (labels are then mapped back, not recomputed). Default: none.
+    - ``release()``: drop engine resources (cached blocks) of a dataset a fit made itself
+      (its ``compress()``), called when the fit ends. Default: nothing to release.
+
+    :class:`kmeans.dataset.BlockDataset` implements the protocol for blocks in memory.
     """
 
     @property
@@ -88,6 +109,10 @@ class AssignStep(Protocol):
 
     ``cost`` is what the objective sums (weighted): the squared Euclidean distance for
     L2, the Manhattan distance for L1. Ties go to the lowest center index.
+
+    Optional member: ``distances(points, centers)``, the ``(n, k)`` distances in the units
+    of the data (``KMeans.transform``): Euclidean for L2. Default: ``pairwise`` (the cost
+    is already a distance, as for L1).
     """
 
     name: str
@@ -115,13 +140,13 @@ class UpdateStep(Protocol):
     with a new state (the exact median narrows its histograms that way). A cluster of
     zero weight keeps its old center; the driver's empty-cluster policy handles it.
 
-    Optional: ``fused_partial(assign, block, centers, state, memory=None)``. When an
+    Optional member: ``fused_partial(assign, block, centers, state, memory=None)``, always
+    called with ``memory`` by keyword (``None`` outside a Lloyd run). When an
     update step has it, the driver calls it first and uses its ``(summary, inertia,
     cluster_weights)`` in place of ``assign`` + ``partial`` + the driver's own sums, all
     from one read of the block; returning ``None`` (an assign step it does not know) falls
     back to the generic path. The result must equal the generic path's up to summation
-    rounding. ``memory`` (passed by keyword, only to a hook that accepts it) is a dict
-    that lives for one Lloyd run: the step may keep per-block state in it under
+    rounding. ``memory`` is a dict that lives for one Lloyd run: the step may keep per-block state in it under
     ``block.start``. Within a run every block has its own start, a block always has the
     same rows (check its row count), and the blocks of one pass run concurrently but never
     share a key. Such state must stay correct for *any* next centers: the driver may
@@ -165,6 +190,15 @@ class Initializer(Protocol):
     """Chooses the first ``k`` centers using only :class:`Dataset` primitives.
 
     Must be deterministic given ``seed``; should not depend on the block layout.
+
+    Optional members:
+
+    - ``n_init_auto``: the restarts ``n_init="auto"`` runs. Default 10; 1 for seedings
+      that already spread the centers (k-means++, k-means||).
+    - ``deterministic``: ``True`` when the result ignores ``seed`` (explicit centers), so
+      restarts would be identical and run once. Default ``False``.
+    - ``check(k, n_features)``: refuse a problem it cannot start (wrong shape) before any
+      pass; ``n_features`` is ``None`` before the data is read. Default: no check.
     """
 
     name: str
@@ -178,9 +212,15 @@ class Initializer(Protocol):
 class Backend(Protocol):
     """An engine: turns user input into a :class:`Dataset`, runs fits and predictions.
 
-    Optional: ``check_fit(spec, sample_weight)``. When a backend has it, :meth:`KMeans.fit`
-    calls it before :meth:`dataset`, so a backend that cannot honour some parameters (an
-    adapter around another library) refuses them before any data is read.
+    Optional members: ``check_fit(spec, sample_weight)``. When a backend has it,
+    :meth:`KMeans.fit` calls it before :meth:`dataset`, so a backend that cannot honour some
+    parameters (an adapter around another library) refuses them before any data is read.
+    ``default_init``: the initializer name ``init="auto"`` means on this backend (default
+    ``"k-means++"``; the Spark backends declare ``"k-means||"``).
+
+    ``fit`` is usually :func:`kmeans.driver.fit`, which applies the compress rule, runs the
+    restarts and labels every input row; an engine passes its own ``run`` to execute the
+    Lloyd iterations where the data lives.
     """
 
     name: str
@@ -190,9 +230,42 @@ class Backend(Protocol):
         ...
 
     def fit(self, dataset: Dataset, spec: FitSpec) -> FitResult:
-        """Run the whole fit (usually :func:`kmeans.driver.fit_restarts`) and return its result with labels."""
+        """Run the whole fit (usually :func:`kmeans.driver.fit`) and return its result with labels."""
         ...
 
     def predict(self, X: Any, centers: Float64Array, assign: AssignStep, *, features: Any = None) -> Any:
         """Closest center of every row of engine-native input (an RDD, a DataFrame, ...)."""
         ...
+
+
+#: Every optional protocol member and its default (``None``: the capability is absent).
+OPTIONAL_MEMBERS: dict[str, Any] = {
+    # Dataset
+    "local_blocks": None,
+    "distinct_rows": None,
+    "take_sample": None,
+    "labels": None,
+    "inverse": None,
+    "release": None,
+    # AssignStep
+    "distances": None,
+    # UpdateStep
+    "fused_partial": None,
+    # Initializer
+    "n_init_auto": 10,
+    "deterministic": False,
+    "check": None,
+    # Backend
+    "check_fit": None,
+    "default_init": "k-means++",
+}
+
+
+def optional(obj: object, member: str) -> Any:
+    """``obj``'s optional protocol ``member``, or its declared default when ``obj`` has none.
+
+    Raises ``KeyError`` for a name that is not declared in :data:`OPTIONAL_MEMBERS`, so a
+    misspelt capability fails loudly instead of silently reading the default.
+    """
+    default = OPTIONAL_MEMBERS[member]
+    return getattr(obj, member, default)

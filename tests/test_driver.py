@@ -1,20 +1,24 @@
-"""The generic Lloyd driver: iteration count, convergence, restarts, callbacks, empty clusters."""
+"""The generic Lloyd driver: iteration count, convergence, restarts, callbacks, empty clusters, the whole fit."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
+import attrs
 import numpy as np
 import pytest
 
 from kmeans._random import derive_seed
 from kmeans._types import FitSpec, IterationRecord
-from kmeans.backends.numpy import NumPyDataset
+from kmeans.backends.numpy import NumPyBackend, NumPyDataset
+from kmeans.dataset import BlockDataset
 from kmeans.distance.base import Distance
 from kmeans.distance.l1 import L1
 from kmeans.distance.l2 import L2
-from kmeans.driver import farthest_points, fit_restarts, lloyd
+from kmeans.driver import evaluate, farthest_points, fit_restarts, lloyd
+from kmeans.driver import fit as driver_fit
 from kmeans.init.explicit import ExplicitCenters
+from kmeans.protocols import optional
 from tests import oracle
 
 DISTANCES = [L2, L1]
@@ -331,13 +335,13 @@ def test_fused_pass_gives_the_generic_paths_fit(d: int, k: int) -> None:
         assert a.inertia == pytest.approx(b.inertia, rel=1e-12)
 
 
-def test_a_fused_hook_without_memory_still_works() -> None:
-    # fused_partial(assign, block, centers, state) was the hook's signature before the
-    # per-run memory; such update steps keep working (they get no memory).
-    calls: list[int] = []
+def test_a_fused_hook_always_gets_memory_by_keyword() -> None:
+    # The optional member's one signature: fused_partial(assign, block, centers, state, memory=None),
+    # memory passed by keyword on every call (a dict inside a Lloyd run, None outside one).
+    memories: list[Any] = []
 
-    class FourArguments:
-        name = "mean-4"
+    class Recording:
+        name = "mean-recording"
 
         def __init__(self) -> None:
             self._inner = L2.update
@@ -348,9 +352,9 @@ def test_a_fused_hook_without_memory_still_works() -> None:
         def partial(self, block: Any, labels: Any, k: int, state: Any) -> Any:
             return self._inner.partial(block, labels, k, state)
 
-        def fused_partial(self, assign: Any, block: Any, centers: Any, state: Any) -> Any:
-            calls.append(1)
-            return self._inner.fused_partial(assign, block, centers, state)
+        def fused_partial(self, assign: Any, block: Any, centers: Any, state: Any, *, memory: Any) -> Any:
+            memories.append(memory)
+            return self._inner.fused_partial(assign, block, centers, state, memory)
 
         def merge(self, a: Any, b: Any) -> Any:
             return self._inner.merge(a, b)
@@ -361,7 +365,125 @@ def test_a_fused_hook_without_memory_still_works() -> None:
     rng = np.random.default_rng(2)
     X = rng.normal(size=(300, 3))
     ds = NumPyDataset(X)
-    got = lloyd(ds, X[:4], L2.assign, FourArguments(), max_iter=5, tol=0.0)  # type: ignore[arg-type]
+    got = lloyd(ds, X[:4], L2.assign, Recording(), max_iter=5, tol=0.0)  # type: ignore[arg-type]
     want = lloyd(ds, X[:4], L2.assign, L2.update, max_iter=5, tol=0.0)
-    assert calls  # the hook ran
+    assert memories and all(isinstance(m, dict) for m in memories)  # one run's memory, by keyword
     np.testing.assert_array_equal(got.centers, want.centers)
+    memories.clear()
+    evaluate(ds, want.centers, L2.assign, Recording())  # type: ignore[arg-type]
+    assert memories == [None]  # outside a run: no memory
+
+
+# -- the whole fit: compress rule, restarts, labels ------------------------------------------
+
+
+def _pixels(n: int = 400, seed: int = 3) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 6, size=(n, 3)).astype(np.uint8)
+
+
+@pytest.mark.parametrize(("compress", "folded"), [("auto", True), (True, True), (False, False)])
+def test_fit_applies_the_compress_rule_and_labels_every_input_row(compress: Any, folded: bool) -> None:
+    X = _pixels()
+    ds = NumPyBackend(n_threads=1).dataset(X)
+    seen: list[int] = []
+
+    def run(data: Any, centers: Any, assign: Any, update: Any, **kw: Any) -> Any:
+        seen.append(data.n_rows)
+        return lloyd(data, centers, assign, update, **kw)
+
+    spec = attrs.evolve(_spec(ExplicitCenters(X[:2].astype(np.float64)), 1, max_iter=3), compress=compress)
+    result = driver_fit(ds, spec, run=run)
+    n_distinct = np.unique(X, axis=0).shape[0]
+    assert seen == [n_distinct if folded else X.shape[0]]  # the run saw the compressed rows
+    np.testing.assert_array_equal(result.labels, L2.assign.assign(X.astype(np.float64), result.centers)[0])
+    assert result.labels.dtype == np.int32 and result.labels.shape == (X.shape[0],)
+
+
+def test_fit_uses_the_engine_run_for_every_restart() -> None:
+    X = np.array([[0.0], [1.0], [10.0], [11.0]])
+    calls: list[int] = []
+
+    def run(data: Any, centers: Any, assign: Any, update: Any, **kw: Any) -> Any:
+        calls.append(kw["restart"])
+        return lloyd(data, centers, assign, update, **kw)
+
+    init = Scripted([[0.0], [1.0]], [[0.0], [10.0]], [[10.0], [11.0]])
+    result = driver_fit(NumPyDataset(X), _spec(init, 3), run=run)
+    assert calls == [0, 1, 2]
+    assert result.restarts[1] == min(result.restarts)
+    np.testing.assert_array_equal(result.labels, [0, 0, 1, 1])
+
+
+class _Releasing(BlockDataset):
+    """A block dataset whose ``compress`` result records its release."""
+
+    released: ClassVar[list[bool]] = []
+
+    def compress(self) -> BlockDataset:
+        out = super().compress()
+        return _Releasing(out.blocks, out.facts, inverse=out.inverse)
+
+    def release(self) -> None:
+        self.released.append(True)
+
+
+def test_fit_releases_the_dataset_it_compressed_even_on_error() -> None:
+    X = _pixels(50).astype(np.float64)
+    ds = _Releasing.from_arrays(X, integer_valued=True)
+    _Releasing.released = []
+    driver_fit(ds, _spec(ExplicitCenters(X[:2]), 1))
+    assert _Releasing.released == [True]
+
+    def failing(*args: Any, **kw: Any) -> Any:
+        raise RuntimeError("engine died")
+
+    with pytest.raises(RuntimeError, match="engine died"):
+        driver_fit(ds, _spec(ExplicitCenters(X[:2]), 1), run=failing)
+    assert _Releasing.released == [True, True]
+
+
+def test_block_dataset_compress_equals_the_numpy_engine() -> None:
+    X = _pixels(300)
+    w = np.random.default_rng(1).uniform(0, 2, X.shape[0])
+    mine = BlockDataset.from_arrays(X.astype(np.float64), w, integer_valued=True, block_rows=64).compress()
+    theirs = NumPyBackend(n_threads=1).dataset(X, w).compress()
+    assert mine.distinct and mine.n_rows == theirs.n_rows
+    np.testing.assert_array_equal(np.concatenate([b.points for b in mine.blocks]), theirs.points)
+    np.testing.assert_allclose(np.concatenate([b.weights for b in mine.blocks]), theirs.weights, rtol=1e-15)
+    np.testing.assert_array_equal(mine.inverse, theirs.inverse)
+
+
+def test_optional_members_have_declared_defaults_and_a_typo_fails() -> None:
+    assert optional(object(), "n_init_auto") == 10
+    assert optional(object(), "fused_partial") is None
+    assert optional(L2.update, "fused_partial") is not None
+    with pytest.raises(KeyError):
+        optional(object(), "fused_partials")
+
+
+class _Counting:
+    """An initializer declaring its own ``n_init_auto``; counts its calls."""
+
+    name = "counting"
+    n_init_auto = 3
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def init(self, dataset: Any, k: int, assign: Any, seed: int) -> np.ndarray:
+        self.calls += 1
+        return np.asarray(dataset.local_blocks()[0].points[:k], dtype=np.float64)
+
+
+def test_n_init_auto_and_deterministic_are_the_initializer_s_declarations() -> None:
+    from kmeans import KMeans
+
+    X = np.array([[0.0], [1.0], [10.0], [11.0]])
+    init = _Counting()
+    KMeans(2, init=init, max_iter=2).fit(X)
+    assert init.calls == 3  # its n_init_auto, not a name test
+    fixed = _Counting()
+    fixed.deterministic = True  # type: ignore[attr-defined]
+    with pytest.warns(RuntimeWarning, match="ignores the seed"):
+        KMeans(2, init=fixed, n_init=4, max_iter=2).fit(X)
+    assert fixed.calls == 1

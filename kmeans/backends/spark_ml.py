@@ -49,8 +49,8 @@ from kmeans._random import derive_seed
 from kmeans._types import Deferred, FitResult, FitSpec, Float64Array
 from kmeans._validation import check_points, check_weights
 from kmeans.backends import _spark
-from kmeans.backends.numpy import NumPyDataset
 from kmeans.backends.spark_rdd import SparkRDDBackend, SparkRDDDataset
+from kmeans.dataset import BlockDataset
 from kmeans.distance.l2 import L2
 from kmeans.driver import evaluate
 from kmeans.errors import ValidationError
@@ -264,7 +264,7 @@ class SparkMLDataset:
         """Up to ``limit`` distinct rows of positive weight: the first rows, else a ``DISTINCT`` query."""
         if self.local is not None:
             points, weights = self.local
-            return distinct_rows(NumPyDataset(np.asarray(points, dtype=np.float64), weights), limit)
+            return distinct_rows(BlockDataset.from_arrays(np.asarray(points, dtype=np.float64), weights), limit)
         head = self._head_rows(limit)
         found = head[first_distinct(head, limit)]
         if found.shape[0] >= limit:
@@ -286,7 +286,7 @@ class SparkMLDataset:
         """
         if self.local is not None:  # array input: NumPy on the driver, as the numpy backend computes it
             points, weights = self.local
-            local = NumPyDataset(np.asarray(points, dtype=np.float64), weights)
+            local = BlockDataset.from_arrays(np.asarray(points, dtype=np.float64), weights)
             return evaluate(local, centers, L2.assign, L2.update)
         k = centers.shape[0]
         schema = "cost double, weights array<double>"
@@ -405,7 +405,7 @@ def _arrow_sums(centers: Float64Array, d: int) -> Callable[[Any], Any]:
 
         cost, weights = 0.0, np.zeros(centers.shape[0], dtype=np.float64)
         for batch in batches:  # the driver's evaluate; no bounds to keep for one pass, so no fused update
-            batch_cost, batch_weights = evaluate(NumPyDataset(*_arrow_points(batch, d)), centers, L2.assign)
+            batch_cost, batch_weights = evaluate(BlockDataset.from_arrays(*_arrow_points(batch, d)), centers, L2.assign)
             cost += batch_cost
             weights += batch_weights
         yield pa.RecordBatch.from_arrays(

@@ -37,11 +37,12 @@ import attrs
 import numpy as np
 from numpy.typing import NDArray
 
+from kmeans import driver
 from kmeans._types import Block, Callback, FitResult, FitSpec, Float64Array, FloatArray, IntArray, LloydResult
 from kmeans._validation import check_points
 from kmeans.backends import _spark
-from kmeans.backends.numpy import compress_rows
-from kmeans.driver import fit_restarts, lloyd
+from kmeans.dataset import BlockDataset, DatasetFacts, FactsMixin, compress_rows
+from kmeans.driver import lloyd
 from kmeans.errors import ValidationError
 from kmeans.protocols import AssignStep
 
@@ -73,7 +74,7 @@ def _apply(payload: bytes | None, broadcast: Any) -> Callable[[Iterable[Block]],
     return run
 
 
-class SparkRDDDataset:
+class SparkRDDDataset(FactsMixin):
     """Validated data as an RDD of blocks; see the module docstring.
 
     ``source`` is ``"array"``, ``"rdd"`` or ``"dataframe"`` (what the rows came from), which
@@ -83,34 +84,10 @@ class SparkRDDDataset:
     def __init__(self, data: _spark.SparkBlocks, *, source: str = "array", distinct: bool = False) -> None:
         self._data = data
         self.source = source
-        self._distinct = distinct
+        self.facts = DatasetFacts(
+            data.n_rows, data.n_features, data.total_weight, data.dtype, data.integer_valued, distinct
+        )
         self._finalizer = weakref.finalize(self, data.unpersist)
-
-    # -- the Dataset protocol -----------------------------------------------------------
-
-    @property
-    def n_rows(self) -> int:
-        return self._data.n_rows
-
-    @property
-    def n_features(self) -> int:
-        return self._data.n_features
-
-    @property
-    def total_weight(self) -> float:
-        return self._data.total_weight
-
-    @property
-    def dtype(self) -> np.dtype[Any]:
-        return self._data.dtype
-
-    @property
-    def integer_valued(self) -> bool:
-        return self._data.integer_valued
-
-    @property
-    def distinct(self) -> bool:
-        return self._distinct
 
     @property
     def num_partitions(self) -> int:
@@ -159,8 +136,7 @@ class SparkRDDDataset:
         if self.num_partitions != 1:
             raise ValueError(f"lloyd_in_one_task needs a single partition, not {self.num_partitions}")
         self._data.persist()
-        meta = _TaskMeta(self.dtype.str, self.integer_valued, self.distinct, self.total_weight)
-        task = _lloyd_task(np.asarray(centers, dtype=np.float64), assign, update, options, meta)
+        task = _lloyd_task(np.asarray(centers, dtype=np.float64), assign, update, options, self.facts)
         (result,) = self._data.blocks.mapPartitions(task).collect()
         for record in result.history:
             for cb in callbacks:
@@ -176,7 +152,7 @@ class SparkRDDDataset:
         range) brings equal rows together; partition ``p`` then holds the ``p``-th range,
         so global row order is lexicographic, exactly as ``NumPyDataset.compress``.
         """
-        if self._distinct:
+        if self.distinct:
             return self
         data = self._data
         integer = data.integer_valued
@@ -229,6 +205,10 @@ class SparkRDDDataset:
         """Drop the cached blocks (a later pass recomputes and re-caches them)."""
         self._data.unpersist()
 
+    def release(self) -> None:
+        """The optional ``Dataset.release``: a fit that made this dataset (by ``compress``) is done with it."""
+        self._data.unpersist()
+
     def __repr__(self) -> str:
         return (
             f"SparkRDDDataset(n_rows={self.n_rows}, n_features={self.n_features}, dtype={self.dtype}, "
@@ -239,60 +219,11 @@ class SparkRDDDataset:
 # -- executor-side helpers (module level, so they pickle by reference) ---------------------
 
 
-@attrs.frozen
-class _TaskMeta:
-    dtype: str
-    integer_valued: bool
-    distinct: bool
-    total_weight: float
-
-
-class _TaskDataset:
-    """Executor-side: the blocks of the single partition as a :class:`~kmeans.protocols.Dataset`."""
-
-    def __init__(self, blocks: list[Block], meta: _TaskMeta) -> None:
-        self._blocks = blocks
-        self._meta = meta
-
-    @property
-    def n_rows(self) -> int:
-        return sum(b.n_rows for b in self._blocks)
-
-    @property
-    def n_features(self) -> int:
-        return int(self._blocks[0].points.shape[1]) if self._blocks else 0
-
-    @property
-    def total_weight(self) -> float:
-        return self._meta.total_weight
-
-    @property
-    def dtype(self) -> np.dtype[Any]:
-        return np.dtype(self._meta.dtype)
-
-    @property
-    def integer_valued(self) -> bool:
-        return self._meta.integer_valued
-
-    @property
-    def distinct(self) -> bool:
-        return self._meta.distinct
-
-    def local_blocks(self) -> list[Block]:
-        return self._blocks
-
-    def map_reduce(self, fn: Callable[[Block], T], merge: Callable[[T, T], T]) -> T:
-        return functools.reduce(merge, [fn(b) for b in self._blocks])
-
-    def compress(self) -> _TaskDataset:
-        raise NotImplementedError("compress() runs on the driver, before the Lloyd task")
-
-
 def _lloyd_task(
-    centers: Float64Array, assign: AssignStep, update: Any, options: dict[str, Any], meta: _TaskMeta
+    centers: Float64Array, assign: AssignStep, update: Any, options: dict[str, Any], facts: DatasetFacts
 ) -> Callable[[Iterable[Block]], Iterator[LloydResult]]:
     def run(iterator: Iterable[Block]) -> Iterator[LloydResult]:
-        dataset = _TaskDataset(list(iterator), meta)
+        dataset = BlockDataset(list(iterator), facts)
         yield lloyd(dataset, centers, assign, update, **options)
 
     return run
@@ -471,26 +402,19 @@ class SparkRDDBackend:
         return SparkRDDDataset(data, source=source)
 
     def fit(self, dataset: Any, spec: FitSpec) -> FitResult:
-        work = dataset
+        """The generic fit (:func:`kmeans.driver.fit`) with :meth:`run_lloyd`; drops the input's cache at the end."""
         try:
-            if spec.compress is True or (spec.compress == "auto" and dataset.integer_valued):
-                work = dataset.compress()
-            result = fit_restarts(work, spec, run=self._lloyd_runner(work))
-            labels = dataset.labels(result.centers, spec.distance.assign)
+            return driver.fit(dataset, spec, run=self.run_lloyd)
         finally:
-            if work is not dataset:
-                work.unpersist()
             dataset.unpersist()
-        return attrs.evolve(result, labels=labels)
 
-    def _lloyd_runner(self, dataset: Any) -> Callable[..., LloydResult]:
-        if not (self.one_task and isinstance(dataset, SparkRDDDataset) and dataset.num_partitions == 1):
-            return lloyd
-
-        def run(data: SparkRDDDataset, centers: Float64Array, assign: AssignStep, update: Any, **kw: Any) -> Any:
-            return data.lloyd_in_one_task(centers, assign, update, **kw)
-
-        return run
+    def run_lloyd(
+        self, data: Any, centers: Float64Array, assign: AssignStep, update: Any, **options: Any
+    ) -> LloydResult:
+        """One restart's Lloyd run: in the one task that holds a single-partition dataset, else one job per pass."""
+        if self.one_task and isinstance(data, SparkRDDDataset) and data.num_partitions == 1:
+            return data.lloyd_in_one_task(centers, assign, update, **options)
+        return lloyd(data, centers, assign, update, **options)
 
     def predict(self, X: Any, centers: Float64Array, assign: AssignStep, *, features: Any = None) -> Any:
         """ndarray -> ndarray of labels; RDD -> lazy RDD of labels; DataFrame -> DataFrame + ``prediction``."""

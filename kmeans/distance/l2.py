@@ -74,6 +74,10 @@ class SquaredEuclidean:
         out: Float64Array = np.maximum(d, 0.0, out=d)
         return out
 
+    def distances(self, points: FloatArray, centers: Float64Array) -> Float64Array:
+        """Euclidean distances ``(n, k)``, the square root of :meth:`pairwise` (``KMeans.transform``)."""
+        return np.sqrt(self.pairwise(points, centers))
+
     def shift(self, old: Float64Array, new: Float64Array) -> Float64Array:
         diff = new - old
         out: Float64Array = np.sqrt(np.einsum("ij,ij->i", diff, diff))

@@ -13,7 +13,7 @@ import numpy as np
 
 from kmeans._random import derive_seed
 from kmeans._types import Float64Array
-from kmeans.backends.numpy import NumPyDataset, compress_rows
+from kmeans.dataset import BlockDataset, compress_rows
 from kmeans.init.kmeans_plus_plus import KMeansPlusPlus
 from kmeans.init.random import Random
 from kmeans.protocols import AssignStep, Dataset
@@ -34,7 +34,7 @@ def reduce_to_k(
     """``k`` distinct centers from weighted candidates (see the module docstring)."""
     pts, w = fold_candidates(points, weights)
     if pts.shape[0] > k:
-        local = NumPyDataset(pts, w, distinct=True, n_threads=1)
+        local = BlockDataset.from_arrays(pts, w, distinct=True)
         return KMeansPlusPlus().init(local, k, assign, derive_seed(seed, 0))
     if pts.shape[0] == k:
         return pts

@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from kmeans._types import Block, Float64Array
-from kmeans.protocols import Dataset
+from kmeans.protocols import Dataset, optional
 
 
 @attrs.frozen(eq=False)
@@ -80,8 +80,8 @@ def distinct_rows(dataset: Dataset, limit: int) -> Float64Array:
     own ``distinct_rows(limit)`` with the same contract (an engine that can answer
     without a pass over every row, such as a DataFrame with ``LIMIT``); it is used then.
     """
-    own = getattr(dataset, "distinct_rows", None)
-    if callable(own):
+    own = optional(dataset, "distinct_rows")
+    if own is not None:
         found: Float64Array = own(limit)
         return found
 

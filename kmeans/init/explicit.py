@@ -26,6 +26,18 @@ class ExplicitCenters:
 
     centers: Float64Array = attrs.field(converter=_as_float64)
     name: str = "explicit"
+    #: The seed is ignored, so restarts would all be identical: one run.
+    n_init_auto = 1
+    deterministic = True
+
+    def check(self, k: int, n_features: int | None) -> None:
+        """Refuse centers of the wrong shape before any pass (``n_features=None``: not known yet)."""
+        if self.centers.ndim == 2 and self.centers.shape[0] != k:
+            raise ValidationError(f"init has {self.centers.shape[0]} centers but n_clusters={k}")
+        if n_features is not None and (self.centers.ndim != 2 or self.centers.shape[1] != n_features):
+            raise ValidationError(
+                f"init has shape {self.centers.shape}; expected ({k}, {n_features}) = (n_clusters, n_features)"
+            )
 
     def init(self, dataset: Dataset, k: int, assign: AssignStep, seed: int) -> Float64Array:
         centers = check_centers(self.centers, k, dataset.n_features)

@@ -48,6 +48,7 @@ class KMeansParallel:
     """k-means|| with ``rounds`` oversampling rounds of ``oversampling · k`` expected draws each."""
 
     name: str = "k-means||"
+    n_init_auto = 1  # the seeding already spreads the centers: n_init="auto" runs once
     rounds: int = attrs.field(default=2, validator=lambda _, a, v: _positive(v, a.name))
     oversampling: float = 2.0
 

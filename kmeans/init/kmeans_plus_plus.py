@@ -36,6 +36,7 @@ class KMeansPlusPlus:
     """Greedy weighted k-means++; ``n_local_trials=None`` means ``2 + floor(ln k)``."""
 
     name: str = "k-means++"
+    n_init_auto = 1  # the seeding already spreads the centers: n_init="auto" runs once
     n_local_trials: int | None = None
 
     def init(self, dataset: Dataset, k: int, assign: AssignStep, seed: int) -> Float64Array:

@@ -16,7 +16,7 @@ import numpy as np
 from kmeans._types import Float64Array
 from kmeans.errors import ValidationError
 from kmeans.init._sampling import first_distinct
-from kmeans.protocols import AssignStep, Dataset
+from kmeans.protocols import AssignStep, Dataset, optional
 
 #: Sample-size multipliers tried when the sample holds fewer than ``k`` distinct rows.
 _GROWTH = (1, 4, 16, 64)
@@ -29,8 +29,8 @@ class TakeSample:
     name: str = "take-sample"
 
     def init(self, dataset: Dataset, k: int, assign: AssignStep, seed: int) -> Float64Array:
-        take = getattr(dataset, "take_sample", None)
-        if not callable(take):
+        take = optional(dataset, "take_sample")
+        if take is None:
             raise ValidationError(
                 f"init='take-sample' uses Spark's RDD.takeSample and needs a Spark dataset (backend='spark-rdd'), "
                 f"not {type(dataset).__name__}; use init='random' for the same kind of draw on any engine"
