@@ -7,7 +7,7 @@ import statistics
 import threading
 import time
 import tracemalloc
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,8 +17,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from kmeans import registry
-from kmeans.backends.numpy import compress_rows
 from kmeans.data import raccoon_path
+from kmeans.dataset import compress_rows
 
 T = TypeVar("T")
 
@@ -191,3 +191,12 @@ def measure_memory(trace: bool = True) -> Iterator[PeakMemory]:
             sampler.join()
             top[0] = max(top[0], _tree_rss_bytes(os.getpid()))
             peak.rss = max(0, top[0] - base)
+
+
+def fit_slope(xs: Sequence[float], ys: Sequence[float]) -> float | None:
+    """Least-squares slope of ``log y`` against ``log x`` (the exponent of a power law)."""
+    pts = [(x, y) for x, y in zip(xs, ys, strict=True) if x > 0 and y > 0]
+    if len(pts) < 2:
+        return None
+    lx, ly = np.log([p[0] for p in pts]), np.log([p[1] for p in pts])
+    return float(np.polyfit(lx, ly, 1)[0])

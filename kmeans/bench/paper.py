@@ -25,7 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from kmeans import KMeans, __version__, registry
-from kmeans.bench import baselines
+from kmeans.bench import baselines, plots
 from kmeans.bench._common import (
     CENTER_OFFSET,
     Stats,
@@ -37,42 +37,20 @@ from kmeans.bench._common import (
     shared_centers,
 )
 from kmeans.bench._spark import get_or_start_session, spark_available
+from kmeans.bench.paper_tables import (  # re-exported: the paper's numbers, as before
+    MLLIB_DEFAULT_ITER,
+    PAPER_ITERATIONS,
+    PAPER_KS,
+    PAPER_TABLE1,
+    PAPER_TABLE2,
+    PAPER_TABLE3,
+)
+from kmeans.bench.plots import figure5_series
 from kmeans.errors import KMeansError
-
-PAPER_KS: tuple[int, ...] = (2, 3, 5, 8, 10)
-PAPER_ITERATIONS: tuple[int, ...] = (1, 5, 10, 20, 50)
-
-_T1 = (
-    (0.3382, 0.7623, 1.6039, 4.6291, 7.6653),
-    (0.3047, 1.4035, 2.2722, 4.3261, 10.2454),
-    (0.3929, 1.9001, 3.6076, 6.6482, 14.6531),
-    (0.5585, 2.6335, 4.5622, 8.7303, 25.3359),
-    (0.7302, 2.5217, 5.4514, 12.3100, 26.0757),
-)
-_T2 = (
-    (23.3564, 30.8672, 45.0538, 72.2435, 162.8648),
-    (20.8825, 31.2942, 46.0326, 83.1631, 177.8211),
-    (21.1502, 38.8359, 55.3694, 94.4785, 212.5548),
-    (32.1805, 48.3324, 71.7056, 119.3261, 263.1677),
-    (31.7725, 54.0019, 82.3575, 135.0163, 295.9264),
-)
-#: The paper's Table 1 (its NumPy code, Google Colab), seconds by ``(k, iterations)``.
-PAPER_TABLE1: dict[tuple[int, int], float] = {
-    (k, it): _T1[i][j] for i, k in enumerate(PAPER_KS) for j, it in enumerate(PAPER_ITERATIONS)
-}
-#: The paper's Table 2 (its hand-written RDD code, local Spark on Colab), seconds.
-PAPER_TABLE2: dict[tuple[int, int], float] = {
-    (k, it): _T2[i][j] for i, k in enumerate(PAPER_KS) for j, it in enumerate(PAPER_ITERATIONS)
-}
-#: The paper's Table 3 (``pyspark.ml`` KMeans, MLlib's own iteration count), seconds by k.
-PAPER_TABLE3: dict[int, float] = {2: 20.2106, 3: 23.6867, 5: 19.4070, 8: 22.5226, 10: 21.4224}
 
 #: Which paper table each implementation reproduces, and which port it is measured against.
 PAPER_TABLE_OF = {"numpy": 1, "paper-numpy": 1, "spark-rdd": 2, "paper-rdd": 2, "spark-ml": 3, "paper-ml": 3}
 PORT_OF = {"numpy": "paper-numpy", "spark-rdd": "paper-rdd", "spark-ml": "paper-ml"}
-
-#: Iteration count standing in for "MLlib's own" (the A.3 port cannot choose it).
-MLLIB_DEFAULT_ITER = 20
 
 Cell = tuple[int, int]
 
@@ -588,16 +566,6 @@ def _cpu_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def figure5_series(result: PaperResult, k: int = 10) -> dict[str, tuple[float, ...]]:
-    """Per-iteration seconds of the median run of the longest measured cell at ``k``, per implementation."""
-    series = {}
-    for impl, cells in result.measurements.items():
-        at_k = [(it, m) for (kk, it), m in cells.items() if kk == k and m.median_run.iteration_times]
-        if at_k:
-            series[impl] = max(at_k, key=lambda t: t[0])[1].median_run.iteration_times
-    return series
-
-
 def _figure5_section(result: PaperResult) -> list[str]:
     k = max(result.grid.ks)
     series = figure5_series(result, k)
@@ -671,7 +639,6 @@ def summary_lines(result: PaperResult) -> list[str]:
 
 def write_report(result: PaperResult, out_dir: Path) -> list[Path]:
     """Write ``report.md``, ``results.json`` and the PNG figures into ``out_dir``, atomically each."""
-    from kmeans.bench import plots
     from kmeans.io import write_atomic
 
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from kmeans.bench._common import fit_slope
+from kmeans.bench.paper_tables import MLLIB_DEFAULT_ITER, PAPER_TABLE1, PAPER_TABLE2, PAPER_TABLE3
 from kmeans.io import write_atomic
 
 if TYPE_CHECKING:
@@ -33,10 +34,18 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
+def figure5_series(result: PaperResult, k: int = 10) -> dict[str, tuple[float, ...]]:
+    """Per-iteration seconds of the median run of the longest measured cell at ``k``, per implementation."""
+    series = {}
+    for impl, cells in result.measurements.items():
+        at_k = [(it, m) for (kk, it), m in cells.items() if kk == k and m.median_run.iteration_times]
+        if at_k:
+            series[impl] = max(at_k, key=lambda t: t[0])[1].median_run.iteration_times
+    return series
+
+
 def paper_figures(result: PaperResult, out_dir: Path) -> list[Path]:
     """Figures 5-9 of the paper, redone: per-iteration times, runtime vs k, ratios, all together."""
-    from kmeans.bench.paper import MLLIB_DEFAULT_ITER, PAPER_TABLE1, PAPER_TABLE2, PAPER_TABLE3, figure5_series
-
     plt = _pyplot()
     written = []
     g = result.grid
@@ -117,15 +126,6 @@ def paper_figures(result: PaperResult, out_dir: Path) -> list[Path]:
     return written
 
 
-def _fit_slope(xs: Sequence[float], ys: Sequence[float]) -> float | None:
-    """Least-squares slope of ``log y`` against ``log x`` (the exponent of a power law)."""
-    pts = [(x, y) for x, y in zip(xs, ys, strict=True) if x > 0 and y > 0]
-    if len(pts) < 2:
-        return None
-    lx, ly = np.log([p[0] for p in pts]), np.log([p[1] for p in pts])
-    return float(np.polyfit(lx, ly, 1)[0])
-
-
 def scaling_figures(result: ScalingResult, out_dir: Path) -> list[Path]:
     """One log-log figure per swept parameter: seconds per iteration and peak memory, with fitted slopes."""
     plt = _pyplot()
@@ -139,9 +139,9 @@ def scaling_figures(result: ScalingResult, out_dir: Path) -> list[Path]:
             xs = [float(r.value) for r in rows]
             times = [r.seconds_per_iter for r in rows]
             mem = [r.peak_bytes / 2**20 for r in rows]
-            slope = _fit_slope(xs, times)
+            slope = fit_slope(xs, times)
             ax_t.plot(xs, times, marker="o", label=f"{engine}" + (f" (slope {slope:.2f})" if slope is not None else ""))
-            mslope = _fit_slope(xs, mem)
+            mslope = fit_slope(xs, mem)
             ax_m.plot(xs, mem, marker="o", label=f"{engine}" + (f" (slope {mslope:.2f})" if mslope is not None else ""))
         for ax, ylabel in ((ax_t, "seconds per iteration"), (ax_m, "peak memory above start (MiB)")):
             ax.set_xscale("log")
@@ -152,6 +152,3 @@ def scaling_figures(result: ScalingResult, out_dir: Path) -> list[Path]:
         fig.suptitle(f"Cost as {param} grows (others at {result.base_description(param)})")
         written.append(_save(fig, out_dir / f"scaling_{param}.png"))
     return written
-
-
-fit_slope = _fit_slope

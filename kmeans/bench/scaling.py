@@ -23,7 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from kmeans import KMeans, __version__, registry
-from kmeans.bench._common import CENTER_OFFSET, fmt_s, measure_memory, repeat
+from kmeans.bench._common import CENTER_OFFSET, fit_slope, fmt_s, measure_memory, repeat
 from kmeans.bench._spark import get_or_start_session, spark_available
 from kmeans.errors import KMeansError
 
@@ -197,7 +197,6 @@ class ScalingResult:
         return ", ".join(v for p, v in base.items() if p != param) + f", {g.iterations} iterations, {g.data}"
 
     def slopes(self) -> dict[tuple[str, str], tuple[float | None, float | None]]:
-        from kmeans.bench.plots import fit_slope
 
         out = {}
         for param in self.params():
