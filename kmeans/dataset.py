@@ -219,18 +219,22 @@ class BlockDataset(FactsMixin):
         return functools.reduce(merge, [fn(b) for b in self.blocks])
 
     def compress(self) -> BlockDataset:
-        """Identical rows folded into one row carrying their summed weight (see :func:`compress_rows`)."""
+        """Identical rows folded into one row carrying their summed weight (see :func:`compress_rows`).
+
+        The result is of this dataset's own class (built with ``(blocks, facts, inverse=)``), so an
+        engine that overrides :meth:`map_reduce` keeps running the compressed rows.
+        """
         if self.distinct:
             return self
-        points = np.concatenate([b.points for b in self.blocks]) if self.blocks else np.empty((0, self.n_features))
-        weights = (
-            np.concatenate([np.asarray(b.weights, dtype=np.float64) for b in self.blocks]) if self.blocks else None
-        )
+        if not self.blocks:
+            return type(self)([], attrs.evolve(self.facts, distinct=True), inverse=np.empty(0, dtype=np.intp))
+        points = np.concatenate([b.points for b in self.blocks])
+        weights = np.concatenate([np.asarray(b.weights, dtype=np.float64) for b in self.blocks])
         source = points.astype(np.int64) if self.integer_valued else points
         rows, w, inverse = compress_rows(source, weights)
-        out = BlockDataset.from_arrays(rows.astype(self.dtype), w, integer_valued=self.integer_valued, distinct=True)
-        out.inverse = inverse
-        return out
+        n = int(rows.shape[0])
+        facts = DatasetFacts(n, self.n_features, float(np.sum(w)), self.dtype, self.integer_valued, True)
+        return type(self)(split_blocks(rows.astype(self.dtype), w, default_block_rows(n)), facts, inverse=inverse)
 
     def __repr__(self) -> str:
         return (
