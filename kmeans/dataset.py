@@ -57,6 +57,15 @@ class DatasetFacts:
     distinct: bool = False
 
 
+def facts_of(
+    points: FloatArray, weights: Float64Array | None, *, integer_valued: bool = False, distinct: bool = False
+) -> DatasetFacts:
+    """The facts of in-memory ``points`` ``(n, d)`` and their weights (``None``: unit weights)."""
+    n = int(points.shape[0])
+    total = float(n) if weights is None else float(np.sum(weights))
+    return DatasetFacts(n, int(points.shape[1]), total, points.dtype, integer_valued, distinct)
+
+
 class FactsMixin:
     """The :class:`~kmeans.protocols.Dataset` properties, read from a :class:`DatasetFacts` in ``facts``."""
 
@@ -204,10 +213,8 @@ class BlockDataset(FactsMixin):
         block_rows: int | None = None,
     ) -> BlockDataset:
         """``points`` ``(n, d)`` float32/float64 (and optional weights) cut into blocks (views)."""
-        n = int(points.shape[0])
-        rows = block_rows if block_rows is not None else default_block_rows(n)
-        total = float(n) if weights is None else float(np.sum(weights))
-        facts = DatasetFacts(n, int(points.shape[1]), total, points.dtype, integer_valued, distinct)
+        rows = block_rows if block_rows is not None else default_block_rows(int(points.shape[0]))
+        facts = facts_of(points, weights, integer_valued=integer_valued, distinct=distinct)
         return cls(split_blocks(points, weights, rows), facts)
 
     def local_blocks(self) -> list[Block]:
@@ -232,9 +239,9 @@ class BlockDataset(FactsMixin):
         weights = np.concatenate([np.asarray(b.weights, dtype=np.float64) for b in self.blocks])
         source = points.astype(np.int64) if self.integer_valued else points
         rows, w, inverse = compress_rows(source, weights)
-        n = int(rows.shape[0])
-        facts = DatasetFacts(n, self.n_features, float(np.sum(w)), self.dtype, self.integer_valued, True)
-        return type(self)(split_blocks(rows.astype(self.dtype), w, default_block_rows(n)), facts, inverse=inverse)
+        points = rows.astype(self.dtype)
+        facts = facts_of(points, w, integer_valued=self.integer_valued, distinct=True)
+        return type(self)(split_blocks(points, w, default_block_rows(facts.n_rows)), facts, inverse=inverse)
 
     def __repr__(self) -> str:
         return (

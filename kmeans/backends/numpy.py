@@ -25,9 +25,9 @@ from kmeans.dataset import (
     GRID_BLOCKS,
     MAX_BLOCK_ROWS,
     BlockDataset,
-    DatasetFacts,
     compress_rows,
     default_block_rows,
+    facts_of,
     float_points,
     split_blocks,
 )
@@ -76,10 +76,8 @@ class NumPyDataset(BlockDataset):
         self.weights = weights
         self._source = source
         self.n_threads = max(1, n_threads)
-        n = int(points.shape[0])
-        self.block_rows = block_rows if block_rows is not None else default_block_rows(n)
-        total = float(n) if weights is None else float(np.sum(weights))
-        facts = DatasetFacts(n, int(points.shape[1]), total, points.dtype, integer_valued, distinct)
+        self.block_rows = block_rows if block_rows is not None else default_block_rows(int(points.shape[0]))
+        facts = facts_of(points, weights, integer_valued=integer_valued, distinct=distinct)
         super().__init__(split_blocks(points, weights, self.block_rows), facts, inverse=inverse)
 
     def map_reduce(self, fn: Callable[[Block], T], merge: Callable[[T, T], T]) -> T:
