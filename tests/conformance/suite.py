@@ -106,6 +106,7 @@ class BackendConformance:
         """One fit shared by the label, predict and save/load tests."""
         return _fit(backend, X, profile.initializers[0], profile.distances[0])
 
+    @pytest.mark.filterwarnings(r"ignore:k-means\+\+ on this engine costs:UserWarning")  # expected off-process
     def test_same_seed_gives_the_numpy_model_for_every_claimed_strategy(self, profile: Profile, backend: Any) -> None:
         # every claimed initializer with the first distance, every claimed distance with the
         # first initializer: each strategy is covered, at a few fits' cost on Spark
