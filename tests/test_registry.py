@@ -169,3 +169,22 @@ def test_every_registered_distance_pairs_an_assign_and_an_update(name: str) -> N
     assert isinstance(distance.assign, AssignStep)
     assert isinstance(distance.update, UpdateStep)
     assert distance.name == name
+
+
+def test_every_optional_protocol_member_is_documented_on_its_protocol() -> None:
+    import inspect
+
+    from kmeans import protocols
+
+    docs = "".join(
+        inspect.getdoc(cls) or ""
+        for cls in (
+            protocols.Dataset,
+            protocols.AssignStep,
+            protocols.UpdateStep,
+            protocols.Initializer,
+            protocols.Backend,
+        )
+    )
+    missing = [name for name in protocols.OPTIONAL_MEMBERS if f"``{name}" not in docs]
+    assert missing == []
