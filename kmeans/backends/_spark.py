@@ -632,21 +632,41 @@ def resolve_features(df: Any, features: Any = None, sample_weight: Any = None) -
     return FeatureSpec(names, "columns", sample_weight, all(kinds[n] in _INTEGRAL for n in names))
 
 
-def feature_frame(df: Any, spec: FeatureSpec) -> Any:
-    """``df`` reduced to the feature columns (vectors as ``array<double>``) and the weight column."""
+def quote(name: str) -> str:
+    """``name`` as a SQL identifier: a column named ``a.b`` or ``x`y`` is that column, not a field path."""
+    return "`" + name.replace("`", "``") + "`"
+
+
+def column(name: str) -> Any:
+    """The top-level column ``name`` (any characters), as a ``pyspark.sql.Column``."""
     from pyspark.sql import functions as sf
 
-    if spec.kind == "vector":
-        from pyspark.ml.functions import vector_to_array
+    return sf.col(quote(name))
 
-        cols = [vector_to_array(sf.col(spec.columns[0])).alias("__features")]
+
+def vector_values(name: str) -> Any:
+    """A vector column as ``array<double>``; a null vector stays null (``vector_to_array`` would fail on it)."""
+    from pyspark.ml.functions import vector_to_array
+    from pyspark.sql import functions as sf
+
+    return sf.when(column(name).isNotNull(), vector_to_array(column(name)))
+
+
+def feature_frame(df: Any, spec: FeatureSpec) -> Any:
+    """``df`` reduced to the feature columns (vectors as ``array<double>``) and the weight column."""
+    if spec.kind == "vector":
+        cols = [vector_values(spec.columns[0]).alias("__features")]
     elif spec.kind == "array":
-        cols = [sf.col(spec.columns[0]).alias("__features")]
+        cols = [column(spec.columns[0]).alias("__features")]
     else:
         types = {f.name: _type_name(f.dataType) for f in df.schema.fields}
-        cols = [sf.col(c).cast("double") if types[c] == "DecimalType" else sf.col(c) for c in spec.columns]
+        # plain names inside (mapInArrow cannot read a column named c`d): __x0, __x1, ...
+        cols = [
+            (column(c).cast("double") if types[c] == "DecimalType" else column(c)).alias(f"__x{j}")
+            for j, c in enumerate(spec.columns)
+        ]
     if spec.weight is not None:
-        cols.append(sf.col(spec.weight).cast("double").alias("__weight"))
+        cols.append(column(spec.weight).cast("double").alias("__weight"))
     return df.select(*cols)
 
 
@@ -658,12 +678,13 @@ def arrow_batch_to_array(batch: Any, spec: FeatureSpec) -> NDArray[Any]:
     import pyarrow.compute as pc
 
     shown = spec.columns if spec.kind == "columns" else spec.columns[:1]
-    for name, label in zip(["__features"] if spec.kind != "columns" else spec.columns, shown, strict=True):
+    inner = [f"__x{j}" for j in range(len(spec.columns))] if spec.kind == "columns" else ["__features"]
+    for name, label in zip(inner, shown, strict=True):
         nulls = batch.column(name).null_count
         if nulls:
             raise ValueError(f"column {label!r} has {nulls} null values; drop or impute them first")
     if spec.kind == "columns":
-        cols = [batch.column(c).to_numpy(zero_copy_only=False) for c in spec.columns]
+        cols = [batch.column(c).to_numpy(zero_copy_only=False) for c in inner]
         types = {c.dtype for c in cols}
         dtype = np.float32 if types == {np.dtype(np.float32)} else np.float64
         if all(c.dtype.kind in "biu" for c in cols) and batch.num_rows:

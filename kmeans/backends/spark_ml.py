@@ -81,7 +81,7 @@ def mllib_seed(seed: int) -> int:
 
 
 def _fewer_centers(init: str, found: int | None, k: int) -> ValidationError:
-    got = "fewer than" if found is None else f"only {found}"
+    got = f"fewer than {k}" if found is None else f"only {found}"
     return ValidationError(
         f"MLlib's init={init!r} returned {got} distinct centers for n_clusters={k}: it drops duplicate rows "
         "from its draw, and this data has many identical rows. Use init='k-means||', another seed, or "
@@ -337,14 +337,14 @@ _STRUCT = "__kmeans_struct"
 _SPARSE = "__kmeans_sparse"
 
 
-def _quote(name: str) -> str:
-    """``name`` as a SQL identifier."""
-    return "`" + name.replace("`", "``") + "`"
+def _plain_name(name: str) -> bool:
+    """Whether MLlib's ``featuresCol``/``weightCol`` can take ``name`` as given (no dots, backticks)."""
+    return "." not in name and "`" not in name
 
 
 def _double_sql(column: str) -> str:
     """SQL of ``column`` cast to double (how weights are read)."""
-    return f"CAST({_quote(column)} AS DOUBLE)"
+    return f"CAST({_spark.quote(column)} AS DOUBLE)"
 
 
 def _with_struct(df: Any, column: str) -> Any:
@@ -360,7 +360,7 @@ def _with_struct(df: Any, column: str) -> Any:
     from pyspark.sql import DataFrame
 
     jvm = df.sparkSession.sparkContext._jvm
-    jcol = df._jdf.col(_quote(column))
+    jcol = df._jdf.col(_spark.quote(column))
     struct = _jvm_function(jvm, "sql").unwrap_udt(jcol)
     jdf = df._jdf.withColumn(_STRUCT, struct).withColumn(
         _SPARSE, _jvm_function(jvm, "ml").vector_to_array(jcol, "float64")
@@ -436,8 +436,8 @@ def _values_expr(df: Any, spec: _spark.FeatureSpec) -> Any:
     from pyspark.sql import functions as sf
 
     if spec.kind == "array":
-        return sf.col(spec.columns[0]).cast("array<double>")
-    return sf.array(*[sf.col(c).cast("double") for c in spec.columns])
+        return _spark.column(spec.columns[0]).cast("array<double>")
+    return sf.array(*[_spark.column(c).cast("double") for c in spec.columns])
 
 
 def _validate_frame(df: Any, spec: _spark.FeatureSpec, what: str) -> tuple[int, int, float]:
@@ -527,19 +527,26 @@ def _from_dataframe(df: Any, sample_weight: Any, features: Any) -> SparkMLDatase
     of our own inside MLlib's passes cost more (MLlib reads its input about 8 times).
     """
     from pyspark.ml.functions import array_to_vector
-    from pyspark.sql import functions as sf
 
     spec = _spark.resolve_features(df, features, sample_weight)
-    weight = None if spec.weight is None else sf.col(spec.weight).cast("double")
+    weight = None if spec.weight is None else _spark.column(spec.weight).cast("double")
 
     def validate() -> tuple[int, int, float]:
         return _validate_frame(df, spec, "the DataFrame")
 
     if spec.kind == "vector":  # MLlib reads the caller's DataFrame (and its cache) as it is
+        frame, features_col, weight_col = df, spec.columns[0], spec.weight
+        if not all(map(_plain_name, (features_col, weight_col or ""))):
+            # MLlib resolves a.b as field b of column a: hand it the columns under plain names
+            frame = df.select(
+                _spark.column(features_col).alias(_FEATURES),
+                *([] if weight_col is None else [_spark.column(weight_col).alias(_WEIGHT)]),
+            )
+            features_col, weight_col = _FEATURES, None if weight_col is None else _WEIGHT
         return SparkMLDataset(
-            df,
-            features_col=spec.columns[0],
-            weight_col=spec.weight,
+            frame,
+            features_col=features_col,
+            weight_col=weight_col,
             n_rows=None,
             n_features=None,
             total_weight=None,
@@ -729,6 +736,8 @@ class SparkMLBackend:
             )
         if spec.compress is True:
             raise _refuse("compress the data", "fitting on the rows as given (compress='auto' leaves them as they are)")
+        if spec.n_clusters < 2:
+            raise _refuse(f"fit n_clusters={spec.n_clusters}", "k >= 2 only (pyspark.ml.clustering.KMeans)")
 
     # -- the Backend protocol -------------------------------------------------------------
 

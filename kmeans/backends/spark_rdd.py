@@ -362,14 +362,18 @@ def _predict_series(centers: Float64Array, assign: AssignStep) -> Callable[[Any]
     import pandas as pd
 
     def run(values: Any) -> Any:
-        if len(values) == 0:
-            return pd.Series([], dtype="int32")
-        if values.isna().any():
-            raise ValidationError("feature columns contain null values; drop or impute them before predict")
-        points = np.stack(values.to_numpy()).astype(np.float64)
+        # a null vector, or a null or NaN feature, has no closest center: its prediction is null
+        out = pd.Series(pd.NA, index=values.index, dtype="Int32")
+        keep = ~values.isna().to_numpy()
+        if not keep.any():
+            return out
+        points = np.stack(values[keep].to_numpy()).astype(np.float64)  # a null element becomes NaN
         if points.shape[1] != centers.shape[1]:
             raise ValidationError(f"rows have {points.shape[1]} features, the model has {centers.shape[1]}")
-        return pd.Series(assign.assign(points, centers)[0].astype(np.int32))
+        ok = np.isfinite(points).all(axis=1)
+        if ok.any():
+            out.iloc[np.flatnonzero(keep)[ok]] = assign.assign(points[ok], centers)[0].astype(np.int32)
+        return out
 
     run.__annotations__ = {"values": pd.Series, "return": pd.Series}  # pandas_udf reads the type hints
     return run
@@ -437,12 +441,10 @@ class SparkRDDBackend:
         if "prediction" in df.columns:
             raise ValidationError("the DataFrame already has a 'prediction' column; rename or drop it first")
         if spec.kind == "columns":
-            values = sf.array(*[sf.col(c).cast("double") for c in spec.columns])
+            values = sf.array(*[_spark.column(c).cast("double") for c in spec.columns])
         elif spec.kind == "vector":
-            from pyspark.ml.functions import vector_to_array
-
-            values = vector_to_array(sf.col(spec.columns[0]))
+            values = _spark.vector_values(spec.columns[0])
         else:
-            values = sf.col(spec.columns[0])
+            values = _spark.column(spec.columns[0])
         udf: Any = pandas_udf(_predict_series(centers, assign), "int")  # type: ignore[call-overload]
         return df.withColumn("prediction", udf(values))

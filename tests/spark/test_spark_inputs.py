@@ -214,3 +214,77 @@ def test_rdd_input_rejects_sample_weight(sc: Any) -> None:
 def test_features_with_an_array_is_an_error(spark: Any) -> None:
     with pytest.raises(ValidationError, match="features= selects DataFrame columns"):
         _spark.to_blocks(X, features=["a"])
+
+
+# -- issue 14: null vectors, null features at predict, special column names, spark-ml limits -------
+
+
+def test_a_null_vector_is_a_clear_error_not_a_java_exception(spark: Any) -> None:
+    from pyspark.ml.linalg import VectorUDT
+    from pyspark.sql.types import StructField, StructType
+
+    schema = StructType([StructField("features", VectorUDT(), True)])
+    df = spark.createDataFrame([(_vector([1.0, 2.0]),), (None,), (_vector([3.0, 4.0]),)], schema)
+    with pytest.raises(ValidationError, match=r"column 'features' has 1 null values"):
+        _spark.blocks_from_dataframe(df)
+    from kmeans import KMeans
+
+    with pytest.raises(ValidationError, match=r"null feature values in 1 of 3 rows"):
+        KMeans(2, backend="spark-ml", init="random", seed=0).fit(df)
+
+
+def test_predict_gives_a_null_prediction_for_a_row_with_a_null_feature(spark: Any) -> None:
+    from kmeans.backends.spark_rdd import SparkRDDBackend
+    from kmeans.distance.l2 import SquaredEuclidean
+    from tests import oracle
+
+    centers = np.array([[0.0, 1.0], [8.0, 9.0]])
+    rows = [(0.5, 1.0), (None, 3.0), (7.0, 9.5), (float("nan"), 1.0), (4.1, 5.0)]
+    df = spark.createDataFrame(rows, "a double, b double").repartition(2)
+    got = SparkRDDBackend().predict(df, centers, SquaredEuclidean()).collect()
+    by_row = {(r["a"], r["b"]): r["prediction"] for r in got}
+    expected = oracle.assign(np.array([[0.5, 1.0], [7.0, 9.5], [4.1, 5.0]]), centers)[0].tolist()
+    assert [by_row[(0.5, 1.0)], by_row[(7.0, 9.5)], by_row[(4.1, 5.0)]] == expected == [0, 1, 1]
+    assert by_row[(None, 3.0)] is None
+    assert [r["prediction"] for r in got if r["a"] is not None and r["a"] != r["a"]] == [None]  # NaN row
+
+
+@pytest.mark.parametrize("backend", ["spark-rdd", "spark-ml"])
+def test_column_names_with_dots_and_backticks_work(spark: Any, backend: str) -> None:
+    from pyspark.ml.functions import array_to_vector
+    from pyspark.sql import functions as sf
+
+    from kmeans import KMeans
+
+    start = X[[0, 4]]
+    # spark-ml takes explicit centers only without weights (the RDD-based MLlib API)
+    weight = "w.x" if backend == "spark-rdd" else None
+    reference = KMeans(2, init=start, max_iter=5, tol=0).fit(X, sample_weight=np.arange(1.0, 6.0) if weight else None)
+    df = spark.createDataFrame(
+        [(*r, float(w)) for r, w in zip(X.tolist(), range(1, 6), strict=True)], ["a.b", "c`d", "w.x"]
+    )
+    by_columns = KMeans(2, init=start, max_iter=5, tol=0, backend=backend).fit(
+        df, sample_weight=weight, features=["a.b", "c`d"]
+    )
+    vectors = df.select(array_to_vector(sf.array(sf.col("`a.b`"), sf.col("`c``d`"))).alias("f.v"), sf.col("`w.x`"))
+    by_vector = KMeans(2, init=start, max_iter=5, tol=0, backend=backend).fit(
+        vectors, sample_weight=weight, features="f.v"
+    )
+    for model in (by_columns, by_vector):
+        np.testing.assert_allclose(model.cluster_centers_, reference.cluster_centers_, rtol=1e-12)
+    labels = [r["prediction"] for r in by_vector.predict(vectors, features="f.v").orderBy("`w.x`").collect()]
+    assert labels == reference.labels_.tolist()
+
+
+def test_spark_ml_refuses_one_cluster_before_any_job() -> None:
+    from kmeans import KMeans
+
+    with pytest.raises(ValidationError, match=r"spark-ml' cannot fit n_clusters=1: MLlib supports k >= 2"):
+        KMeans(1, backend="spark-ml").fit(X)
+
+
+def test_the_fewer_centers_message_has_its_number() -> None:
+    from kmeans.backends.spark_ml import _fewer_centers
+
+    assert "returned fewer than 5 distinct centers for n_clusters=5" in str(_fewer_centers("random", None, 5))
+    assert "returned only 3 distinct centers" in str(_fewer_centers("random", 3, 5))
