@@ -2,6 +2,12 @@
 
 Each subcommand lives in its own module and registers itself through ``add_parser``;
 everything here uses only the public API.
+
+Signals: Ctrl-C (SIGINT) prints ``kmeans: interrupted`` and exits 130; SIGTERM raises
+:class:`~kmeans.errors.Terminated` in the main thread, so every ``finally`` (and the
+temporary-file cleanup of atomic writes) runs, then prints ``kmeans: terminated`` and
+exits 143 (128 + the signal number, as a shell reports it). A usage error is one line
+on stderr, exit 2.
 """
 
 from __future__ import annotations
@@ -9,10 +15,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import shutil
+import signal
 import sys
+import threading
 from collections.abc import Sequence
+from typing import Any, NoReturn
 
 from kmeans import __version__, registry
+from kmeans.errors import Terminated
 
 #: Modules that contribute subcommands: each has ``add_parser(subparsers)``.
 SUBCOMMAND_MODULES: tuple[str, ...] = ("kmeans.image.cli", "kmeans.bench.cli")
@@ -54,8 +64,18 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """A parser whose usage errors are one line: ``prog: error: message (see prog --help)``.
+
+    Subcommand parsers made with ``add_subparsers().add_parser`` are of the same class.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kmeans", description="K-means clustering on NumPy or Spark.")
+    parser = OneLineParser(prog="kmeans", description="K-means clustering on NumPy or Spark.")
     parser.add_argument("--version", action="version", version=f"kmeans {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     info = sub.add_parser("info", help="registered strategies and whether Spark/Java are usable")
@@ -65,13 +85,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated(signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if getattr(args, "func", None) is None:
-        parser.print_help()
-        return 2
-    return int(args.func(args))
+    """Run the command line; returns the exit status (130 on SIGINT, 143 on SIGTERM)."""
+    on_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if on_main else None
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if getattr(args, "func", None) is None:
+            parser.print_help()
+            return 2
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        print("kmeans: interrupted", file=sys.stderr)
+        return 128 + signal.SIGINT
+    except Terminated:
+        print("kmeans: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    finally:
+        if on_main:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -30,3 +30,11 @@ class MissingDependencyError(KMeansError, ImportError):
 
 class ModelFormatError(KMeansError, ValueError):
     """A saved model file is malformed or from an unknown format version."""
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: raised by the ``kmeans`` command line's handler so that cleanup runs.
+
+    Not an error, so not a :class:`KMeansError`: like ``KeyboardInterrupt`` it derives from
+    ``BaseException``, and ``except Exception`` clauses let it pass. ``args[0]`` is the signal.
+    """
