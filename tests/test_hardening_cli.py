@@ -42,14 +42,8 @@ def test_sigint_prints_one_line_and_exits_130(tmp_path: Path) -> None:
 
 def test_sigterm_while_saving_a_model_cleans_up_and_exits_143(tmp_path: Path) -> None:
     body = """
-from kmeans import KMeans
-model = KMeans(2, seed=0).fit(np.arange(20.0).reshape(10, 2))
-real_fsync = os.fsync
-def fsync(fd):  # SIGTERM arrives while the temporary file is being written
-    os.kill(os.getpid(), signal.SIGTERM)
-    real_fsync(fd)
-os.fsync = fsync
-model.save(os.path.join(out, "model.json"))
+from tests.hardening_helpers import save_under_sigterm
+save_under_sigterm(os.path.join(out, "model.json"))
 """
     proc = _run(body, tmp_path)
     assert (proc.returncode, proc.stdout, proc.stderr) == (143, "", "kmeans: terminated\n")

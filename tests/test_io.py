@@ -302,16 +302,9 @@ def test_an_infinite_inertia_round_trips(tmp_path: Path) -> None:
 
 
 _SAVE_UNDER_SIGTERM = """
-import os, signal, sys
-import numpy as np
-from kmeans import KMeans
-model = KMeans(2, seed=0).fit(np.arange(20.0).reshape(10, 2))
-real_fsync = os.fsync
-def fsync(fd):  # SIGTERM arrives while the temporary file is being written
-    os.kill(os.getpid(), signal.SIGTERM)
-    real_fsync(fd)
-os.fsync = fsync
-model.save(sys.argv[1])
+import sys
+from tests.hardening_helpers import save_under_sigterm
+save_under_sigterm(sys.argv[1])
 print("not reached")
 """
 
