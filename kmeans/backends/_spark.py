@@ -470,39 +470,72 @@ def _validated(parsed: Any, what: str) -> SparkBlocks:
         raise
 
 
+@attrs.frozen
+class RowStats:
+    """What one validation pass over distributed rows found, from either input path.
+
+    ``widths``: the distinct row lengths seen (or the smallest and largest); ``first_nonfinite``:
+    the global index of the first row with a NaN or infinity, if known; ``weight_problems``:
+    ``(kind, rows or None)`` per kind of bad weight; ``total_weight`` of the positive weights.
+    """
+
+    n: int
+    widths: tuple[int, ...]
+    nonfinite: int = 0
+    first_nonfinite: int | None = None
+    nulls: int = 0
+    weight_problems: tuple[tuple[str, int | None], ...] = ()
+    total_weight: float = 1.0
+
+
+def check_row_stats(stats: RowStats, what: str) -> None:
+    """Raise the :class:`ValidationError` both Spark input paths give for bad rows (one set of messages)."""
+    if stats.n == 0:
+        raise ValidationError(f"{what} is empty: it has 0 rows; K-means needs at least one row")
+    if stats.nulls:
+        raise ValidationError(
+            f"{what} has null feature values in {stats.nulls} of {stats.n} rows; drop or impute them first"
+        )
+    widths = sorted(set(stats.widths))
+    if len(widths) > 1:
+        raise ValidationError(
+            f"{what} has rows of different lengths ({widths[0]} to {widths[-1]}); "
+            "every row needs the same number of features"
+        )
+    if widths[0] == 0:
+        raise ValidationError(f"{what} has 0 features; K-means needs at least one column")
+    if stats.nonfinite:
+        first = "" if stats.first_nonfinite is None else f" (first at row {stats.first_nonfinite})"
+        raise ValidationError(
+            f"{what} contains NaN or infinite values in {stats.nonfinite} of {stats.n} rows{first}; "
+            "remove or impute them before clustering"
+        )
+    for kind, rows in stats.weight_problems:
+        where = "" if rows is None else f" in {rows} rows"
+        raise ValidationError(
+            f"the sample weights of {what} contain {kind} values{where}; weights must be finite and >= 0"
+        )
+    if stats.total_weight <= 0:
+        raise ValidationError(
+            f"the sample weights of {what} are zero for every row; at least one row needs a positive weight"
+        )
+
+
 def _check_stats(parsed: Any, stats: list[_PartStats], what: str) -> SparkBlocks:
     errors = [s[8] for s in stats if s[8]]
     if errors:
         raise ValidationError(f"{what}: {errors[0]}")
-    widths = sorted({s[1] for s in stats if s[0] > 0})
     n = sum(s[0] for s in stats)
-    if n == 0:
-        raise ValidationError(f"{what} is empty: it has 0 rows; K-means needs at least one row")
-    if len(widths) > 1:
-        raise ValidationError(
-            f"{what}: rows have different lengths {widths}; every row needs the same number of features"
-        )
-    d = widths[0]
-    if d == 0:
-        raise ValidationError(f"{what} has 0 features; K-means needs at least one column")
     nonfinite = sum(s[4] for s in stats)
+    first: int | None = None
     if nonfinite:
         offsets = np.cumsum([0] + [s[0] for s in stats])
         first = min(int(offsets[p]) + s[5] for p, s in enumerate(stats) if s[4])
-        raise ValidationError(
-            f"{what} contains NaN or infinite values in {nonfinite} of {n} rows (first at row {first}); "
-            "remove or impute them before clustering"
-        )
-    bad_w = [s[6] for s in stats if s[6]]
-    if bad_w:
-        raise ValidationError(
-            f"the sample weights of {what} contain {bad_w[0]} values; weights must be finite and >= 0"
-        )
+    bad_w = next((s[6] for s in stats if s[6]), "")
     total_w = sum(s[7] for s in stats)
-    if total_w <= 0:
-        raise ValidationError(
-            f"the sample weights of {what} are zero for every row; at least one row needs a positive weight"
-        )
+    widths = tuple(s[1] for s in stats if s[0] > 0)
+    check_row_stats(RowStats(n, widths, nonfinite, first, 0, ((bad_w, None),) if bad_w else (), float(total_w)), what)
+    d = widths[0]
     dtypes = {s[2] for s in stats if s[0] > 0}
     dtype = np.dtype("float32") if dtypes == {"float32"} else np.dtype("float64")
     offsets_t = tuple(int(o) for o in np.cumsum([0] + [s[0] for s in stats])[:-1])

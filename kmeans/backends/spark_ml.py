@@ -481,37 +481,16 @@ def _validate_frame(df: Any, spec: _spark.FeatureSpec, what: str) -> tuple[int, 
         }
     row = base.selectExpr(*[f"{expr} AS {name}" for name, expr in stats.items()]).collect()[0]
     n = int(row["n"])
-    if n == 0:
-        raise ValidationError(f"{what} is empty: it has 0 rows; K-means needs at least one row")
-    if row["nulls"]:
-        raise ValidationError(
-            f"{what} has null feature values in {row['nulls']} of {n} rows; drop or impute them first"
-        )
-    if row["dmin"] != row["dmax"]:
-        raise ValidationError(
-            f"{what} has vectors of different lengths ({row['dmin']} to {row['dmax']}); "
-            "every row needs the same number of features"
-        )
-    if int(row["dmin"]) == 0:
-        raise ValidationError(f"{what} has 0 features; K-means needs at least one column")
-    if row["nonfinite"]:
-        raise ValidationError(
-            f"{what} contains NaN or infinite values in {row['nonfinite']} of {n} rows; "
-            "remove or impute them before clustering"
-        )
+    problems: tuple[tuple[str, int | None], ...] = ()
     total = float(n)
     if spec.weight is not None:
-        for key, kind in (("wnull", "null"), ("wbad", "NaN or infinite"), ("wneg", "negative")):
-            if row[key]:
-                raise ValidationError(
-                    f"the sample weights of {what} contain {kind} values in {row[key]} rows; "
-                    "weights must be finite and >= 0"
-                )
-        total = float(row["wsum"])
-        if total <= 0:
-            raise ValidationError(
-                f"the sample weights of {what} are zero for every row; at least one row needs a positive weight"
-            )
+        kinds = (("wnull", "null"), ("wbad", "NaN or infinite"), ("wneg", "negative"))
+        problems = tuple((kind, int(row[key])) for key, kind in kinds if row[key])
+        total = float(row["wsum"] or 0.0)
+    widths = () if n == 0 else (int(row["dmin"]), int(row["dmax"]))
+    _spark.check_row_stats(
+        _spark.RowStats(n, widths, int(row["nonfinite"] or 0), None, int(row["nulls"] or 0), problems, total), what
+    )
     return n, int(row["dmin"]), total
 
 

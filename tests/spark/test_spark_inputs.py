@@ -181,7 +181,7 @@ def test_ragged_rows_are_reported(sc: Any) -> None:
 
 
 def test_ragged_rows_across_partitions_are_reported(sc: Any) -> None:
-    with pytest.raises(ValidationError, match=r"different lengths \[1, 2\]"):
+    with pytest.raises(ValidationError, match=r"rows of different lengths \(1 to 2\)"):
         _spark.blocks_from_rdd(sc.parallelize([[1.0, 2.0], [3.0]], 2))
 
 
@@ -288,3 +288,14 @@ def test_the_fewer_centers_message_has_its_number() -> None:
 
     assert "returned fewer than 5 distinct centers for n_clusters=5" in str(_fewer_centers("random", None, 5))
     assert "returned only 3 distinct centers" in str(_fewer_centers("random", 3, 5))
+
+
+@pytest.mark.parametrize("backend", ["spark-rdd", "spark-ml"])
+def test_max_iter_zero_returns_the_initial_centers_on_spark(spark: Any, backend: str) -> None:
+    from kmeans import KMeans
+    from tests import oracle
+
+    start = X[[1, 3]]
+    model = KMeans(2, init=start, max_iter=0, backend=backend).fit(X)
+    assert model.cluster_centers_.tolist() == start.tolist() and model.n_iter_ == 0
+    assert model.inertia_ == pytest.approx(oracle.inertia(X, start), rel=1e-12)
