@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _terminate(signum: int, frame: Any) -> None:
-    raise Terminated(signum)
+    raise Terminated(128 + signum)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -103,9 +103,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("kmeans: interrupted", file=sys.stderr)
         return 128 + signal.SIGINT
-    except Terminated:
+    except Terminated as exc:
         print("kmeans: terminated", file=sys.stderr)
-        return 128 + signal.SIGTERM
+        return int(exc.code) if isinstance(exc.code, int) else 128 + signal.SIGTERM
     finally:
         if on_main:
             signal.signal(signal.SIGTERM, previous)

@@ -32,9 +32,10 @@ class ModelFormatError(KMeansError, ValueError):
     """A saved model file is malformed or from an unknown format version."""
 
 
-class Terminated(BaseException):
-    """SIGTERM arrived: raised by the ``kmeans`` command line's handler so that cleanup runs.
+class Terminated(SystemExit):
+    """SIGTERM arrived: raised in the main thread by the command line's handler so that cleanup runs.
 
-    Not an error, so not a :class:`KMeansError`: like ``KeyboardInterrupt`` it derives from
-    ``BaseException``, and ``except Exception`` clauses let it pass. ``args[0]`` is the signal.
+    Not an error, so not a :class:`KMeansError`: a ``SystemExit`` whose ``code`` is the exit
+    status, 143 (128 + SIGTERM); ``except Exception`` clauses let it pass, and uncaught it
+    ends the process with that status.
     """

@@ -28,6 +28,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from kmeans import KMeansError, MissingDependencyError, ValidationError
+
+# Raised in the main thread by SIGTERM while :func:`terminate_cleanly` is active (exit code 143);
+# the ``kmeans`` command line's own handler raises the same class, so either reports it.
+from kmeans.errors import Terminated as Terminated
 from kmeans.io import write_atomic
 
 UInt8Array = NDArray[np.uint8]
@@ -365,10 +369,6 @@ def save_image(
     with terminate_cleanly():
         write_atomic(path, encoded.data)
     return encoded
-
-
-class Terminated(SystemExit):
-    """Raised in the main thread by SIGTERM while :func:`terminate_cleanly` is active (exit code 143)."""
 
 
 def _raise_terminated(signum: int, frame: object) -> None:
