@@ -1,4 +1,4 @@
-"""``kmeans bench paper`` and ``kmeans bench scaling``."""
+"""``kmeans bench paper``, ``kmeans bench scaling`` and ``kmeans bench shapes``."""
 
 from __future__ import annotations
 
@@ -48,6 +48,16 @@ def add_parser(subparsers: Any) -> None:
         "--all-port-cells", action="store_true", help="run the paper's slow RDD and ML ports on every cell too"
     )
     paper.set_defaults(func=cmd_paper)
+
+    shapes = sub.add_parser("shapes", help="fit time vs scikit-learn, scikit-learn-intelex and faiss from d=3 to d=768")
+    shapes.add_argument("--quick", action="store_true", help="three small cells in well under a minute")
+    shapes.add_argument("--cells", type=_name_list, help="substrings of cell names to run (default: all)")
+    shapes.add_argument(
+        "--engines", type=_name_list, help="reference engines: sklearn,sklearnex,faiss (default: installed)"
+    )
+    shapes.add_argument("--repeats", type=int, default=3, help="interleaved rounds per cell (default 3)")
+    shapes.add_argument("--out", type=Path, help="also write the Markdown table to this file")
+    shapes.set_defaults(func=cmd_shapes)
 
     scaling = sub.add_parser("scaling", help="time per iteration and peak memory as rows, k, d, partitions grow")
     scaling.add_argument("--out", type=Path, default=Path("bench-scaling"), help="output folder")
@@ -129,6 +139,33 @@ def cmd_paper(args: argparse.Namespace) -> int:
     print(
         f"wrote {len(written)} files to {args.out}/ (report.md, results.json, figures) in {result.wall_seconds:.0f} s"
     )
+    return 0
+
+
+def cmd_shapes(args: argparse.Namespace) -> int:
+    from kmeans.bench.shapes import FULL_CELLS, QUICK_CELLS, engines, format_table, run_cell
+
+    if args.repeats < 1:
+        raise ValidationError(f"--repeats must be at least 1, got {args.repeats}")
+    cells = QUICK_CELLS if args.quick else FULL_CELLS
+    if args.cells:
+        cells = tuple(c for c in cells if any(part in c.name for part in args.cells))
+        if not cells:
+            raise ValidationError(f"no cell name contains any of {', '.join(args.cells)}")
+    fits, missing = engines(args.engines)
+    for name, why in missing.items():
+        print(f"{name}: unavailable ({why})")
+    names = list(fits)
+    rows = []
+    for cell in cells:
+        rows.append(run_cell(cell, fits, args.repeats))
+        print(format_table(rows[-1:], names).splitlines()[-1], flush=True)
+    table = format_table(rows, names)
+    print(table)
+    if args.out is not None:
+        from kmeans.io import write_atomic
+
+        write_atomic(args.out, (table + "\n").encode())
     return 0
 
 
