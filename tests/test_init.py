@@ -173,3 +173,34 @@ def test_kmeans_plus_plus_starts_better_than_random_on_average() -> None:
     pp = np.mean([oracle.inertia(X, KMeansPlusPlus().init(ds, 6, L2.assign, s)) for s in range(10)])
     rnd = np.mean([oracle.inertia(X, Random().init(ds, 6, L2.assign, s)) for s in range(10)])
     assert pp < 0.7 * rnd
+
+
+class _NoLocalBlocks:
+    """A dataset that hides ``local_blocks``: k-means++ takes its generic (recomputing) path."""
+
+    def __init__(self, inner: object) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> object:
+        if name == "local_blocks":
+            raise AttributeError(name)
+        return getattr(self._inner, name)
+
+
+@pytest.mark.parametrize(("d", "k", "weighted"), [(3, 40, False), (3, 7, True), (20, 25, True), (1, 60, False)])
+def test_compiled_kmeans_plus_plus_picks_what_the_generic_path_picks(d: int, k: int, weighted: bool) -> None:
+    import warnings
+
+    from kmeans.backends.numpy import NumPyDataset
+    from kmeans.distance.l2 import L2
+    from kmeans.init.kmeans_plus_plus import KMeansPlusPlus
+
+    rng = np.random.default_rng(d * k)
+    X = np.vstack([rng.normal(size=(300, d)) + 8 * rng.normal(size=d) for _ in range(6)]).astype(np.float32)
+    w = rng.uniform(0.1, 3.0, X.shape[0]) if weighted else None
+    ds = NumPyDataset(X, w, block_rows=500)
+    fast = KMeansPlusPlus().init(ds, k, L2.assign, 11)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the generic path warns about its passes
+        slow = KMeansPlusPlus().init(_NoLocalBlocks(ds), k, L2.assign, 11)  # type: ignore[arg-type]
+    np.testing.assert_array_equal(fast, slow)
