@@ -33,10 +33,16 @@ BALL_MIN_CENTERS = RGB_MAX_CENTERS
 BALL_FRESH_MAX_FEATURES = 8
 
 
+def center_shifts(old: Float64Array, new: Float64Array) -> Float64Array:
+    """``||new_j - old_j||`` per center, rounded up."""
+    diff = new - old
+    out: Float64Array = np.sqrt(np.einsum("ij,ij->i", diff, diff)) * (1.0 + _MARGIN)
+    return out
+
+
 def center_moves(old: Float64Array, new: Float64Array, drop: Float64Array) -> None:
     """``drop[a] = max_{j != a} ||new_j - old_j||``, rounded up."""
-    diff = new - old
-    moves = np.sqrt(np.einsum("ij,ij->i", diff, diff)) * (1.0 + _MARGIN)
+    moves = center_shifts(old, new)
     top = int(np.argmax(moves))
     drop[:] = moves[top]
     drop[top] = np.max(np.delete(moves, top), initial=0.0)
@@ -69,7 +75,7 @@ def _ball_pass(
     unit: bool,
     centers: Float64Array,
     bounds: Bounds,
-    drop: Float64Array,
+    moves: Float64Array,
     kernel: str,
     sums: Float64Array,
     wsum: Float64Array,
@@ -80,7 +86,7 @@ def _ball_pass(
     n = points.shape[0]
     costs = np.empty(n, dtype=np.float64)
     failed = np.empty(n, dtype=np.int64)
-    nf = ball_phase(points, centers, bounds.labels, bounds.lower, drop, costs, failed, fresh)
+    nf = ball_phase(points, centers, bounds.labels, bounds.lower, moves, costs, failed, fresh)
     rest = failed[:nf]
     done = False
     if kernel == "gemm" and nf:
@@ -124,10 +130,9 @@ def bounded_lloyd_sqeuclidean(
     if bounds is None or fresh:
         bounds = Bounds(centers, np.empty(n, dtype=np.int32), np.empty(n, dtype=np.float32))
     if n and k > BALL_MIN_CENTERS and (not fresh or (kernel == "rows" and d <= BALL_FRESH_MAX_FEATURES)):
-        if not fresh:
-            center_moves(bounds.centers, centers, drop)
+        moves = center_shifts(bounds.centers, centers) if not fresh else np.zeros(k)
         bounds.centers = centers.copy()
-        inertia, kept = _ball_pass(points, w, unit, centers, bounds, drop, kernel, sums, wsum, fresh)
+        inertia, kept = _ball_pass(points, w, unit, centers, bounds, moves, kernel, sums, wsum, fresh)
         bounds.kept = kept
         return sums, wsum, inertia, bounds
     if not fresh:

@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 
 from kmeans._kernels._common import _JIT
 from kmeans._kernels.assign import _closest_sqeuclidean
-from kmeans._kernels.bounds import _MARGIN, _kept, _lower32
+from kmeans._kernels.bounds import _BOUND_MAX, _BOUND_MIN, _MARGIN, _lower32
 from kmeans._kernels.gemm import _exact
 from kmeans._types import Float64Array
 
@@ -100,7 +100,7 @@ _cache: list[CenterNeighbors] = []
 
 #: A table is rebuilt once its centers have drifted by more than this fraction of the
 #: median gap between neighbouring centers (a stale table stays valid, only weaker).
-REBUILD_DRIFT = 0.2
+REBUILD_DRIFT = 0.5
 
 
 def neighbors_of(centers: Float64Array) -> tuple[CenterNeighbors, Float64Array]:
@@ -176,9 +176,15 @@ def _ball_phase(
         else:
             a = labels[i]
             ua2 = _exact(x, i, C, a)
+            # Only the listed neighbours' moves lower the bound (drop[a]); every center past the
+            # list is at least (the list's last gap) - u away whatever it did.
             low = np.float64(lower[i]) - drop[a]
-            if _kept(ua2, lower, i, a, drop, half_gap):
+            if not complete:
+                low = min(low, ndist[a, m - 1] - corr[a] - np.sqrt(ua2) * (1.0 + _MARGIN))
+            bound = min(max(low, half_gap[a]), _BOUND_MAX)
+            if bound >= _BOUND_MIN and ua2 < bound * bound * (1.0 - _MARGIN):
                 costs[i] = ua2
+                lower[i] = _lower32(low)
                 continue
         ua = np.sqrt(ua2) * (1.0 + _MARGIN)
         rho = (2.0 * ua + max(low, 0.0)) * (1.0 + _MARGIN)
@@ -246,12 +252,14 @@ def ball_phase(
     centers: Float64Array,
     labels: NDArray[np.int32],
     lower: NDArray[np.float32],
-    drop: Float64Array,
+    moves: Float64Array,
     costs: Float64Array,
     failed: NDArray[np.int64],
     fresh: bool,
 ) -> int:
     """Settle rows by Hamerly's test or the ball search; returns how many are listed in ``failed``.
+
+    ``moves[j]``: how far center ``j`` moved since the bounds in ``lower`` were set (rounded up).
 
     ``fresh`` (no labels or bounds yet): every row starts from its predecessor's center,
     and a row whose ball does not fit is compared with every center directly.
@@ -259,6 +267,7 @@ def ball_phase(
     d = centers.shape[1]
     table, corr = neighbors_of(centers)
     half_gap = np.maximum(0.5 * (table.dist[:, 0] - corr), 0.0)
+    drop = moves[table.index].max(axis=1)  # the largest move among each center's listed neighbours
     ct = np.ascontiguousarray(centers.T) if fresh else np.zeros((1, 1))
     return int(
         _ball_phase(
