@@ -26,3 +26,20 @@ def weighted_sum(weights: NDArray[Any], values: NDArray[Any]) -> float:
     if weights.strides == (0,) and weights.size:
         return float(weights[0]) * float(np.sum(values, dtype=np.float64))
     return float(np.sum(weights * values, dtype=np.float64))
+
+
+def caller_stacklevel() -> int:
+    """The ``stacklevel`` that makes a warning point at the first frame outside this package.
+
+    ``warnings.warn(..., stacklevel=caller_stacklevel())`` called anywhere in ``kmeans``
+    names the user's line, however deep in the library the warning is raised.
+    """
+    import os
+    import sys
+
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    level, frame = 1, sys._getframe(1)
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    return level

@@ -204,3 +204,13 @@ def test_compiled_kmeans_plus_plus_picks_what_the_generic_path_picks(d: int, k: 
         warnings.simplefilter("ignore")  # the generic path warns about its passes
         slow = KMeansPlusPlus().init(_NoLocalBlocks(ds), k, L2.assign, 11)  # type: ignore[arg-type]
     np.testing.assert_array_equal(fast, slow)
+
+
+def test_the_generic_kmeans_plus_plus_warning_points_at_the_callers_line() -> None:
+    from kmeans.backends.numpy import NumPyDataset
+    from kmeans.init.kmeans_plus_plus import KMeansPlusPlus
+
+    ds = _NoLocalBlocks(NumPyDataset(np.arange(20.0).reshape(10, 2)))
+    with pytest.warns(UserWarning, match="k-means\\+\\+ on this engine") as record:
+        KMeansPlusPlus().init(ds, 3, L2.assign, 0)  # type: ignore[arg-type]
+    assert record[0].filename == __file__

@@ -22,13 +22,13 @@ import numpy as np
 
 from kmeans._kernels._common import _unit_or_array
 from kmeans._kernels.seeding import SeedingState, gaps_to_chosen, sq_to_center
-from kmeans._ops import weighted_sum
+from kmeans._ops import caller_stacklevel, weighted_sum
 from kmeans._random import derive_seed, exponential_keys
 from kmeans._types import Block, Float64Array, FloatArray
 from kmeans.distance.l2 import SquaredEuclidean
 from kmeans.errors import ValidationError
 from kmeans.init._sampling import smallest_keys
-from kmeans.protocols import AssignStep, Dataset
+from kmeans.protocols import AssignStep, Dataset, optional
 
 
 def _exact_l2(assign: AssignStep) -> bool:
@@ -53,13 +53,13 @@ class KMeansPlusPlus:
 
     def init(self, dataset: Dataset, k: int, assign: AssignStep, seed: int) -> Float64Array:
         trials = self.n_local_trials or 2 + int(math.log(k))
-        local = getattr(dataset, "local_blocks", None)
+        local = optional(dataset, "local_blocks")
         blocks = local() if callable(local) else None
         if blocks is None and k > 1:
             warnings.warn(
                 f"k-means++ on this engine costs {2 * (k - 1) + 1} passes over the data; "
                 "init='k-means||' needs only a few",
-                stacklevel=3,
+                stacklevel=caller_stacklevel(),
             )
         if blocks is not None and _exact_l2(assign) and k > 1:
             return self._compiled(dataset, blocks, k, trials, seed)
