@@ -17,6 +17,7 @@ import argparse
 import contextlib
 import json
 import sys
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +27,15 @@ from kmeans import IterationRecord, KMeansError
 from kmeans.data import raccoon_path
 from kmeans.image.colorspace import COLOR_SPACES
 from kmeans.image.dither import DITHERS, check_dither
-from kmeans.image.io import LOSSY_FORMATS, ImageFileError, LossyOutputWarning, Terminated, UInt8Array, check_output
+from kmeans.image.io import (
+    LOSSY_FORMATS,
+    ImageFileError,
+    LossyOutputWarning,
+    Terminated,
+    UInt8Array,
+    check_output,
+    decode_image,
+)
 from kmeans.image.quantize import (
     QuantizeResult,
     check_indexed,
@@ -47,11 +56,18 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="reduce images to k colors (color quantization)",
         description="Reduce images to k colors with K-means. With no input, quantizes the bundled raccoon photo.",
     )
-    p.add_argument("inputs", nargs="*", metavar="IMAGE", help="input images (default: the bundled sample photo)")
+    p.add_argument(
+        "inputs", nargs="*", metavar="IMAGE", help="input images, - for stdin (default: the bundled sample photo)"
+    )
     p.add_argument(
         "-k", "--colors", dest="n_clusters", metavar="K", type=int, default=8, help="number of colors (default 8)"
     )
-    p.add_argument("-o", "--output", metavar="PATH", help="output file (one input only); format from the extension")
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="PATH",
+        help="output file (one input only); format from the extension; - for stdout (PNG, the default for stdin)",
+    )
     p.add_argument(
         "--out-dir", metavar="DIR", help="folder for the outputs, named STEM-kK.png (default: the current folder)"
     )
@@ -107,8 +123,15 @@ def _usage_error(message: str) -> NoReturn:
     sys.exit(2)
 
 
+STDIO = Path("-")
+
+
 def _outputs(args: argparse.Namespace, inputs: list[Path]) -> list[Path]:
     k = args.n_clusters
+    if STDIO in inputs and len(inputs) > 1:
+        raise ImageFileError("- (stdin) must be the only input")
+    if inputs == [STDIO] and args.output is None and args.out_dir is None:
+        return [STDIO]  # a filter: stdin to stdout
     if args.output is not None:
         if len(inputs) > 1:
             raise ImageFileError("-o/--output names one file; with several inputs use --out-dir DIR")
@@ -132,9 +155,16 @@ def _same_file(a: Path, b: Path) -> bool:
 
 def _check_paths(args: argparse.Namespace, inputs: list[Path], outputs: list[Path]) -> None:
     for path in inputs:
-        if not path.exists():
+        if path == STDIO:
+            if sys.stdin.isatty():
+                raise ImageFileError("- reads the image from stdin, which is a terminal; pipe or redirect a file")
+        elif not path.exists():
             raise ImageFileError(f"{path}: no such file")
     for out in outputs:
+        if out == STDIO:
+            if sys.stdout.isatty():
+                raise ImageFileError("-o - writes the image to stdout, which is a terminal; redirect it to a file")
+            continue
         for path in inputs:
             if _same_file(out, path):
                 raise ImageFileError(f"{out}: the output would replace the input {path}; choose another output name")
@@ -295,13 +325,15 @@ def _run(args: argparse.Namespace) -> int:
                     summaries.append({"input": str(source), "output": None, "error": _error(exc)})
                     continue
                 summaries.append(_summary(result, args, source, out))
+    report = sys.stderr if STDIO in outputs else sys.stdout
     if args.json:
         doc: dict[str, Any] = summaries[0] if len(summaries) == 1 else {"images": summaries}
-        print(json.dumps(doc, indent=1, allow_nan=False))  # ASCII only: any stdout encoding takes it
+        # ASCII only, so any stream encoding takes it; on stderr when the image went to stdout.
+        print(json.dumps(doc, indent=1, allow_nan=False), file=report)
     elif not args.quiet:
         written = [s for s in summaries if s["output"] is not None]
         if written:
-            _say("\n".join(_format(s) for s in written), sys.stdout)
+            _say("\n".join(_format(s) for s in written), report)
     if failed:
         _say(f"{PROG}: error: {failed} of {len(inputs)} inputs failed (see above); the others were written", sys.stderr)
         return 2
@@ -312,7 +344,12 @@ def _save(result: QuantizeResult, out: Path, args: argparse.Namespace) -> None:
     """Write one output; a lossy format's warning becomes one ``warning:`` line on stderr."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", LossyOutputWarning)
-        result.save(out, indexed=args.indexed, overwrite=not args.no_clobber)
+        if out == STDIO:
+            data = result.to_bytes("PNG", indexed=args.indexed)
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+        else:
+            result.save(out, indexed=args.indexed, overwrite=not args.no_clobber)
     for w in caught:
         if issubclass(w.category, LossyOutputWarning):
             _say(f"{PROG}: warning: {w.message}", sys.stderr)
@@ -321,7 +358,13 @@ def _save(result: QuantizeResult, out: Path, args: argparse.Namespace) -> None:
 
 
 def _load(source: Path, out: Path, args: argparse.Namespace) -> tuple[UInt8Array, float]:
-    """Read ``source``, then check ``out`` again now that the alpha channel is known."""
-    pixels, seconds = read_input(source, max_pixels=args.max_pixels)
-    check_output(out, has_alpha=pixels.shape[2] == 4, indexed=args.indexed, overwrite=True)
+    """Read ``source`` (``-``: stdin), then check ``out`` again now that the alpha channel is known."""
+    if source == STDIO:
+        t0 = time.perf_counter()
+        pixels = decode_image(sys.stdin.buffer.read(), "<stdin>", max_pixels=args.max_pixels)
+        seconds = time.perf_counter() - t0
+    else:
+        pixels, seconds = read_input(source, max_pixels=args.max_pixels)
+    if out != STDIO:
+        check_output(out, has_alpha=pixels.shape[2] == 4, indexed=args.indexed, overwrite=True)
     return pixels, seconds

@@ -356,19 +356,31 @@ def save_image(
     the smallest honest file (a GIF written from RGB would otherwise be re-quantized by
     Pillow). Gray images are written as gray, see :func:`encode_image`.
     """
-    has_alpha = pixels.shape[2] == 4
-    fmt = check_output(path, has_alpha=has_alpha, indexed=indexed, overwrite=overwrite)
+    fmt = check_output(path, has_alpha=pixels.shape[2] == 4, indexed=indexed, overwrite=overwrite)
+    encoded = encode_output(pixels, fmt, palette=palette, labels=labels, indexed=indexed, name=path)
+    with terminate_cleanly():
+        write_atomic(path, encoded.data)
+    return encoded
+
+
+def encode_output(
+    pixels: UInt8Array,
+    fmt: str,
+    *,
+    palette: UInt8Array | None = None,
+    labels: NDArray[np.intp] | None = None,
+    indexed: bool | None = None,
+    name: object = "the output",
+) -> EncodedImage:
+    """Encode as :func:`save_image` writes (palette or truecolor, by the same rule), without writing."""
     n_colors = None if palette is None or labels is None else palette.shape[0]
     if fmt == "GIF" or indexed:
         as_palette = n_colors is not None
     else:
         as_palette = fmt == "PNG" and indexed is None and n_colors is not None and n_colors <= 256
     if as_palette and n_colors is not None and n_colors > 256:
-        raise ImageFileError(f"{path}: a {fmt} palette holds at most 256 colors; got {n_colors}")
-    encoded = encode_image(pixels, fmt, palette=palette, labels=labels if as_palette else None)
-    with terminate_cleanly():
-        write_atomic(path, encoded.data)
-    return encoded
+        raise ImageFileError(f"{name}: a {fmt} palette holds at most 256 colors; got {n_colors}")
+    return encode_image(pixels, fmt, palette=palette, labels=labels if as_palette else None)
 
 
 def _raise_terminated(signum: int, frame: object) -> None:

@@ -43,10 +43,12 @@ from kmeans.image.colorspace import DEFAULT_TOL, check_color_space, from_feature
 from kmeans.image.dither import check_dither, floyd_steinberg
 from kmeans.image.io import (
     LOSSY_FORMATS,
+    EncodedImage,
     LossyOutputWarning,
     UInt8Array,
     as_image_array,
     decode_image,
+    encode_output,
     load_image,
     save_image,
 )
@@ -193,19 +195,34 @@ class QuantizeResult:
             path, self.image, palette=self.palette, labels=self.labels, indexed=indexed, overwrite=overwrite
         )
         self.timings["write"] = time.perf_counter() - t0
-        info: dict[str, Any] = {"path": str(path), "format": encoded.format, "mode": encoded.mode}
+        self._record(encoded, str(path))
+
+    def to_bytes(self, format: str = "PNG", *, indexed: bool | None = None) -> bytes:
+        """The file :meth:`save` would write in Pillow ``format`` (``written`` records it, path ``None``)."""
+        t0 = time.perf_counter()
+        if indexed:
+            check_indexed(self.palette.shape[0])
+        fmt = format.upper()
+        encoded = encode_output(self.image, fmt, palette=self.palette, labels=self.labels, indexed=indexed)
+        self.timings["write"] = time.perf_counter() - t0
+        self._record(encoded, None)
+        return encoded.data
+
+    def _record(self, encoded: EncodedImage, path: str | None) -> None:
+        info: dict[str, Any] = {"path": path, "format": encoded.format, "mode": encoded.mode}
         info["bytes"] = len(encoded.data)
+        name = path if path is not None else "the output"
         if encoded.format in LOSSY_FORMATS:
-            back = decode_image(encoded.data, path)
+            back = decode_image(encoded.data, name)
             mse = pixel_mse(self.original, back)
             colors = int(np.unique(_packed(back.reshape(-1, back.shape[-1])[:, :3])).size)
             warnings.warn(
                 LossyOutputWarning(
-                    f"{path}: {encoded.format} is lossy and adds colors back ({colors:,} colors written, "
+                    f"{name}: {encoded.format} is lossy and adds colors back ({colors:,} colors written, "
                     f"palette of {self.palette.shape[0]}); the error reported is of the written file. "
                     "Use .png for exactly the palette"
                 ),
-                stacklevel=2,
+                stacklevel=3,
             )
         else:
             mse, colors = self.mse, self.colors_after

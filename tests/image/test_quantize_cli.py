@@ -16,7 +16,7 @@ import pytest
 from image_helpers import KNOWN_COLORS, color_set, tiled_image, write_png
 from PIL import Image
 
-from kmeans.image import load_image
+from kmeans.image import load_image, quantize
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -320,3 +320,24 @@ def test_sigterm_during_the_image_write_leaves_no_temporary_file_and_exits_143(t
     assert proc.returncode == 143
     assert proc.stderr.splitlines() == ["kmeans quantize: terminated by SIGTERM; the output being written was removed"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["known.png"]
+
+
+def test_dash_reads_stdin_and_writes_a_png_to_stdout_with_the_summary_on_stderr(
+    tmp_path: Path, known_png: Path
+) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "kmeans", "quantize", "-", "-k", "2", "--json"],
+        input=known_png.read_bytes(),
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    (tmp_path / "piped.png").write_bytes(proc.stdout)
+    want = quantize(load_image(known_png), n_clusters=2)
+    assert np.array_equal(load_image(tmp_path / "piped.png"), want.image)
+    doc = json.loads(proc.stderr)
+    assert (doc["input"], doc["output"], doc["written"]["bytes"]) == ("-", "-", len(proc.stdout))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["known.png", "piped.png"]
