@@ -25,7 +25,7 @@ from typing import Any, NoReturn
 
 from kmeans import IterationRecord, KMeansError
 from kmeans.data import raccoon_path
-from kmeans.image.colorspace import COLOR_SPACES
+from kmeans.image.colorspace import COLOR_SPACES, DEFAULT_TOL
 from kmeans.image.dither import DITHERS, check_dither
 from kmeans.image.io import (
     LOSSY_FORMATS,
@@ -173,18 +173,75 @@ def _check_paths(args: argparse.Namespace, inputs: list[Path], outputs: list[Pat
         check_output(out, has_alpha=False, indexed=args.indexed, overwrite=True)
 
 
+class _Bar:
+    """One progress line per input (or per shared palette) on stderr, with its stage:
+    ``load``, ``fold``, ``fit`` (each Lloyd iteration with its real center shift against
+    ``tol``), ``map`` or ``dither``, ``write``. The count runs over the stages and the
+    iterations; once the fit stops, the total becomes what is left, so every bar completes,
+    and its iteration count is the summary's."""
+
+    def __init__(self, progress: Any, max_iter: int, tol: float) -> None:
+        self._progress, self._max_iter, self._tol = progress, max_iter, tol
+        self._task: Any = None
+        self._name, self._stage, self._outputs = "", "", 1
+
+    def begin(self, name: str, outputs: int = 1) -> None:
+        """Start a line for ``name`` at its load stage; ``outputs`` images will be written."""
+        self._name, self._stage, self._outputs = name, "load", outputs
+        if self._progress is not None:
+            total = 2 + self._max_iter + 2 * outputs
+            self._task = self._progress.add_task(f"{name}  load", total=total)
+
+    def stage(self, stage: str) -> None:
+        """The previous stage is done and ``stage`` starts."""
+        if self._progress is not None and self._task is not None:
+            if self._stage == "fit":  # the fit stopped: what is left is known
+                completed = self._completed()
+                self._progress.update(self._task, total=completed + 2 * self._outputs)
+            else:
+                self._progress.advance(self._task)
+            self._progress.update(self._task, description=f"{self._name}  {stage}")
+        self._stage = stage
+
+    def iteration(self, record: IterationRecord) -> None:
+        if self._progress is not None and self._task is not None:
+            self._progress.update(
+                self._task,
+                advance=1,
+                description=f"{self._name}  fit  iteration {record.iteration + 1}, "
+                f"center shift {record.center_shift:.3g} (stops at <= {self._tol:g})",
+            )
+
+    def end(self) -> None:
+        if self._progress is not None and self._task is not None:
+            self._progress.advance(self._task)
+            self._progress.update(self._task, description=f"{self._name}  done")
+        self._task = None
+
+    def abandon(self) -> None:
+        """The input failed (its error is printed): remove its line."""
+        if self._progress is not None and self._task is not None:
+            self._progress.remove_task(self._task)
+        self._task = None
+
+    def _completed(self) -> float:
+        for task in self._progress.tasks:
+            if task.id == self._task:
+                return float(task.completed)
+        return 0.0
+
+
 @contextlib.contextmanager
-def _progress(enabled: bool, max_iter: int) -> Iterator[list[Any]]:
-    """Callbacks that drive a rich progress bar on stderr (none when disabled)."""
+def _progress(enabled: bool, max_iter: int, tol: float) -> Iterator[_Bar]:
+    """A :class:`_Bar` drawing with rich on stderr, or doing nothing when disabled."""
     try:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     except ImportError:  # rich is optional: no bar, same results
         enabled = False
     if not enabled:
-        yield []
+        yield _Bar(None, max_iter, tol)
         return
-
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -192,13 +249,8 @@ def _progress(enabled: bool, max_iter: int) -> Iterator[list[Any]]:
         TimeElapsedColumn(),
         console=Console(stderr=True),
         transient=True,
-    ) as bar:
-        task = bar.add_task("k-means", total=max_iter)
-
-        def on_iteration(record: IterationRecord) -> None:
-            bar.update(task, advance=1, description=f"k-means  inertia {record.inertia:.4g}")
-
-        yield [on_iteration]
+    ) as progress:
+        yield _Bar(progress, max_iter, tol)
 
 
 def _summary(result: QuantizeResult, args: argparse.Namespace, source: Path, output: Path) -> dict[str, Any]:
@@ -302,22 +354,30 @@ def _run(args: argparse.Namespace) -> int:
     show = not args.quiet and not args.json and sys.stderr.isatty()
     summaries: list[dict[str, Any]] = []
     failed = 0
-    with _progress(show, args.max_iter) as callbacks:
+    with _progress(show, args.max_iter, DEFAULT_TOL[args.color_space]) as bar:
+        params.update(callbacks=[bar.iteration], on_stage=bar.stage)
         if args.shared_palette:
+            bar.begin(f"{len(inputs)} images, one palette", outputs=len(inputs))
             loaded = [_load(source, out, args) for source, out in zip(inputs, outputs, strict=True)]
-            results = quantize_shared([px for px, _ in loaded], args.n_clusters, callbacks=callbacks, **params)
+            results = quantize_shared([px for px, _ in loaded], args.n_clusters, **params)
             for source, out, (_, load_s), result in zip(inputs, outputs, loaded, results, strict=True):
                 result.timings["load"] = load_s
+                bar.stage("write")
                 _save(result, out, args)
                 summaries.append(_summary(result, args, source, out))
+            bar.end()
         else:
             for source, out in zip(inputs, outputs, strict=True):
                 try:
+                    bar.begin(_printable(str(source), sys.stderr))
                     pixels, load_s = _load(source, out, args)
-                    result = quantize(pixels, args.n_clusters, callbacks=callbacks, **params)
+                    result = quantize(pixels, args.n_clusters, **params)
                     result.timings["load"] = load_s
+                    bar.stage("write")
                     _save(result, out, args)
+                    bar.end()
                 except (KMeansError, OSError) as exc:
+                    bar.abandon()
                     if len(inputs) == 1:
                         raise
                     failed += 1

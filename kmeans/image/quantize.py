@@ -464,6 +464,7 @@ def quantize(
     max_pixels: int | None = None,
     dither: str = "none",
     dither_strength: float = 1.0,
+    on_stage: Callable[[str], None] | None = None,
     **kmeans_params: Any,
 ) -> QuantizeResult:
     """Reduce ``image`` to at most ``n_clusters`` colors with K-means.
@@ -478,7 +479,8 @@ def quantize(
     ``dither="floyd-steinberg"`` maps pixels by error diffusion in ``color_space``
     against the fitted palette, passing on ``dither_strength`` (0 to 1) of each error
     (:mod:`kmeans.image.dither`); ``mse``, ``psnr`` and ``counts`` are then those of the
-    dithered image.
+    dithered image. ``on_stage``, if given, is called with ``"fold"``, ``"fit"`` and
+    ``"map"`` (or ``"dither"``) as each stage starts (the command line's progress bar).
 
     >>> import numpy as np
     >>> img = np.array([[[255, 0, 0], [0, 0, 255]], [[255, 0, 0], [250, 0, 0]]], dtype=np.uint8)
@@ -490,8 +492,11 @@ def quantize(
     check_strategy_names(backend, init)
     dither, dither_strength = check_dither(dither, dither_strength)
     pixels, load_s = read_input(image, max_pixels=max_pixels)
+    stage = on_stage if on_stage is not None else _no_stage
     t0 = time.perf_counter()
+    stage("fold")
     fold = fold_colors(pixels)
+    stage("fit")
     fit = fit_palette(
         fold,
         k,
@@ -507,6 +512,7 @@ def quantize(
         **kmeans_params,
     )
     fit_s = time.perf_counter() - t0
+    stage("map" if dither == "none" else "dither")
     return apply_palette(
         pixels,
         fold,
@@ -529,34 +535,46 @@ def quantize_shared(
     max_pixels: int | None = None,
     dither: str = "none",
     dither_strength: float = 1.0,
+    on_stage: Callable[[str], None] | None = None,
     **params: Any,
 ) -> list[QuantizeResult]:
     """Quantize several images with one palette fitted to all their pixels together.
 
     Each result's ``timings["fit"]`` is the shared fit's time; ``load`` is its own.
+    ``on_stage`` is called as in :func:`quantize` (``"map"``/``"dither"`` once per image).
     """
     k = check_n_clusters(n_clusters)
     space = check_color_space(color_space)
     check_strategy_names(params.get("backend", "numpy"), params.get("init", "k-means++"))
     dither, dither_strength = check_dither(dither, dither_strength)
     loaded = [read_input(im, max_pixels=max_pixels) for im in images]
+    stage = on_stage if on_stage is not None else _no_stage
     t0 = time.perf_counter()
+    stage("fold")
     folds = [fold_colors(px) for px, _ in loaded]
     merged, maps = merge_folds(folds)
+    stage("fit")
     fit = fit_palette(merged, k, color_space=space, **params)
     fit_s = time.perf_counter() - t0
-    return [
-        apply_palette(
-            px,
-            fold,
-            fit,
-            fit.labels[m],
-            n_clusters=k,
-            color_space=space,
-            dither=dither,
-            dither_strength=dither_strength,
-            load_seconds=ls,
-            fit_seconds=fit_s,
+    results = []
+    for (px, ls), fold, m in zip(loaded, folds, maps, strict=True):
+        stage("map" if dither == "none" else "dither")
+        results.append(
+            apply_palette(
+                px,
+                fold,
+                fit,
+                fit.labels[m],
+                n_clusters=k,
+                color_space=space,
+                dither=dither,
+                dither_strength=dither_strength,
+                load_seconds=ls,
+                fit_seconds=fit_s,
+            )
         )
-        for (px, ls), fold, m in zip(loaded, folds, maps, strict=True)
-    ]
+    return results
+
+
+def _no_stage(name: str) -> None:
+    """The default ``on_stage``: nothing to report to."""

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -227,7 +228,7 @@ def test_a_terminal_gets_a_progress_bar_on_stderr(tmp_path: Path, known_png: Pat
         stdout = proc.stdout.read() if proc.stdout else ""
     os.close(leader)
     assert proc.returncode == 0
-    assert "k-means" in b"".join(chunks).decode(errors="replace")
+    assert "known.png  " in b"".join(chunks).decode(errors="replace")  # the line names the input and its stage
     assert "PSNR" in stdout
 
 
@@ -341,3 +342,36 @@ def test_dash_reads_stdin_and_writes_a_png_to_stdout_with_the_summary_on_stderr(
     doc = json.loads(proc.stderr)
     assert (doc["input"], doc["output"], doc["written"]["bytes"]) == ("-", "-", len(proc.stdout))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["known.png", "piped.png"]
+
+
+def test_the_progress_bar_names_every_stage_and_completes_with_the_summary_s_iterations(known_png: Path) -> None:
+    import io
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from kmeans.image.cli import _Bar
+
+    descriptions: list[str] = []
+    with Progress(console=Console(file=io.StringIO()), auto_refresh=False) as progress:
+        bar = _Bar(progress, max_iter=300, tol=0.1)
+        original_update = progress.update
+
+        def update(task: Any, **kw: Any) -> None:
+            original_update(task, **kw)
+            if "description" in kw:
+                descriptions.append(kw["description"])
+
+        progress.update = update  # type: ignore[method-assign]
+        bar.begin("known.png")
+        image = load_image(known_png)
+        result = quantize(image, n_clusters=2, callbacks=[bar.iteration], on_stage=bar.stage)
+        bar.stage("write")
+        bar.end()
+        [task] = progress.tasks
+    stages = [d.split("  ")[1] for d in descriptions]
+    assert [s for i, s in enumerate(stages) if i == 0 or s != stages[i - 1]] == ["fold", "fit", "map", "write", "done"]
+    iterations = [d for d in descriptions if "iteration" in d]
+    assert len(iterations) == result.n_iter
+    assert "center shift" in iterations[-1] and "(stops at <= 0.1)" in iterations[-1]
+    assert task.completed == task.total == 2 + result.n_iter + 2
