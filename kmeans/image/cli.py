@@ -35,6 +35,7 @@ from kmeans.image.io import (
     UInt8Array,
     check_output,
     decode_image,
+    load_image,
 )
 from kmeans.image.quantize import (
     QuantizeResult,
@@ -110,6 +111,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help=argparse.SUPPRESS)  # the default now; old scripts pass it
     p.add_argument(
         "--max-pixels", metavar="N", type=int, default=None, help="raise Pillow's decompression-bomb limit to N pixels"
+    )
+    p.add_argument(
+        "--metrics",
+        action="store_true",
+        help="also report SSIM and mean CIEDE2000 of the written image (needs scikit-image: kmeans[metrics])",
     )
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary")
@@ -254,7 +260,7 @@ def _progress(enabled: bool, max_iter: int, tol: float) -> Iterator[_Bar]:
 
 
 def _summary(result: QuantizeResult, args: argparse.Namespace, source: Path, output: Path) -> dict[str, Any]:
-    return {
+    summary = {
         "input": str(source),
         "output": str(output),
         "backend": args.backend,
@@ -262,6 +268,13 @@ def _summary(result: QuantizeResult, args: argparse.Namespace, source: Path, out
         "seed": args.seed,
         **result.summary(),
     }
+    if args.metrics:
+        from kmeans.image.metrics import quality
+
+        # Of the file as written: a lossy format is decoded again (stdout is always PNG).
+        lossy = result.written["format"] in LOSSY_FORMATS and output != STDIO
+        summary["written"].update(quality(result.original, load_image(output) if lossy else result.image))
+    return summary
 
 
 def _db(psnr: float | None) -> str:
@@ -287,6 +300,7 @@ def _format(s: dict[str, Any]) -> str:
             f"  quality   {quality}",
             f"  k-means   {s['iterations']} iterations, inertia {s['inertia']:.6g} ({s['color_space']} units)",
             f"  output    {out['format']} {_MODES.get(out['mode'], out['mode'])}, {out['bytes']:,} bytes",
+            *([f"  metrics   SSIM {out['ssim']:.4f}, mean CIEDE2000 {out['ciede2000']:.3f}"] if "ssim" in out else []),
             "  time      " + "  ".join(f"{name} {t[name]:.3f}s" for name in ("load", "fit", "map", "write", "total")),
         ]
     )
@@ -302,6 +316,10 @@ def _validate(args: argparse.Namespace) -> None:
         )
     check_strategy_names(args.backend, args.init)
     check_dither(args.dither, args.dither_strength)
+    if args.metrics:
+        from kmeans.image.metrics import _skimage
+
+        _skimage()  # the install hint before any work
     if args.max_iter < 1:
         raise ImageFileError(f"--max-iter must be >= 1, got {args.max_iter}")
     if args.max_pixels is not None and args.max_pixels < 1:

@@ -61,10 +61,11 @@ def test_k_equal_to_the_number_of_colors_gives_back_the_exact_image(tmp_path: Pa
 
 
 def test_json_prints_one_object_with_the_summary(tmp_path: Path, known_png: Path) -> None:
-    proc = run(known_png, "-k", "2", "-o", "out.png", "--json", cwd=tmp_path)
+    proc = run(known_png, "-k", "2", "-o", "out.png", "--json", "--metrics", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["n_clusters"] == 2 and doc["colors_before"] == 4 and doc["colors_after"] == 2
+    assert 0 < doc["written"]["ssim"] < 1 and doc["written"]["ciede2000"] > 0
     assert set(doc["timings"]) == {"load", "fit", "map", "write", "total"}
     assert doc["psnr"] > 0 and doc["mse"] > 0 and doc["iterations"] >= 1
 
