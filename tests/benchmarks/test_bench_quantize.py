@@ -137,3 +137,85 @@ def test_floyd_steinberg_dithers_24_megapixels_in_well_under_a_second_per_core(
 
 def psnr_from(mse: float) -> float:
     return math.inf if mse == 0 else 10 * math.log10(255**2 / mse)
+
+
+COMPARE_K = (16, 64, 256)
+COMPARE_IMAGES = ("raccoon", "china.jpg", "flower.jpg")
+
+
+def _sample_image(name: str, raccoon: np.ndarray) -> np.ndarray:
+    if name == "raccoon":
+        return raccoon
+    sklearn_datasets = pytest.importorskip("sklearn.datasets", reason="china.jpg and flower.jpg come with scikit-learn")
+    return np.ascontiguousarray(sklearn_datasets.load_sample_image(name))
+
+
+def _png_bytes(image: Any) -> int:
+    import io
+
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", compress_level=6)
+    return len(buf.getvalue())
+
+
+@pytest.mark.parametrize("dither", [False, True], ids=["plain", "dithered"])
+@pytest.mark.parametrize("k", COMPARE_K)
+@pytest.mark.parametrize("name", COMPARE_IMAGES)
+def test_quantize_against_pillow_and_libimagequant(
+    benchmark: Any, raccoon: np.ndarray, name: str, k: int, dither: bool
+) -> None:
+    """PSNR, SSIM, mean CIEDE2000, PNG bytes and wall time of ours, Pillow's median cut and
+    fast octree, and libimagequant (pngquant's engine), each with or without dithering.
+
+    Goal asserted at full size: without dithering our PSNR is at least libimagequant's.
+    """
+    imagequant = pytest.importorskip("imagequant", reason="the libimagequant baseline (pip install 'kmeans[bench]')")
+    metrics = pytest.importorskip("kmeans.image.metrics")
+    pytest.importorskip("skimage", reason="SSIM and CIEDE2000 need scikit-image (pip install 'kmeans[metrics]')")
+    full = not benchmark.disabled
+    pixels = _sample_image(name, raccoon)
+    if not full:
+        pixels = np.ascontiguousarray(pixels[::16, ::16])
+    pil_image = Image.fromarray(pixels)
+    fs = Image.Dither.FLOYDSTEINBERG if dither else Image.Dither.NONE
+    rounds = 3 if full else 1
+
+    def timed(fn: Any) -> tuple[Any, float]:
+        times, out = [], None
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            out = fn()
+            times.append(time.perf_counter() - t0)
+        return out, statistics.median(times)
+
+    rows: dict[str, dict[str, float]] = {}
+    for impl, fn in {
+        "median cut": lambda: pil_image.quantize(k, method=Image.Quantize.MEDIANCUT, dither=fs),
+        "fast octree": lambda: pil_image.quantize(k, method=Image.Quantize.FASTOCTREE, dither=fs),
+        "libimagequant": lambda: imagequant.quantize_pil_image(
+            pil_image, dithering_level=1.0 if dither else 0.0, max_colors=k
+        ),
+    }.items():
+        out, seconds = timed(fn)
+        rgb = np.asarray(out.convert("RGB"))
+        rows[impl] = {"psnr": psnr(rgb, pixels), **metrics.quality(pixels, rgb), "bytes": _png_bytes(out), "s": seconds}
+
+    def ours() -> Any:
+        return quantize(pixels, n_clusters=k, seed=0, dither="floyd-steinberg" if dither else "none")
+
+    result = benchmark.pedantic(ours, rounds=rounds, iterations=1)
+    ours_s = benchmark.stats.stats.median if benchmark.stats is not None else float("nan")
+    rows["ours"] = {
+        "psnr": result.psnr,
+        **metrics.quality(pixels, result.image),
+        "bytes": len(result.to_bytes("PNG")),
+        "s": ours_s,
+    }
+    benchmark.extra_info.update(
+        {"image": name, "k": k, "dither": dither, "size": f"{pixels.shape[1]}x{pixels.shape[0]}"}
+    )
+    benchmark.extra_info.update({f"{impl} {key}": value for impl, row in rows.items() for key, value in row.items()})
+    for row in rows.values():
+        assert 0 < row["ssim"] <= 1 and row["ciede2000"] >= 0 and row["bytes"] > 0
+    if full and not dither:
+        assert result.psnr >= rows["libimagequant"]["psnr"], f"{name} k={k}: PSNR below libimagequant's"
