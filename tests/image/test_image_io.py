@@ -180,3 +180,11 @@ def test_a_dark_sixteen_bit_image_stays_dark(tmp_path: Path) -> None:
     dark = np.full((6, 8), 200, dtype=np.uint16)  # 200 / 65535: nearly black
     Image.fromarray(dark).save(tmp_path / "dark16.png")
     assert load_image(tmp_path / "dark16.png").max() == 0
+
+
+def test_a_palette_is_stored_translucent_entries_first_then_by_luma() -> None:
+    from kmeans.image.io import palette_order
+
+    palette = np.array([[255, 255, 255, 255], [0, 0, 0, 255], [9, 9, 9, 0], [200, 0, 0, 128], [0, 0, 0, 255]], np.uint8)
+    # Translucent: [9, 9, 9, 0] (luma 9) before [200, 0, 0, 128] (luma 59.8); then opaque by luma, ties by index.
+    assert palette_order(palette).tolist() == [2, 3, 1, 4, 0]
