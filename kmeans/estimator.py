@@ -68,10 +68,6 @@ def resolve_distance(distance: Any) -> Any:
     return distance
 
 
-#: The initializer ``init="auto"`` picks on a backend without a ``default_init`` attribute.
-DEFAULT_INIT = "k-means++"
-
-
 def resolve_init(init: Any, backend: Any = None) -> Any:
     """The initializer object for ``init``; ``"auto"`` is the backend's ``default_init`` (else k-means++)."""
     if isinstance(init, str) and init == "auto":
@@ -277,6 +273,9 @@ class KMeans:
         The seed actually used (``seed``, or the one drawn for ``seed=None``).
     n_features_in_ : int
         Number of features seen by :meth:`fit`.
+    features_ : str or sequence of str
+        The ``features=`` given to :meth:`fit` (DataFrame columns on Spark backends), which
+        :meth:`predict` uses when it is given none; absent when the fit had none.
     feature_names_in_ : ndarray of str objects
         Column names seen by :meth:`fit` when ``X`` was a dataframe with string column
         names (pandas, polars, ...); absent otherwise.
@@ -459,6 +458,10 @@ class KMeans:
             self.feature_names_in_: NDArray[np.object_] = feature_names
         else:
             self.__dict__.pop("feature_names_in_", None)
+        if features is not None:
+            self.features_: Any = features
+        else:
+            self.__dict__.pop("features_", None)
         return self
 
     labels_ = _Fitted()
@@ -539,13 +542,16 @@ class KMeans:
         """Index of the closest center for every row (lowest index on ties).
 
         Arrays give arrays; on Spark backends an RDD gives an RDD of labels and a
-        DataFrame gives the DataFrame with a ``prediction`` column.
+        DataFrame gives the DataFrame with a ``prediction`` column. ``features`` defaults
+        to the fit's ``features=``.
         """
         self._check_fitted()
         if isinstance(X, (list, tuple)) or (hasattr(X, "__array__") and not _is_spark(X)):
             pts, centers, _ = scale_for_centers(self._local_points(X), self.cluster_centers_, self.distance_)
             labels = self.distance_.assign.assign(pts, centers)[0]
             return labels.astype(np.int32)  # the dtype of labels_, as in scikit-learn
+        if features is None:
+            features = getattr(self, "features_", None)  # the fit's columns: no need to repeat them
         return self.backend_.predict(X, self.cluster_centers_, self.distance_.assign, features=features)
 
     def transform(self, X: Any) -> Float64Array:

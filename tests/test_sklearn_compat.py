@@ -195,3 +195,57 @@ def test_sparse_input_is_refused_by_name() -> None:
     scipy_sparse = pytest.importorskip("scipy.sparse")
     with pytest.raises(TypeError, match=r"sparse input is not supported: X is a csr_matrix.*toarray"):
         KMeans(2, seed=0).fit(scipy_sparse.csr_matrix(X))
+
+
+# -- interchange with sklearn.cluster.KMeans --------------------------------------------------
+
+
+def test_round_trip_through_sklearn_keeps_predictions_and_centers() -> None:
+    from sklearn.cluster import KMeans as SklearnKMeans
+
+    from kmeans.interop import from_sklearn, to_sklearn
+
+    ours = KMeans(4, seed=2).fit(X)
+    theirs = to_sklearn(ours)
+    assert isinstance(theirs, SklearnKMeans)
+    np.testing.assert_array_equal(theirs.cluster_centers_, ours.cluster_centers_)
+    np.testing.assert_array_equal(theirs.predict(X), ours.labels_)
+    np.testing.assert_allclose(theirs.transform(X), ours.transform(X), rtol=1e-9, atol=1e-12)
+    assert theirs.score(X) == pytest.approx(ours.score(X), rel=1e-9)
+    assert (theirs.inertia_, theirs.n_iter_) == (ours.inertia_, ours.n_iter_)
+    back = from_sklearn(theirs)
+    np.testing.assert_array_equal(back.cluster_centers_, ours.cluster_centers_)
+    np.testing.assert_array_equal(back.predict(X), ours.labels_)
+    np.testing.assert_array_equal(back.cluster_sizes_, ours.cluster_sizes_)
+
+
+def test_a_model_fitted_by_sklearn_serves_here() -> None:
+    from sklearn.cluster import KMeans as SklearnKMeans
+
+    from kmeans.interop import from_sklearn
+
+    theirs = SklearnKMeans(4, n_init=1, random_state=0).fit(X)
+    ours = from_sklearn(theirs)
+    np.testing.assert_array_equal(ours.predict(X), theirs.labels_)
+    assert ours.inertia_ == theirs.inertia_ and ours.seed_ == 0
+    assert ours.score(X) == pytest.approx(theirs.score(X), rel=1e-9)
+
+
+def test_a_model_without_training_labels_converts_without_labels(tmp_path: Any) -> None:
+    from kmeans import load_model
+    from kmeans.interop import to_sklearn
+
+    KMeans(3, seed=0).fit(X).save(tmp_path / "model.json")
+    loaded = load_model(tmp_path / "model.json")  # keeps no labels
+    theirs = to_sklearn(loaded)
+    assert not hasattr(theirs, "labels_")
+    np.testing.assert_array_equal(theirs.predict(X), loaded.predict(X))
+
+
+def test_only_l2_models_convert_out() -> None:
+    from kmeans.interop import to_sklearn
+
+    with pytest.raises(ValidationError, match=r"only distance='l2' models convert to scikit-learn's KMeans"):
+        to_sklearn(KMeans(3, seed=0, distance="l1").fit(X))
+    with pytest.raises(NotFittedError):
+        to_sklearn(KMeans(3))

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from kmeans import KMeans
 
@@ -42,3 +44,96 @@ def test_default_parameters_fit_pixels_quietly_on_spark_rdd(spark: Any) -> None:
     reference = KMeans(seed=0, init="k-means||").fit(PIXELS)  # the same rule on NumPy
     np.testing.assert_allclose(model.cluster_centers_, reference.cluster_centers_, rtol=1e-9, atol=0)
     assert model.labels_.shape == (600,)
+
+
+# -- the pyspark.ml Estimator/Model pair -------------------------------------------------------
+
+
+def _frame(spark: Any, weights: np.ndarray | None = None) -> Any:
+    w = np.ones(len(BLOBS)) if weights is None else weights
+    return spark.createDataFrame(np.column_stack([BLOBS, w]).tolist(), "a double, b double, w double")
+
+
+def _labels(df: Any, column: str = "prediction") -> list[int]:
+    return [row[column] for row in df.select(column).collect()]
+
+
+@pytest.mark.parametrize("backend", ["spark-rdd", "spark-ml"])
+def test_pipeline_fits_transforms_saves_and_loads(spark: Any, tmp_path: Path, backend: str) -> None:
+    from pyspark.ml import Pipeline, PipelineModel
+    from pyspark.ml.feature import VectorAssembler
+
+    from kmeans.spark import KMeans as SparkKMeans
+    from kmeans.spark import KMeansModel
+
+    df = _frame(spark)
+    stages = [VectorAssembler(inputCols=["a", "b"], outputCol="features"), SparkKMeans(k=3, seed=4, backend=backend)]
+    fitted = Pipeline(stages=stages).fit(df)
+    labels = _labels(fitted.transform(df))
+    reference = KMeans(3, seed=4, init="k-means||", max_iter=20, backend=backend).fit(BLOBS)
+    np.testing.assert_allclose(fitted.stages[-1].clusterCenters(), reference.cluster_centers_, rtol=1e-9)
+    assert labels == reference.labels_.tolist()
+
+    fitted.save(str(tmp_path / "pipeline"))
+    loaded = PipelineModel.load(str(tmp_path / "pipeline"))
+    model = loaded.stages[-1]
+    assert isinstance(model, KMeansModel) and model.getBackend() == backend and model.getK() == 3
+    np.testing.assert_array_equal(np.array(model.clusterCenters()), np.array(fitted.stages[-1].clusterCenters()))
+    assert model.kmeans_model.inertia_ == pytest.approx(reference.inertia_, rel=1e-9)
+    assert _labels(loaded.transform(df)) == labels
+
+
+def test_cross_validator_with_clustering_evaluator_picks_the_true_k(spark: Any) -> None:
+    from pyspark.ml.evaluation import ClusteringEvaluator
+    from pyspark.ml.feature import VectorAssembler
+    from pyspark.ml.tuning import CrossValidator, ParamGridBuilder
+
+    from kmeans.spark import KMeans as SparkKMeans
+
+    df = VectorAssembler(inputCols=["a", "b"], outputCol="features").transform(_frame(spark))
+    estimator = SparkKMeans(seed=1, maxIter=10)
+    grid = ParamGridBuilder().addGrid(estimator.k, [2, 3]).build()
+    cv = CrossValidator(
+        estimator=estimator, estimatorParamMaps=grid, evaluator=ClusteringEvaluator(), numFolds=2, seed=0
+    )
+    best = cv.fit(df).bestModel
+    assert best.getK() == 3
+    assert len(best.clusterCenters()) == 3
+
+
+def test_weight_col_and_prediction_col_are_honoured_and_features_remembered(spark: Any) -> None:
+    from pyspark.sql import functions as sf
+
+    from kmeans.spark import KMeans as SparkKMeans
+
+    w = RNG.uniform(0.5, 2.0, len(BLOBS))
+    df = _frame(spark, w).withColumn("features", sf.array("a", "b"))
+    model = SparkKMeans(k=3, seed=2, weightCol="w", predictionCol="cluster").fit(df)
+    reference = KMeans(3, seed=2, init="k-means||", max_iter=20).fit(BLOBS, sample_weight=w)
+    np.testing.assert_allclose(np.array(model.clusterCenters()), reference.cluster_centers_, rtol=1e-9)
+    assert _labels(model.transform(df), "cluster") == reference.labels_.tolist()
+    assert model.predict(BLOBS[0]) == reference.labels_[0]
+    ours = model.kmeans_model  # fitted with features="features": predict(df) needs no repetition
+    assert ours.features_ == "features"
+    assert _labels(ours.predict(df.drop("a"))) == reference.labels_.tolist()
+
+
+# -- interchange with Spark's own KMeansModel --------------------------------------------------
+
+
+def test_round_trip_through_sparks_kmeans_model_keeps_predictions(spark: Any) -> None:
+    from pyspark.ml.clustering import KMeansModel as SparkKMeansModel
+    from pyspark.ml.feature import VectorAssembler
+
+    from kmeans.interop import from_spark, to_spark
+
+    ours = KMeans(3, seed=5).fit(BLOBS)
+    theirs = to_spark(ours)
+    assert isinstance(theirs, SparkKMeansModel)
+    np.testing.assert_array_equal(np.array(theirs.clusterCenters()), ours.cluster_centers_)
+    df = VectorAssembler(inputCols=["a", "b"], outputCol="features").transform(_frame(spark))
+    assert _labels(theirs.transform(df)) == ours.labels_.tolist()
+    back = from_spark(theirs)
+    np.testing.assert_array_equal(back.cluster_centers_, ours.cluster_centers_)
+    np.testing.assert_array_equal(back.predict(BLOBS), ours.labels_)
+    assert _labels(back.predict(df)) == ours.labels_.tolist()  # through featuresCol, remembered
