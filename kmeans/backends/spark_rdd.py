@@ -38,6 +38,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from kmeans import driver
+from kmeans._blas import single_threaded_blas
 from kmeans._types import Block, Callback, FitResult, FitSpec, Float64Array, FloatArray, IntArray, LloydResult
 from kmeans._validation import check_points
 from kmeans.backends import _spark
@@ -59,15 +60,19 @@ BOUNDARY_SAMPLE = 64
 
 
 def _apply(payload: bytes | None, broadcast: Any) -> Callable[[Iterable[Block]], Iterator[Any]]:
-    """Executor-side: ``fn`` over every block of a partition, merged in block order."""
+    """Executor-side: ``fn`` over every block of a partition, merged in block order.
+
+    Each task holds one core, so BLAS (the L2 kernel's tiles) runs on one thread in it.
+    """
 
     def run(iterator: Iterable[Block]) -> Iterator[Any]:
         fn, merge = pickle.loads(broadcast.value if broadcast is not None else payload)  # type: ignore[arg-type]
         acc: Any = None
         seen = False
-        for block in iterator:  # always consume the whole iterator
-            part = fn(block)
-            acc, seen = (merge(acc, part) if seen else part), True
+        with single_threaded_blas():
+            for block in iterator:  # always consume the whole iterator
+                part = fn(block)
+                acc, seen = (merge(acc, part) if seen else part), True
         if seen:
             yield acc
 
