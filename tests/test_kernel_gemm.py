@@ -170,3 +170,18 @@ def test_fused_gemm_pass_through_the_update_step_equals_the_generic_path() -> No
     np.testing.assert_array_equal(wsum, want_wsum)
     np.testing.assert_allclose(sums, want_sums, rtol=1e-12)
     assert inertia == pytest.approx(float(costs.sum()), rel=1e-12)
+
+
+@pytest.mark.parametrize("order", ["sorted", "shuffled"])
+@pytest.mark.parametrize(("d", "k"), [(1, 25), (3, 200), (8, 60)])
+def test_ball_assignment_equals_the_brute_force_including_ties(order: str, d: int, k: int) -> None:
+    # Many centers and few features: assign() searches balls from each row's predecessor.
+    rng = np.random.default_rng(k + d)
+    X = rng.integers(0, 12, size=(3000, d)).astype(np.float32)
+    X = X[np.lexsort(X.T[::-1])] if order == "sorted" else X
+    C = rng.integers(0, 12, size=(k, d)).astype(np.float64) + 0.5 * (rng.random((k, 1)) < 0.5)
+    C[k // 2 :: 7] = C[: len(C[k // 2 :: 7])]  # duplicated centers: exact ties
+    labels, costs = ROWS.assign(X, C)
+    want_labels, want_costs = oracle.assign(X, C)
+    np.testing.assert_array_equal(labels, want_labels)
+    np.testing.assert_array_equal(costs, want_costs)

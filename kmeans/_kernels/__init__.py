@@ -18,7 +18,7 @@ By concept: :mod:`~kmeans._kernels.assign` (direct distances), :mod:`~kmeans._ke
 from kmeans._kernels.assign import assign_manhattan, assign_sqeuclidean, weighted_sums
 from kmeans._kernels.bounds import RGB_MAX_CENTERS, Bounds
 from kmeans._kernels.gemm import gemm_assign
-from kmeans._kernels.lloyd import bounded_lloyd_sqeuclidean, lloyd_sqeuclidean
+from kmeans._kernels.lloyd import ball_assign, bounded_lloyd_sqeuclidean, lloyd_sqeuclidean
 from kmeans._kernels.packing import pack_rows, small_int_ranges, unique_small_keys
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "Bounds",
     "assign_manhattan",
     "assign_sqeuclidean",
+    "ball_assign",
     "bounded_lloyd_sqeuclidean",
     "gemm_assign",
     "lloyd_sqeuclidean",

@@ -20,7 +20,7 @@ from kmeans._kernels.bounds import (
 )
 from kmeans._kernels.gemm import GemmCenters, _accumulate, gemm_labels, gemm_lloyd
 from kmeans._kernels.neighbors import ball_phase, full_rows
-from kmeans._types import Float64Array, FloatArray
+from kmeans._types import Float64Array, FloatArray, IntArray
 
 #: Above this many ``k² d`` operations the centers' pairwise gaps come from one BLAS
 #: product (with its rounding bound subtracted) instead of the compiled double loop.
@@ -168,3 +168,22 @@ def lloyd_sqeuclidean(
     """
     sums, wsum, inertia, _ = bounded_lloyd_sqeuclidean(points, weights, centers, None, kernel)
     return sums, wsum, inertia
+
+
+def ball_assign(points: FloatArray, centers: Float64Array) -> tuple[IntArray, Float64Array] | None:
+    """``(labels, costs)`` by the first-pass ball search, or ``None`` where it does not apply.
+
+    For few features and many centers: each row starts from its predecessor's center and
+    searches the ball around it (:func:`~kmeans._kernels.neighbors.ball_phase`); the same
+    labels and costs as comparing every center.
+    """
+    n = points.shape[0]
+    k, d = centers.shape
+    if n == 0 or k <= BALL_MIN_CENTERS or d > BALL_FRESH_MAX_FEATURES:
+        return None
+    centers = np.ascontiguousarray(centers, dtype=np.float64)
+    labels = np.empty(n, dtype=np.int32)
+    lower = np.empty(n, dtype=np.float32)
+    costs = np.empty(n, dtype=np.float64)
+    ball_phase(points, centers, labels, lower, np.zeros(k), costs, np.empty(0, dtype=np.int64), True)
+    return labels.astype(np.intp), costs

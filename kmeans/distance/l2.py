@@ -21,7 +21,14 @@ from typing import Any
 import attrs
 import numpy as np
 
-from kmeans._kernels import assign_sqeuclidean, bounded_lloyd_sqeuclidean, gemm_assign, lloyd_sqeuclidean, weighted_sums
+from kmeans._kernels import (
+    assign_sqeuclidean,
+    ball_assign,
+    bounded_lloyd_sqeuclidean,
+    gemm_assign,
+    lloyd_sqeuclidean,
+    weighted_sums,
+)
 from kmeans._types import Block, Float64Array, FloatArray, IntArray
 from kmeans.distance.base import Distance
 
@@ -55,8 +62,10 @@ class SquaredEuclidean:
     def assign(self, points: FloatArray, centers: Float64Array) -> tuple[IntArray, Float64Array]:
         if self.kernel_for(points.shape[1], centers.shape[0]) == "gemm":
             out = gemm_assign(points, np.asarray(centers, dtype=np.float64), self.chunk_elements)
-            if out is not None:
-                return out
+        else:  # many centers, few features: the ball search around each row's predecessor's center
+            out = ball_assign(points, np.asarray(centers, dtype=np.float64))
+        if out is not None:
+            return out
         return assign_sqeuclidean(points, centers)
 
     def pairwise(self, points: FloatArray, centers: Float64Array) -> Float64Array:
