@@ -59,7 +59,7 @@ class CenterNeighbors:
     overstates a gap; ``complete`` is True when ``M = k - 1`` (every other center listed).
     """
 
-    __slots__ = ("centers", "complete", "dist", "index")
+    __slots__ = ("centers", "complete", "dist", "index", "typical_gap")
 
     def __init__(self, centers: Float64Array, max_neighbors: int = MAX_NEIGHBORS) -> None:
         k, d = centers.shape
@@ -68,6 +68,7 @@ class CenterNeighbors:
         self.complete = m == k - 1
         self.index = np.zeros((k, m), dtype=np.int64)
         self.dist = np.zeros((k, m), dtype=np.float64)
+        self.typical_gap = 0.0
         if k < 2:
             self.dist[:] = np.inf
             return
@@ -93,9 +94,11 @@ class CenterNeighbors:
             order = np.argsort(near, axis=1)
             self.index[rows] = np.take_along_axis(part, order, axis=1)
             self.dist[rows] = np.sqrt(np.maximum(np.take_along_axis(near, order, axis=1), 0.0)) * (1.0 - _MARGIN)
+        #: The median gap from a center to its nearest neighbour: the scale of "the centers drifted".
+        self.typical_gap = float(np.median(self.dist[:, 0]))
 
 
-_cache_lock = threading.Lock()
+_cache_lock = threading.Lock()  # held while a table is looked up or built
 _cache: list[CenterNeighbors] = []
 
 #: A table is rebuilt once its centers have drifted by more than this fraction of the
@@ -111,22 +114,21 @@ def neighbors_of(centers: Float64Array) -> tuple[CenterNeighbors, Float64Array]:
     ``j``, ``||c_a - c_j|| >= dist_old(a, j) - corr[a]`` with
     ``corr[a] = drift_a + max_{j != a} drift_j`` (the drifts since the build, rounded up),
     and the list order is kept, so the ball search stays exact with ``dist - corr``.
+    One thread builds while the blocks of the same pass wait for its table.
     """
     with _cache_lock:
         table = _cache[0] if _cache and _cache[0].centers.shape == centers.shape else None
-    if table is not None:
-        diff = centers - table.centers
-        drift = np.sqrt(np.einsum("ij,ij->i", diff, diff)) * (1.0 + _MARGIN)
-        top = int(np.argmax(drift))
-        others = np.full(drift.shape[0], drift[top])
-        others[top] = np.max(np.delete(drift, top), initial=0.0)
-        corr = (drift + others) * (1.0 + _MARGIN)
-        if drift[top] <= REBUILD_DRIFT * float(np.median(table.dist[:, 0])):
-            return table, corr
-    table = CenterNeighbors(centers)
-    with _cache_lock:
+        if table is not None:
+            diff = centers - table.centers
+            drift = np.sqrt(np.einsum("ij,ij->i", diff, diff)) * (1.0 + _MARGIN)
+            top = int(np.argmax(drift))
+            others = np.full(drift.shape[0], drift[top])
+            others[top] = np.max(np.delete(drift, top), initial=0.0)
+            if drift[top] <= REBUILD_DRIFT * table.typical_gap:
+                return table, (drift + others) * (1.0 + _MARGIN)
+        table = CenterNeighbors(centers)
         _cache[:] = [table]
-    return table, np.zeros(centers.shape[0])
+        return table, np.zeros(centers.shape[0])
 
 
 #: From this many features the ball's candidates are first compared through a
