@@ -203,13 +203,17 @@ class Bounds:
 
     ``labels[i]`` is row i's closest center among ``centers`` and ``lower[i]`` a lower
     bound (float32, rounded down) on its distance to any other of those centers. ``kept``
-    counts the rows of the last pass that the bounds settled without a full comparison.
+    counts the rows of the last pass that the bounds settled without a full comparison;
+    ``passes`` the passes so far and ``ball_misses`` the share of rows the last ball
+    search (:mod:`kmeans._kernels.neighbors`) left to the full comparison.
     """
 
-    __slots__ = ("centers", "kept", "labels", "lower")
+    __slots__ = ("ball_misses", "centers", "kept", "labels", "lower", "passes")
 
     def __init__(self, centers: Float64Array, labels: NDArray[np.int32], lower: NDArray[np.float32]) -> None:
         self.centers = centers
         self.labels = labels
         self.lower = lower
         self.kept = 0
+        self.passes = 0
+        self.ball_misses = 0.0

@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from kmeans._kernels._common import _unit_or_array
@@ -31,6 +33,10 @@ BALL_MIN_CENTERS = RGB_MAX_CENTERS
 #: The first pass of a run also searches balls (from each row's predecessor's center) up
 #: to this many features; above it the first pass compares every row with every center.
 BALL_FRESH_MAX_FEATURES = 8
+#: Above this share of rows left to the full comparison, the ball search pauses ...
+BALL_MAX_MISSES = 0.5
+#: ... and is tried again every this many passes.
+BALL_RETRY = 4
 
 
 def center_shifts(old: Float64Array, new: Float64Array) -> Float64Array:
@@ -48,6 +54,38 @@ def center_moves(old: Float64Array, new: Float64Array, drop: Float64Array) -> No
     drop[top] = np.max(np.delete(moves, top), initial=0.0)
 
 
+_gap_lock = threading.Lock()
+_gap_cache: list[tuple[Float64Array, Float64Array]] = []
+
+
+def half_gaps(centers: Float64Array) -> Float64Array:
+    """``min_{j != a} ||c_a - c_j|| / 2`` per center, rounded down, by BLAS in row chunks.
+
+    Computed once per set of centers (the blocks of a pass share it).
+    """
+    with _gap_lock:
+        for cached, gaps in _gap_cache:
+            if cached.shape == centers.shape and np.array_equal(cached, centers):
+                return gaps
+        k, d = centers.shape
+        c = centers - centers.mean(axis=0)
+        sq = np.einsum("ij,ij->i", c, c)
+        radius = np.sqrt(sq)
+        # |computed - exact| <= (d + 8) 2**-53 (|c_a| + |c_b|)² for the float64 expansion.
+        err = (d + 8) * 2.0**-53 * 1.01 * (radius + radius.max()) ** 2
+        nearest = np.empty(k)
+        for s in range(0, k, 256):
+            rows = np.arange(s, min(s + 256, k))
+            g = c[rows] @ c.T
+            g *= -2.0
+            g += sq[None, :]
+            g[np.arange(rows.shape[0]), rows] = np.inf
+            nearest[rows] = g.min(axis=1) + sq[rows] - err[rows]
+        gaps = 0.5 * np.sqrt(np.maximum(nearest, 0.0)) * (1.0 - _MARGIN)
+        _gap_cache[:] = [(centers.copy(), gaps)]
+        return gaps
+
+
 def bound_updates(old: Float64Array, new: Float64Array, drop: Float64Array, half_gap: Float64Array) -> None:
     """Hamerly's per-center updates, on the safe side of rounding (moves up, gaps down).
 
@@ -58,15 +96,7 @@ def bound_updates(old: Float64Array, new: Float64Array, drop: Float64Array, half
         _bound_updates(old, new, drop, half_gap)
         return
     center_moves(old, new, drop)
-    c = new - new.mean(axis=0)
-    sq = np.einsum("ij,ij->i", c, c)
-    gram = c @ c.T
-    gaps = sq[:, None] + sq[None, :] - 2.0 * gram
-    # |computed - exact| <= (d + 4) 2**-53 (|c_a| + |c_b|)² for the float64 expansion.
-    radius = np.sqrt(sq)
-    gaps -= (d + 8) * 2.0**-53 * 1.01 * (radius[:, None] + radius[None, :]) ** 2
-    np.fill_diagonal(gaps, np.inf)
-    half_gap[:] = 0.5 * np.sqrt(np.maximum(gaps.min(axis=1), 0.0)) * (1.0 - _MARGIN)
+    half_gap[:] = half_gaps(new)
 
 
 def _ball_pass(
@@ -96,6 +126,7 @@ def _ball_pass(
             done = True
     if not done:
         full_rows(points, centers, rest, bounds.labels, bounds.lower, costs)
+    bounds.ball_misses = nf / n
     return float(_accumulate(points, w, unit, bounds.labels, costs, sums, wsum, 0.0)), n - nf
 
 
@@ -129,7 +160,13 @@ def bounded_lloyd_sqeuclidean(
     half_gap = np.zeros(k, dtype=np.float64)
     if bounds is None or fresh:
         bounds = Bounds(centers, np.empty(n, dtype=np.int32), np.empty(n, dtype=np.float32))
-    if n and k > BALL_MIN_CENTERS and (not fresh or (kernel == "rows" and d <= BALL_FRESH_MAX_FEATURES)):
+    bounds.passes += 1
+    # The ball search pays while most rows' balls fit in the neighbour list; when the last
+    # one left most rows to the full comparison (many centers per cluster in many
+    # dimensions), only every BALL_RETRY-th pass tries it again.
+    ball_pays = bounds.ball_misses <= BALL_MAX_MISSES or bounds.passes % BALL_RETRY == 0
+    eligible = not fresh or (kernel == "rows" and d <= BALL_FRESH_MAX_FEATURES)
+    if n and k > BALL_MIN_CENTERS and eligible and ball_pays:
         moves = center_shifts(bounds.centers, centers) if not fresh else np.zeros(k)
         bounds.centers = centers.copy()
         inertia, kept = _ball_pass(points, w, unit, centers, bounds, moves, kernel, sums, wsum, fresh)
