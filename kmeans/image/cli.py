@@ -26,7 +26,7 @@ from typing import Any, NoReturn
 from kmeans import IterationRecord, KMeansError
 from kmeans.data import raccoon_path
 from kmeans.image.colorspace import COLOR_SPACES, DEFAULT_TOL
-from kmeans.image.dither import DITHERS, check_dither
+from kmeans.image.dither import DEFAULT_STRENGTH, DITHERS, check_dither
 from kmeans.image.io import (
     LOSSY_FORMATS,
     ImageFileError,
@@ -87,8 +87,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--dither-strength",
         metavar="S",
         type=float,
-        default=1.0,
-        help="share of each pixel's error passed on, 0 to 1 (default 1)",
+        default=DEFAULT_STRENGTH,
+        help=f"share of each pixel's error passed on, 0 to 1 (default {DEFAULT_STRENGTH:g})",
     )
     p.add_argument("--seed", metavar="N", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--max-iter", metavar="N", type=int, default=300, help="maximum Lloyd iterations (default 300)")

@@ -40,7 +40,7 @@ from numpy.typing import NDArray
 
 from kmeans import IterationRecord, KMeans, UnknownStrategyError, ValidationError, registry
 from kmeans.image.colorspace import DEFAULT_TOL, check_color_space, from_features, to_features
-from kmeans.image.dither import check_dither, floyd_steinberg
+from kmeans.image.dither import DEFAULT_STRENGTH, check_dither, floyd_steinberg
 from kmeans.image.io import (
     LOSSY_FORMATS,
     EncodedImage,
@@ -381,7 +381,7 @@ def apply_palette(
     n_clusters: int,
     color_space: str,
     dither: str = "none",
-    dither_strength: float = 1.0,
+    dither_strength: float = DEFAULT_STRENGTH,
     load_seconds: float = 0.0,
     fit_seconds: float = 0.0,
 ) -> QuantizeResult:
@@ -463,7 +463,7 @@ def quantize(
     callbacks: Sequence[Callable[[IterationRecord], None]] = (),
     max_pixels: int | None = None,
     dither: str = "none",
-    dither_strength: float = 1.0,
+    dither_strength: float = DEFAULT_STRENGTH,
     on_stage: Callable[[str], None] | None = None,
     **kmeans_params: Any,
 ) -> QuantizeResult:
@@ -477,7 +477,8 @@ def quantize(
     tenth of an 8-bit level in the chosen space. When the image has fewer distinct
     colors than ``n_clusters`` the palette has one entry per color (lossless).
     ``dither="floyd-steinberg"`` maps pixels by error diffusion in ``color_space``
-    against the fitted palette, passing on ``dither_strength`` (0 to 1) of each error
+    against the fitted palette, passing on ``dither_strength`` (0 to 1, default
+    :data:`~kmeans.image.dither.DEFAULT_STRENGTH`) of each error
     (:mod:`kmeans.image.dither`); ``mse``, ``psnr`` and ``counts`` are then those of the
     dithered image. ``on_stage``, if given, is called with ``"fold"``, ``"fit"`` and
     ``"map"`` (or ``"dither"``) as each stage starts (the command line's progress bar).
@@ -534,7 +535,7 @@ def quantize_shared(
     color_space: str = "rgb",
     max_pixels: int | None = None,
     dither: str = "none",
-    dither_strength: float = 1.0,
+    dither_strength: float = DEFAULT_STRENGTH,
     on_stage: Callable[[str], None] | None = None,
     **params: Any,
 ) -> list[QuantizeResult]:

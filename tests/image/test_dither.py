@@ -87,10 +87,10 @@ def test_strength_zero_is_the_exact_nearest_entry_from_any_start() -> None:
     assert np.array_equal(labels, _nearest(rgb.astype(np.float64), palette))
 
 
-def test_dithering_two_levels_keeps_the_mean_of_a_gray_ramp_where_nearest_mapping_steps() -> None:
+def test_full_strength_dithering_keeps_the_mean_of_a_gray_ramp_where_nearest_mapping_steps() -> None:
     ramp = np.tile(np.linspace(0, 255, 64).round().astype(np.uint8), (48, 1))
     plain = quantize(ramp, n_clusters=2)
-    dithered = quantize(ramp, n_clusters=2, dither="floyd-steinberg")
+    dithered = quantize(ramp, n_clusters=2, dither="floyd-steinberg", dither_strength=1.0)
     assert np.array_equal(plain.palette, dithered.palette)
     # Mean level of every 48x8 block against the ramp's: dithering mixes the two colors in
     # proportion, nearest mapping jumps from one to the other.
