@@ -26,6 +26,17 @@ def _closest_sqeuclidean(x: Any, i: int, ct: Any, dist: Any) -> tuple[int, float
     return best, best_d
 
 
+@njit(inline="always", **_JIT)  # type: ignore[untyped-decorator]
+def _closest_and_second(x: Any, i: int, ct: Any, dist: Any) -> tuple[int, float, float]:  # pragma: no cover
+    # Row i against every center: (closest, its distance, the smallest distance of the others).
+    best, best_d = _closest_sqeuclidean(x, i, ct, dist)
+    second = np.inf
+    for c in range(ct.shape[1]):
+        if c != best:
+            second = min(second, dist[c])
+    return best, best_d, second
+
+
 @njit(**_JIT)  # type: ignore[untyped-decorator]
 def _assign_sqeuclidean(x: Any, ct: Any, labels: Any, costs: Any) -> None:  # pragma: no cover - compiled
     dist = np.empty(ct.shape[1], dtype=np.float64)

@@ -9,7 +9,7 @@ from numba import njit
 from numpy.typing import NDArray
 
 from kmeans._kernels._common import _JIT
-from kmeans._kernels.assign import _closest_sqeuclidean
+from kmeans._kernels.assign import _closest_and_second
 from kmeans._types import Float64Array
 
 #: Up to this many centers, three-feature rows use the register kernel; above it the
@@ -183,11 +183,7 @@ def _bounded_lloyd(
             kept = _kept(best_d, lower, i, best, drop, half_gap)
             n_kept += kept
         if not kept:
-            best, best_d = _closest_sqeuclidean(x, i, ct, dist)
-            second = np.inf
-            for c in range(k):
-                if c != best:
-                    second = min(second, dist[c])
+            best, best_d, second = _closest_and_second(x, i, ct, dist)
             labels[i] = best
             lower[i] = _lower32(np.sqrt(second))
         wi = 1.0 if unit else w[i]
@@ -217,3 +213,18 @@ class Bounds:
         self.kept = 0
         self.passes = 0
         self.ball_misses = 0.0
+
+
+def center_shifts(old: Float64Array, new: Float64Array) -> Float64Array:
+    """``||new_j - old_j||`` per center, rounded up."""
+    diff = new - old
+    out: Float64Array = np.sqrt(np.einsum("ij,ij->i", diff, diff)) * (1.0 + _MARGIN)
+    return out
+
+
+def largest_other(moves: Float64Array) -> Float64Array:
+    """``out[a] = max_{j != a} moves[j]`` (0 for a single center)."""
+    top = int(np.argmax(moves))
+    out = np.full(moves.shape[0], moves[top])
+    out[top] = np.max(np.delete(moves, top), initial=0.0)
+    return out

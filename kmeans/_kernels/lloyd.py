@@ -19,6 +19,8 @@ from kmeans._kernels.bounds import (
     _bound_updates,
     _bounded_lloyd,
     _bounded_lloyd_3,
+    center_shifts,
+    largest_other,
 )
 from kmeans._kernels.gemm import GemmCenters, _accumulate, gemm_labels, gemm_lloyd
 from kmeans._kernels.neighbors import ball_phase, full_rows
@@ -39,19 +41,9 @@ BALL_MAX_MISSES = 0.5
 BALL_RETRY = 4
 
 
-def center_shifts(old: Float64Array, new: Float64Array) -> Float64Array:
-    """``||new_j - old_j||`` per center, rounded up."""
-    diff = new - old
-    out: Float64Array = np.sqrt(np.einsum("ij,ij->i", diff, diff)) * (1.0 + _MARGIN)
-    return out
-
-
 def center_moves(old: Float64Array, new: Float64Array, drop: Float64Array) -> None:
     """``drop[a] = max_{j != a} ||new_j - old_j||``, rounded up."""
-    moves = center_shifts(old, new)
-    top = int(np.argmax(moves))
-    drop[:] = moves[top]
-    drop[top] = np.max(np.delete(moves, top), initial=0.0)
+    drop[:] = largest_other(center_shifts(old, new))
 
 
 _gap_lock = threading.Lock()

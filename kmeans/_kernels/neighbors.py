@@ -23,8 +23,8 @@ from numba import njit
 from numpy.typing import NDArray
 
 from kmeans._kernels._common import _JIT
-from kmeans._kernels.assign import _closest_sqeuclidean
-from kmeans._kernels.bounds import _BOUND_MAX, _BOUND_MIN, _MARGIN, _lower32
+from kmeans._kernels.assign import _closest_and_second
+from kmeans._kernels.bounds import _BOUND_MAX, _BOUND_MIN, _MARGIN, _lower32, center_shifts, largest_other
 from kmeans._kernels.gemm import _exact
 from kmeans._types import Float64Array
 
@@ -119,13 +119,9 @@ def neighbors_of(centers: Float64Array) -> tuple[CenterNeighbors, Float64Array]:
     with _cache_lock:
         table = _cache[0] if _cache and _cache[0].centers.shape == centers.shape else None
         if table is not None:
-            diff = centers - table.centers
-            drift = np.sqrt(np.einsum("ij,ij->i", diff, diff)) * (1.0 + _MARGIN)
-            top = int(np.argmax(drift))
-            others = np.full(drift.shape[0], drift[top])
-            others[top] = np.max(np.delete(drift, top), initial=0.0)
-            if drift[top] <= REBUILD_DRIFT * table.typical_gap:
-                return table, (drift + others) * (1.0 + _MARGIN)
+            drift = center_shifts(table.centers, centers)
+            if drift.max() <= REBUILD_DRIFT * table.typical_gap:
+                return table, (drift + largest_other(drift)) * (1.0 + _MARGIN)
         table = CenterNeighbors(centers)
         _cache[:] = [table]
         return table, np.zeros(centers.shape[0])
@@ -193,11 +189,7 @@ def _ball_phase(
         ca = corr[a]
         if not complete and not rho < ndist[a, m - 1] - ca:
             if fresh:
-                best, bd = _closest_sqeuclidean(x, i, ct, dist)
-                second = np.inf
-                for c in range(k):
-                    if c != best:
-                        second = min(second, dist[c])
+                best, bd, second = _closest_and_second(x, i, ct, dist)
                 guess = best
                 labels[i] = best
                 costs[i] = bd
@@ -300,11 +292,7 @@ def _full_rows(x: Any, ct: Any, rows: Any, labels: Any, lower: Any, costs: Any) 
     dist = np.empty(k, dtype=np.float64)
     for r in range(rows.shape[0]):
         i = rows[r]
-        best, bd = _closest_sqeuclidean(x, i, ct, dist)
-        second = np.inf
-        for c in range(k):
-            if c != best:
-                second = min(second, dist[c])
+        best, bd, second = _closest_and_second(x, i, ct, dist)
         labels[i] = best
         costs[i] = bd
         lower[i] = _lower32(np.sqrt(second))

@@ -16,31 +16,23 @@ import numpy as np
 from numba import njit
 
 from kmeans._kernels._common import _JIT
+from kmeans._kernels.gemm import _exact
 from kmeans._random import _splitmix_uniform
 from kmeans._types import Float64Array, FloatArray
 
 _PRUNE = 1.0 + 1e-9
 
 
-@njit(inline="always", **_JIT)  # type: ignore[untyped-decorator]
-def _sq(x: Any, i: int, c: Any) -> float:  # pragma: no cover - compiled
-    s = 0.0
-    for j in range(x.shape[1]):
-        t = np.float64(x[i, j]) - c[j]
-        s += t * t
-    return s
-
-
 @njit(**_JIT)  # type: ignore[untyped-decorator]
 def _sq_to_center(x: Any, c: Any, out: Any) -> None:  # pragma: no cover - compiled
     for i in range(x.shape[0]):
-        out[i] = _sq(x, i, c)
+        out[i] = _exact(x, i, c, 0)
 
 
 def sq_to_center(points: FloatArray, center: Float64Array) -> Float64Array:
     """``||x_i - c||²`` for every row, exactly as the L2 kernels compute it."""
     out = np.empty(points.shape[0], dtype=np.float64)
-    _sq_to_center(points, np.ascontiguousarray(center, dtype=np.float64), out)
+    _sq_to_center(points, np.ascontiguousarray(center, dtype=np.float64).reshape(1, -1), out)
     return out
 
 
@@ -78,7 +70,7 @@ def _add_center(
         a = near[i]
         di = D[i]
         if a < 0 or gaps[a] < 2.0 * np.sqrt(di) * _PRUNE:
-            d2 = _sq(x, i, c)
+            d2 = _exact(x, i, c, 0)
             if d2 < di:
                 di = d2
                 D[i] = d2
@@ -111,7 +103,7 @@ def _potentials(
         for q in range(L):
             v = di
             if gaps[q, a] < r:
-                v = min(di, _sq(x, i, cands[q]))
+                v = min(di, _exact(x, i, cands, q))
             out[q] += wi * v
 
 
@@ -147,7 +139,7 @@ class SeedingState:
             unit,
             self.D,
             self.near,
-            np.ascontiguousarray(center, dtype=np.float64),
+            np.ascontiguousarray(center, dtype=np.float64).reshape(1, -1),
             j,
             gaps,
             np.uint64(seed & ((1 << 64) - 1)),
