@@ -115,6 +115,8 @@ class FitResult:
     seed: int
     labels: Any = None
     restarts: Sequence[float] = ()
+    #: What an algorithm other than Lloyd's keeps to resume (mini-batch: its ``MiniBatchState``).
+    state: Any = None
 
 
 @attrs.frozen(eq=False)
@@ -123,6 +125,8 @@ class FitSpec:
 
     ``initializer`` and ``distance`` are strategy objects (never names); ``seed`` is a
     concrete integer (``seed=None`` was replaced by fresh entropy before this point).
+    ``algorithm`` is ``None`` for Lloyd's iterations (restarts of the backend's ``run``), or an
+    object whose ``fit(dataset, spec)`` runs the whole fit instead (:class:`kmeans.minibatch.MiniBatch`).
     """
 
     n_clusters: int
@@ -135,3 +139,4 @@ class FitSpec:
     callbacks: tuple[Callback, ...] = ()
     compress: bool | str = "auto"
     empty_cluster: str = "farthest"
+    algorithm: Any = None

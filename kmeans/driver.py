@@ -362,13 +362,23 @@ def fit(
     """The whole fit on ``dataset``: compress (:func:`should_compress`), restarts, labels of every input row.
 
     ``run`` executes one restart's Lloyd iterations with :func:`lloyd`'s signature (an
-    engine may run them where the data lives). A compressed dataset made here is
+    engine may run them where the data lives); ``spec.algorithm``, when set, runs the fit
+    instead of the restarts. A compressed dataset made here is
     released (its optional ``release()``) when the fit ends, even on error.
     """
     work = dataset.compress() if should_compress(dataset, spec.compress) else dataset
     try:
-        result = fit_restarts(work, spec, on_restart, run=run)
-        found = _input_labels(dataset, work, result.centers, spec.distance.assign)
+        if spec.algorithm is None:
+            result = fit_restarts(work, spec, on_restart, run=run)
+        else:  # another algorithm (mini-batch) runs the whole fit; it may label the rows in its last pass
+            result = spec.algorithm.fit(work, spec)
+        inverse = None if work is dataset else optional(work, "inverse")
+        if result.labels is not None and work is dataset:
+            found = result.labels
+        elif result.labels is not None and inverse is not None:
+            found = np.asarray(result.labels)[inverse]
+        else:
+            found = _input_labels(dataset, work, result.centers, spec.distance.assign)
     finally:
         release = None if work is dataset else optional(work, "release")
         if release is not None:

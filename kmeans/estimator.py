@@ -9,12 +9,13 @@ import warnings
 from collections.abc import Sequence
 from typing import Any, overload
 
+import attrs
 import numpy as np
 from numpy.typing import NDArray
 
 from kmeans import registry
 from kmeans._ops import weighted_sum
-from kmeans._random import fresh_seed
+from kmeans._random import derive_seed, fresh_seed
 from kmeans._scale import scale_fit_input, scale_for_centers, unscale_cost
 from kmeans._types import Callback, Deferred, FitSpec, Float64Array, IterationRecord
 from kmeans._validation import (
@@ -31,6 +32,7 @@ from kmeans._validation import (
 from kmeans.errors import NotFittedError, ValidationError
 from kmeans.init._sampling import distinct_rows
 from kmeans.init.explicit import ExplicitCenters
+from kmeans.minibatch import MiniBatch, MiniBatchState, chunk_dataset, final_pass, minibatch_step
 from kmeans.protocols import optional
 
 _PARAMS = (
@@ -45,6 +47,8 @@ _PARAMS = (
     "compress",
     "callbacks",
     "random_state",
+    "algorithm",
+    "batch_size",
 )
 
 
@@ -66,6 +70,27 @@ def resolve_distance(distance: Any) -> Any:
             f"distance must be a registered name or a kmeans.distance.Distance(assign, update); got {distance!r}"
         )
     return distance
+
+
+def resolve_algorithm(algorithm: Any, batch_size: Any) -> Any:
+    """``None`` for ``"lloyd"``; a :class:`~kmeans.minibatch.MiniBatch` (``batch_size`` applied) for ``"minibatch"``."""
+    if isinstance(algorithm, str) and algorithm == "lloyd":
+        if batch_size is not None:
+            raise ValidationError(f"batch_size={batch_size!r} applies to algorithm='minibatch', not 'lloyd'")
+        return None
+    if isinstance(algorithm, str) and algorithm == "minibatch":
+        algorithm = MiniBatch()
+    if not hasattr(algorithm, "fit") or isinstance(algorithm, (str, type)):
+        raise ValidationError(
+            f"algorithm must be 'lloyd', 'minibatch' or a kmeans.minibatch.MiniBatch; got {algorithm!r}"
+        )
+    if batch_size is not None:
+        check_positive_int(batch_size, "batch_size")
+        algorithm = attrs.evolve(algorithm, batch_size=int(batch_size))
+    check = getattr(algorithm, "check", None)
+    if check is not None:
+        check()
+    return algorithm
 
 
 def resolve_init(init: Any, backend: Any = None) -> Any:
@@ -249,6 +274,14 @@ class KMeans:
         every restart).
     random_state : int or None
         scikit-learn's name for ``seed`` (what its tools set); give at most one of the two.
+    algorithm : "lloyd", "minibatch" or MiniBatch
+        ``"lloyd"`` (default): full Lloyd iterations. ``"minibatch"``: Sculley's mini-batch
+        k-means (:mod:`kmeans.minibatch`; ``max_iter`` then counts epochs, ``compress="auto"``
+        does not compress, ``n_init="auto"`` is at most 3); a :class:`kmeans.minibatch.MiniBatch`
+        sets its other knobs (``max_no_improvement``, ``reassignment_ratio``, ``init_size``).
+        Needs ``distance="l2"``. :meth:`partial_fit` uses it for streams.
+    batch_size : int or None
+        Rows per mini-batch step (``None``: the algorithm's own, 1024); only for mini-batch.
 
     Attributes
     ----------
@@ -279,6 +312,10 @@ class KMeans:
     feature_names_in_ : ndarray of str objects
         Column names seen by :meth:`fit` when ``X`` was a dataframe with string column
         names (pandas, polars, ...); absent otherwise.
+    n_steps_ : int
+        Mini-batch only: steps run (``len(history_)`` after :meth:`fit`; one per :meth:`partial_fit`).
+    minibatch_state_ : kmeans.minibatch.MiniBatchState
+        Mini-batch only: the per-center counts and step clock :meth:`partial_fit` resumes from.
     backend_ : Backend
         The backend object that ran the fit.
     distance_ : Distance
@@ -299,6 +336,8 @@ class KMeans:
         compress: bool | str = "auto",
         callbacks: Sequence[Callback] = (),
         random_state: int | None = None,
+        algorithm: Any = "lloyd",
+        batch_size: int | None = None,
     ) -> None:
         self.n_clusters = n_clusters
         self.init = init
@@ -311,6 +350,8 @@ class KMeans:
         self.compress = compress
         self.callbacks = callbacks
         self.random_state = random_state
+        self.algorithm = algorithm
+        self.batch_size = batch_size
 
     # -- parameters -------------------------------------------------------------------
 
@@ -381,8 +422,14 @@ class KMeans:
         backend = resolve_backend(self.backend)
         distance = resolve_distance(self.distance)
         initializer = resolve_init(self.init, backend)
+        algorithm = resolve_algorithm(self.algorithm, self.batch_size)
+        check_distance = getattr(algorithm, "check_distance", None)
+        if check_distance is not None:
+            check_distance(distance)
         if self.n_init == "auto":
             n_init = int(optional(initializer, "n_init_auto"))
+            if algorithm is not None:  # scikit-learn's MiniBatchKMeans: restarts only seed, 3 are enough
+                n_init = min(n_init, 3)
         else:
             n_init = check_positive_int(self.n_init, "n_init")
             if optional(initializer, "deterministic") and n_init > 1:
@@ -406,7 +453,9 @@ class KMeans:
             n_init=n_init,
             seed=seed,
             callbacks=check_callbacks(self.callbacks),
-            compress=self.compress,
+            # mini-batch draws duplicates as often as their weight would: folding them first buys nothing
+            compress=False if algorithm is not None and self.compress == "auto" else self.compress,
+            algorithm=algorithm,
         )
         return backend, spec
 
@@ -451,6 +500,7 @@ class KMeans:
         self.converged_: bool = bool(result.converged)
         self.seed_: int = spec.seed
         self.labels_ = result.labels
+        self._set_state(result.state)
         self.n_features_in_: int = dataset.n_features
         self.backend_: Any = backend
         self.distance_: Any = spec.distance
@@ -467,6 +517,98 @@ class KMeans:
     labels_ = _Fitted()
     inertia_ = _Fitted()
     cluster_sizes_ = _Fitted()
+
+    def _set_state(self, state: Any) -> None:
+        """``minibatch_state_`` and ``n_steps_`` of a mini-batch fit; removed after a Lloyd fit."""
+        if state is None:
+            self.__dict__.pop("minibatch_state_", None)
+            self.__dict__.pop("n_steps_", None)
+        else:
+            self.minibatch_state_: Any = state
+            self.n_steps_: int = int(state.n_steps)
+
+    def partial_fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> KMeans:
+        """One mini-batch step on the chunk ``X`` (``numpy`` backend; ``y`` is ignored).
+
+        The first call (on an unfitted model) runs the initializer on the chunk, seeded with
+        ``derive_seed(seed, 0)``; every call then makes one step with the chunk as the batch
+        and its ``sample_weight`` (:func:`kmeans.minibatch.minibatch_step`). ``labels_``,
+        ``inertia_`` and ``cluster_sizes_`` are the chunk's, for the updated centers. After
+        :meth:`fit` with ``algorithm="minibatch"`` it continues that fit. The model pickles and
+        saves (:meth:`save`) between calls and resumes where it stopped. Works with any
+        ``algorithm``: ``"lloyd"`` means the default :class:`~kmeans.minibatch.MiniBatch`.
+        """
+        from kmeans.backends.numpy import NumPyBackend
+
+        backend, spec = self._spec()
+        if not isinstance(backend, NumPyBackend):
+            raise ValidationError(
+                f"partial_fit runs on the numpy backend, not {getattr(backend, 'name', backend)!r}; "
+                "pass each chunk as an array, or fit a Dataset with algorithm='minibatch'"
+            )
+        algorithm = spec.algorithm if spec.algorithm is not None else MiniBatch()
+        algorithm.check_distance(spec.distance)
+        saved: MiniBatchState | None = self.__dict__.get("minibatch_state_")
+        resume = saved is not None and self.__sklearn_is_fitted__()
+        if resume:
+            self._check_feature_names(X)
+        else:
+            feature_names = _feature_names(X)
+        dataset = backend.dataset(_as_numbers(X), sample_weight)
+        k, assign = spec.n_clusters, spec.distance.assign
+        points = dataset.points
+        weights = np.asarray(dataset.weights, dtype=np.float64) if dataset.weights is not None else None
+        if saved is not None and resume:
+            if dataset.n_features != self.n_features_in_:
+                raise ValidationError(
+                    f"X has {dataset.n_features} features, but KMeans is expecting {self.n_features_in_} "
+                    "features as input"
+                )
+            state = attrs.evolve(saved, counts=saved.counts.copy())
+            centers, seed = self.cluster_centers_, self.seed_
+        else:
+            n_distinct = distinct_rows(dataset, k).shape[0]
+            if n_distinct < k:
+                raise ValidationError(
+                    f"the first partial_fit chunk has {n_distinct} distinct rows of positive weight, fewer than "
+                    f"n_clusters={k}: the initializer needs at least {k}"
+                )
+            seed = spec.seed
+            run_seed = derive_seed(seed, 0)
+            centers = algorithm.initial_centers(chunk_dataset(points, weights), None, spec, run_seed)
+            state = MiniBatchState(np.zeros(k), seed=run_seed)
+        w = weights if weights is not None else np.broadcast_to(np.float64(1.0), (points.shape[0],))
+        centers, step = minibatch_step(state, centers, points, w, assign, float(algorithm.reassignment_ratio))
+        inertia, sizes, labels = final_pass(dataset, centers, assign)
+        record = IterationRecord(
+            iteration=state.n_steps,
+            inertia=step.inertia,
+            center_shift=step.shift,
+            elapsed=0.0,
+            n_empty=step.n_reassigned,
+        )
+        for cb in spec.callbacks:
+            cb(record)
+        history = list(self.__dict__.get("history_", [])) if resume else []
+        self.cluster_centers_ = centers
+        self.inertia_ = float(inertia)
+        self.cluster_sizes_ = sizes
+        self.labels_ = labels
+        self.n_iter_ = state.n_steps
+        self.history_ = [*history, record]
+        self.converged_ = False
+        self.seed_ = seed
+        self._set_state(state)
+        if not resume:
+            self.n_features_in_ = dataset.n_features
+            self.backend_ = backend
+            self.distance_ = spec.distance
+            self.__dict__.pop("features_", None)
+            if feature_names is not None:
+                self.feature_names_in_ = feature_names
+            else:
+                self.__dict__.pop("feature_names_in_", None)
+        return self
 
     def fit_predict(self, X: Any, y: Any = None, sample_weight: Any = None, *, features: Any = None) -> Any:
         """Fit, then return the label of every row of ``X`` (``y`` is ignored)."""

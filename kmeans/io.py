@@ -17,7 +17,7 @@ import numpy as np
 
 from kmeans import registry
 from kmeans._types import Float64Array, IterationRecord
-from kmeans.errors import ModelFormatError, UnknownStrategyError
+from kmeans.errors import ModelFormatError, UnknownStrategyError, ValidationError
 
 FORMAT = "kmeans-model"
 VERSION = 1
@@ -90,6 +90,16 @@ def _write_replace(fd: int, tmp: str, target: Path, data: bytes) -> None:
         raise
 
 
+def _algorithm_to_dict(model: Any) -> str | dict[str, Any]:
+    """``"lloyd"``, or the mini-batch parameters as an object."""
+    from kmeans.estimator import resolve_algorithm
+
+    algorithm = resolve_algorithm(model.algorithm, model.batch_size)
+    if algorithm is None:
+        return "lloyd"
+    return {name: getattr(algorithm, name) for name in _MINIBATCH_FIELDS} | {"name": "minibatch"}
+
+
 def model_to_dict(model: Any) -> dict[str, Any]:
     model._check_fitted()
     distance = model.distance_.name
@@ -109,6 +119,7 @@ def model_to_dict(model: Any) -> dict[str, Any]:
             "max_iter": int(model.max_iter),  # NumPy integers are valid parameters but not JSON
             "tol": float(model.tol),
             "init": model.init if isinstance(model.init, str) else getattr(model.init, "name", "custom"),
+            "algorithm": _algorithm_to_dict(model),
         },
         "seed": int(model.seed_),
         "cluster_centers": model.cluster_centers_.tolist(),
@@ -127,6 +138,21 @@ def model_to_dict(model: Any) -> dict[str, Any]:
             }
             for h in model.history_
         ],
+    } | _state_to_dict(model)
+
+
+def _state_to_dict(model: Any) -> dict[str, Any]:
+    """The mini-batch state (``partial_fit`` resumes from it), when the model has one."""
+    state = model.__dict__.get("minibatch_state_")
+    if state is None:
+        return {}
+    return {
+        "minibatch": {
+            "counts": np.asarray(state.counts, dtype=np.float64).tolist(),
+            "n_steps": int(state.n_steps),
+            "since_reassign": int(state.since_reassign),
+            "seed": int(state.seed),
+        }
     }
 
 
@@ -239,6 +265,54 @@ def _flat_ok(value: list[Any]) -> bool:
 
 _RECORD_FIELDS = {"iteration": 1, "n_empty": 0, "restart": 0}
 
+#: The saved parameters of :class:`kmeans.minibatch.MiniBatch`.
+_MINIBATCH_FIELDS = ("batch_size", "max_no_improvement", "reassignment_ratio", "init_size", "gather_rows")
+
+
+def _algorithm(value: Any) -> Any:
+    """``params.algorithm``: ``"lloyd"`` or a mini-batch object, as a :class:`~kmeans.minibatch.MiniBatch`."""
+    from kmeans.minibatch import MiniBatch
+
+    if value == "lloyd":
+        return "lloyd"
+    if not isinstance(value, dict) or value.get("name") != "minibatch" or set(value) != {"name", *_MINIBATCH_FIELDS}:
+        raise _BadFieldError(
+            f"params.algorithm must be 'lloyd' or an object with name='minibatch' and {', '.join(_MINIBATCH_FIELDS)}"
+        )
+    optional_ints = {
+        name: None if value[name] is None else _int(value[name], f"params.algorithm.{name}", 1)
+        for name in ("max_no_improvement", "init_size")
+    }
+    algorithm = MiniBatch(
+        batch_size=_int(value["batch_size"], "params.algorithm.batch_size", 1),
+        gather_rows=_int(value["gather_rows"], "params.algorithm.gather_rows", 1),
+        reassignment_ratio=_number(value["reassignment_ratio"], "params.algorithm.reassignment_ratio"),
+        max_no_improvement=optional_ints["max_no_improvement"],
+        init_size=optional_ints["init_size"],
+    )
+    try:
+        algorithm.check()
+    except ValidationError as exc:
+        raise _BadFieldError(f"params.algorithm: {exc}") from None
+    return algorithm
+
+
+def _state(value: Any, k: int) -> Any:
+    """The ``minibatch`` field as a :class:`~kmeans.minibatch.MiniBatchState`."""
+    from kmeans.minibatch import MiniBatchState
+
+    if not isinstance(value, dict) or set(value) != {"counts", "n_steps", "since_reassign", "seed"}:
+        raise _BadFieldError("minibatch must be an object with counts, n_steps, since_reassign, seed")
+    counts = _matrix(value["counts"], "minibatch.counts", (k,))
+    if not (np.isfinite(counts).all() and (counts >= 0).all()):
+        raise _BadFieldError("minibatch.counts must be k finite numbers >= 0")
+    return MiniBatchState(
+        counts,
+        n_steps=_int(value["n_steps"], "minibatch.n_steps", 0),
+        since_reassign=_int(value["since_reassign"], "minibatch.since_reassign", 0),
+        seed=_int(value["seed"], "minibatch.seed", *_SEED_RANGE),
+    )
+
 
 def _history(value: Any) -> list[IterationRecord]:
     if not isinstance(value, list):
@@ -278,6 +352,8 @@ def _params(value: Any) -> dict[str, Any]:
         out["tol"] = _number(value["tol"], "params.tol")
     if "init" in value and not isinstance(value["init"], str):
         raise _BadFieldError(f"params.init must be a string, got {_short(value['init'])}")
+    if "algorithm" in value:
+        out["algorithm"] = _algorithm(value["algorithm"])
     return out
 
 
@@ -336,6 +412,7 @@ def load_model(path: str | os.PathLike[str], *, max_bytes: int = MAX_MODEL_BYTES
             raise _BadFieldError(f"converged must be true or false, got {_short(converged)}")
         history = _history(data.get("history", []))
         params = _params(data.get("params", {}))
+        state = _state(data["minibatch"], k) if "minibatch" in data else None
     except _BadFieldError as exc:
         raise ModelFormatError(f"{path}: not a valid kmeans model file: {exc}") from None
     model = KMeans(n_clusters=k, seed=seed, distance=name, **params)
@@ -350,4 +427,5 @@ def load_model(path: str | os.PathLike[str], *, max_bytes: int = MAX_MODEL_BYTES
     model.n_features_in_ = d
     model.backend_ = registry.backends["numpy"]
     model.distance_ = distance
+    model._set_state(state)
     return model

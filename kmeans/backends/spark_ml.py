@@ -689,6 +689,8 @@ class SparkMLBackend:
 
     def check_fit(self, spec: FitSpec, sample_weight: Any = None) -> None:
         """Raise :class:`ValidationError` for anything MLlib cannot do; touches no data."""
+        if spec.algorithm is not None:
+            raise _refuse("run algorithm='minibatch'", "MLlib's own Lloyd iterations only; use backend='spark-rdd'")
         if spec.distance != registry.distances["l2"]:
             name = getattr(spec.distance, "name", repr(spec.distance))
             raise _refuse(f"use distance={name!r}", "distance='l2' only (squared Euclidean, 'euclidean' in MLlib)")
