@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 from kmeans._types import Block, FitResult, FitSpec, IterationRecord
+from kmeans.bisecting import BisectingKMeans
 from kmeans.distance.base import Distance
 from kmeans.driver import lloyd
 from kmeans.errors import (
@@ -31,6 +32,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AssignStep",
     "Backend",
+    "BisectingKMeans",
     "Block",
     "Dataset",
     "Distance",

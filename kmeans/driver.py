@@ -343,7 +343,7 @@ def labels(dataset: Dataset, centers: Float64Array, assign: AssignStep) -> Any:
     return out
 
 
-def _input_labels(dataset: Dataset, work: Dataset, centers: Float64Array, assign: AssignStep) -> Any:
+def input_labels(dataset: Dataset, work: Dataset, centers: Float64Array, assign: AssignStep) -> Any:
     """Labels of the input rows; through ``work.inverse`` when ``work`` is its compression and has one."""
     inverse = None if work is dataset else optional(work, "inverse")
     if inverse is None:
@@ -378,7 +378,7 @@ def fit(
         elif result.labels is not None and inverse is not None:
             found = np.asarray(result.labels)[inverse]
         else:
-            found = _input_labels(dataset, work, result.centers, spec.distance.assign)
+            found = input_labels(dataset, work, result.centers, spec.distance.assign)
     finally:
         release = None if work is dataset else optional(work, "release")
         if release is not None:

@@ -322,6 +322,9 @@ class KMeans:
         The distance object used by :meth:`predict`, :meth:`transform` and :meth:`score`.
     """
 
+    #: The constructor parameters (``get_params``, ``set_params``); a subclass extends it.
+    _param_names: tuple[str, ...] = _PARAMS
+
     def __init__(
         self,
         n_clusters: int = 8,
@@ -357,7 +360,7 @@ class KMeans:
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """The constructor parameters, by name; with ``deep``, also ``name__sub`` of parameters that have params."""
-        params = {name: getattr(self, name) for name in _PARAMS}
+        params = {name: getattr(self, name) for name in self._param_names}
         if deep:
             for name, value in list(params.items()):
                 if hasattr(value, "get_params") and not isinstance(value, type):
@@ -369,8 +372,8 @@ class KMeans:
         nested: dict[str, dict[str, Any]] = {}
         for key, value in params.items():
             name, _, sub = key.partition("__")
-            if name not in _PARAMS:
-                raise ValidationError(f"unknown parameter {name!r}; known parameters: {', '.join(_PARAMS)}")
+            if name not in self._param_names:
+                raise ValidationError(f"unknown parameter {name!r}; known parameters: {', '.join(self._param_names)}")
             if sub:
                 nested.setdefault(name, {})[sub] = value
             else:
@@ -394,14 +397,14 @@ class KMeans:
         return "cluster_centers_" in self.__dict__
 
     def __repr__(self) -> str:
-        defaults = KMeans().get_params()
+        defaults = type(self)().get_params()
         shown = [f"n_clusters={self.n_clusters}"]
         for name, value in self.get_params().items():
             if name == "n_clusters":
                 continue
             if isinstance(value, np.ndarray) or value != defaults[name]:
                 shown.append(f"{name}={'<array>' if isinstance(value, np.ndarray) else repr(value)}")
-        return f"KMeans({', '.join(shown)})"
+        return f"{type(self).__name__}({', '.join(shown)})"
 
     def _spec(self) -> tuple[Any, FitSpec]:
         k = check_positive_int(self.n_clusters, "n_clusters")
@@ -665,6 +668,10 @@ class KMeans:
             )
         return arr if arr.dtype in (np.float32, np.float64) else arr.astype(np.float64)
 
+    def _assign_step(self) -> Any:
+        """How :meth:`predict` and :meth:`score` assign rows: the metric's own (a subclass may descend a tree)."""
+        return self.distance_.assign
+
     def get_feature_names_out(self, input_features: Any = None) -> NDArray[np.object_]:
         """Names of :meth:`transform`'s columns, ``kmeans0 … kmeans{k-1}`` (the distance to each center)."""
         self._check_fitted()
@@ -690,11 +697,11 @@ class KMeans:
         self._check_fitted()
         if isinstance(X, (list, tuple)) or (hasattr(X, "__array__") and not _is_spark(X)):
             pts, centers, _ = scale_for_centers(self._local_points(X), self.cluster_centers_, self.distance_)
-            labels = self.distance_.assign.assign(pts, centers)[0]
+            labels = self._assign_step().assign(pts, centers)[0]
             return labels.astype(np.int32)  # the dtype of labels_, as in scikit-learn
         if features is None:
             features = getattr(self, "features_", None)  # the fit's columns: no need to repeat them
-        return self.backend_.predict(X, self.cluster_centers_, self.distance_.assign, features=features)
+        return self.backend_.predict(X, self.cluster_centers_, self._assign_step(), features=features)
 
     def transform(self, X: Any) -> Float64Array:
         """Distance from every row to every center, ``(n, k)``: Euclidean for L2, Manhattan for L1."""
@@ -710,7 +717,7 @@ class KMeans:
         self._check_fitted()
         pts, centers, e = scale_for_centers(self._local_points(X), self.cluster_centers_, self.distance_)
         w = check_weights(sample_weight, pts.shape[0])
-        costs = self.distance_.assign.assign(pts, centers)[1]
+        costs = self._assign_step().assign(pts, centers)[1]
         return -float(unscale_cost(float(np.sum(costs)) if w is None else weighted_sum(w, costs), e, self.distance_))
 
     def save(self, path: Any) -> None:

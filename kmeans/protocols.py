@@ -50,6 +50,10 @@ class Dataset(Protocol):
       works where ``fn`` runs in this process.
     - ``inverse``: for a dataset made by ``compress()``, the ``(n_input,)`` index of each
       input row's distinct row (labels are then mapped back, not recomputed). Default: none.
+    - ``in_one_task``: ``None``, or ``in_one_task(fn)`` when every block lives in one task (a
+      single Spark partition): runs ``fn`` on a :class:`~kmeans.dataset.BlockDataset` of the blocks
+      there and returns its result, so a driver with many small passes (bisecting k-means)
+      costs one job. Default: none.
     - ``release()``: drop engine resources (cached blocks) of a dataset a fit made itself
       (its ``compress()``), called when the fit ends. Default: nothing to release.
 
@@ -216,7 +220,10 @@ class Backend(Protocol):
     :meth:`KMeans.fit` calls it before :meth:`dataset`, so a backend that cannot honour some
     parameters (an adapter around another library) refuses them before any data is read.
     ``default_init``: the initializer name ``init="auto"`` means on this backend (default
-    ``"k-means++"``; the Spark backends declare ``"k-means||"``).
+    ``"k-means++"``; the Spark backends declare ``"k-means||"``). ``run_lloyd(dataset, centers,
+    assign, update, **options)``: how the engine runs one Lloyd restart (:func:`kmeans.driver.lloyd`'s
+    signature), for drivers that call Lloyd themselves (bisecting k-means, ``sweep``). Default:
+    :func:`kmeans.driver.lloyd`.
 
     ``fit`` is usually :func:`kmeans.driver.fit`, which applies the compress rule, runs the
     restarts and labels every input row; an engine passes its own ``run`` to execute the
@@ -247,6 +254,7 @@ OPTIONAL_MEMBERS: dict[str, Any] = {
     "labels": None,
     "inverse": None,
     "release": None,
+    "in_one_task": None,
     # AssignStep
     "distances": None,
     # UpdateStep
@@ -258,6 +266,7 @@ OPTIONAL_MEMBERS: dict[str, Any] = {
     # Backend
     "check_fit": None,
     "default_init": "k-means++",
+    "run_lloyd": None,
 }
 
 

@@ -149,6 +149,17 @@ class SparkRDDDataset(FactsMixin):
         out: LloydResult = result
         return out
 
+    @property
+    def in_one_task(self) -> Callable[[Callable[[BlockDataset], T]], T] | None:
+        """The optional ``Dataset.in_one_task``: for a single partition, runs ``fn(blocks)`` in its task."""
+        return self._run_in_one_task if self.num_partitions == 1 else None
+
+    def _run_in_one_task(self, fn: Callable[[BlockDataset], T]) -> T:
+        self._data.persist()
+        (result,) = self._data.blocks.mapPartitions(_local_task(fn, self.facts)).collect()
+        out: T = result
+        return out
+
     def compress(self) -> SparkRDDDataset:
         """Identical rows folded across partitions, in ascending lexicographic order.
 
@@ -230,6 +241,14 @@ def _lloyd_task(
     def run(iterator: Iterable[Block]) -> Iterator[LloydResult]:
         dataset = BlockDataset(list(iterator), facts)
         yield lloyd(dataset, centers, assign, update, **options)
+
+    return run
+
+
+def _local_task(fn: Callable[[BlockDataset], T], facts: DatasetFacts) -> Callable[[Iterable[Block]], Iterator[T]]:
+    def run(iterator: Iterable[Block]) -> Iterator[T]:
+        with single_threaded_blas():
+            yield fn(BlockDataset(list(iterator), facts))
 
     return run
 
