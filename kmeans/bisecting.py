@@ -524,6 +524,8 @@ class BisectingKMeans(KMeans):
         """Cluster ``X`` by repeated bisection (``y`` is ignored; see :meth:`KMeans.fit` for the inputs)."""
         min_size = self._check_bisecting()
         backend, spec = self._spec()
+        if spec.algorithm is not None:
+            raise ValidationError("BisectingKMeans splits clusters with Lloyd's algorithm; use algorithm='lloyd'")
         if getattr(backend, "name", None) == "spark-ml":
             backend = registry.backends["spark-rdd"]
         feature_names = _feature_names(X)

@@ -153,6 +153,8 @@ def test_validation() -> None:
         BisectingKMeans(3, min_divisible_cluster_size=0).fit(X)
     with pytest.raises(ValidationError, match="larger than the number of rows"):
         BisectingKMeans(51).fit(X)
+    with pytest.raises(ValidationError, match="algorithm='lloyd'"):
+        BisectingKMeans(3, algorithm="minibatch").fit(X)
     with pytest.raises(ValidationError, match="not supported"):
         BisectingKMeans(2, seed=0).fit(X).save("/tmp/never-written.json")
 
