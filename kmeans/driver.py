@@ -224,8 +224,9 @@ def lloyd(
     k = centers.shape[0]
     plan = update.plan(dataset, k)
     # Per-block state the fused pass keeps between this run's passes (e.g. distance bounds
-    # that let most rows skip most distances); it lives as long as the run.
-    memory: dict[Any, Any] = {}
+    # that let most rows skip most distances); it lives as long as the run. A dataset that
+    # must stay within bounded memory (streamed from files) declines it: same results.
+    memory: dict[Any, Any] | None = {} if optional(dataset, "row_state") else None
     history: list[IterationRecord] = []
     converged = False
     n_iter = 0

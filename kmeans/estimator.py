@@ -33,7 +33,7 @@ from kmeans.errors import NotFittedError, ValidationError
 from kmeans.init._sampling import distinct_rows
 from kmeans.init.explicit import ExplicitCenters
 from kmeans.minibatch import MiniBatch, MiniBatchState, chunk_dataset, final_pass, minibatch_step
-from kmeans.protocols import optional
+from kmeans.protocols import Dataset, optional
 
 _PARAMS = (
     "n_clusters",
@@ -107,6 +107,20 @@ def resolve_init(init: Any, backend: Any = None) -> Any:
         f"init must be a registered name ({', '.join(repr(n) for n in registry.initializers)}), "
         f"an (n_clusters, n_features) array, or an object with an init() method; got {init!r}"
     )
+
+
+def _own_dataset(X: Any, backend: Any, sample_weight: Any, features: Any) -> Any:
+    """``X``, a ``Dataset`` given to ``fit``: it runs in this process, so on the numpy backend only."""
+    from kmeans.backends.numpy import NumPyBackend
+
+    if not isinstance(backend, NumPyBackend):
+        raise ValidationError(
+            f"X is a Dataset ({type(X).__name__}), which is read in this process: fit it with backend='numpy', "
+            f"not {getattr(backend, 'name', backend)!r}"
+        )
+    if sample_weight is not None or features is not None:
+        raise ValidationError("X is a Dataset: its weights and columns are chosen when it is opened, not in fit()")
+    return X
 
 
 class _InputTypeError(ValidationError, TypeError):
@@ -475,10 +489,13 @@ class KMeans:
         check_fit = optional(backend, "check_fit")
         if check_fit is not None:  # a backend refuses what it cannot do before any data is touched
             check_fit(spec, sample_weight)
-        feature_names = _feature_names(X)
-        # data or weights at an extreme scale are fitted as an exact power-of-two rescaled copy
-        X, sample_weight, spec, scaling = scale_fit_input(_as_numbers(X), sample_weight, spec, backend)
-        dataset = backend.dataset(X, sample_weight, features=features)
+        if not _is_spark(X) and isinstance(X, Dataset):  # a Dataset (kmeans.datasets.npy, ...): fitted as it is
+            feature_names, scaling, dataset = None, None, _own_dataset(X, backend, sample_weight, features)
+        else:
+            feature_names = _feature_names(X)
+            # data or weights at an extreme scale are fitted as an exact power-of-two rescaled copy
+            X, sample_weight, spec, scaling = scale_fit_input(_as_numbers(X), sample_weight, spec, backend)
+            dataset = backend.dataset(X, sample_weight, features=features)
         k = spec.n_clusters
         # k distinct rows imply k rows: a backend that counts lazily (spark-ml) then needs no count
         n_distinct = distinct_rows(dataset, k).shape[0] if not dataset.distinct and k > 1 else None
@@ -699,6 +716,11 @@ class KMeans:
             pts, centers, _ = scale_for_centers(self._local_points(X), self.cluster_centers_, self.distance_)
             labels = self._assign_step().assign(pts, centers)[0]
             return labels.astype(np.int32)  # the dtype of labels_, as in scikit-learn
+        if not _is_spark(X) and isinstance(X, Dataset):  # every row of a Dataset (kmeans.datasets), one pass
+            from kmeans.driver import labels
+
+            found = labels(X, self.cluster_centers_, self._assign_step())
+            return found.get() if isinstance(found, Deferred) else found
         if features is None:
             features = getattr(self, "features_", None)  # the fit's columns: no need to repeat them
         return self.backend_.predict(X, self.cluster_centers_, self._assign_step(), features=features)

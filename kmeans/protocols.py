@@ -56,6 +56,9 @@ class Dataset(Protocol):
       costs one job. Default: none.
     - ``release()``: drop engine resources (cached blocks) of a dataset a fit made itself
       (its ``compress()``), called when the fit ends. Default: nothing to release.
+    - ``row_state``: whether a Lloyd run may keep per-row state between passes (the update
+      step's ``memory``: distance bounds, 8 bytes per row). Default ``True``; a dataset that
+      streams from files declares ``False`` so its memory stays bounded (same results).
 
     :class:`kmeans.dataset.BlockDataset` implements the protocol for blocks in memory.
     """
@@ -255,6 +258,7 @@ OPTIONAL_MEMBERS: dict[str, Any] = {
     "inverse": None,
     "release": None,
     "in_one_task": None,
+    "row_state": True,
     # AssignStep
     "distances": None,
     # UpdateStep

@@ -1,0 +1,113 @@
+"""File-backed fits in bounded memory: a 600 MB file fitted by a process given 200 MB.
+
+Each fit runs in a subprocess. After imports and a warm-up fit (kernels compiled) the child
+resets its peak-RSS counter (``/proc/self/clear_refs``) and sets ``RLIMIT_DATA`` (private
+writable memory: the heap, anonymous maps, thread stacks) to its current size plus 400 MB:
+loading the file (600 MB) is refused under that limit, which the child checks first.
+``RLIMIT_AS`` is not used: numba, BLAS and Arrow reserve address space they never touch.
+Arrow's default allocator (mimalloc) reserves about 1 GB of address space up front, which
+``RLIMIT_DATA`` counts, so the child uses Arrow's system allocator. The bound asserted is
+the measured one: the peak resident set (``VmHWM``) above the post-warm-up baseline stays
+below 200 MB, a third of the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pa = pytest.importorskip("pyarrow")
+pq = pytest.importorskip("pyarrow.parquet")
+
+N_ROWS, N_FEATURES = 19_660_800, 8  # float32: 600 MiB of values
+ALLOWANCE_MB = 200
+LIMIT_MB = 400
+
+CHILD = r"""
+import json, resource, sys
+import numpy as np
+from kmeans import KMeans
+import kmeans.datasets as kd
+
+def status():
+    out = {}
+    for line in open("/proc/self/status"):
+        key, value = line.split(":", 1)
+        if key in ("VmHWM", "VmRSS", "VmData"):
+            out[key] = int(value.split()[0]) // 1024
+    return out
+
+kind, path, limit_mb = sys.argv[1], sys.argv[2], int(sys.argv[3])
+rng = np.random.default_rng(0)
+KMeans(n_clusters=4, init="random", n_init=1, seed=0, max_iter=2).fit(rng.normal(size=(5000, 8)).astype(np.float32))
+dataset = kd.npy(path) if kind == "npy" else kd.parquet(path)
+base = status()
+limit = (base["VmData"] + limit_mb) << 20
+resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+try:
+    np.load(path) if kind == "npy" else np.zeros((dataset.n_rows, dataset.n_features), dtype=np.float32) + 1
+    loaded = True
+except MemoryError:
+    loaded = False
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")  # resets VmHWM to the current resident set
+base = status()
+model = KMeans(n_clusters=8, init="random", n_init=1, seed=0, max_iter=1, tol=0).fit(dataset)
+after = status()
+print(json.dumps({"loaded": loaded, "base": base, "after": after, "n_iter": model.n_iter_,
+                  "inertia": model.inertia_}))
+"""
+
+
+@pytest.fixture(scope="module")
+def big_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A 600 MB ``.npy`` and the same rows as an uncompressed Parquet file, written in 1M-row chunks."""
+    root = tmp_path_factory.mktemp("big")
+    npy_path, pq_path = root / "x.npy", root / "x.parquet"
+    out = np.lib.format.open_memmap(npy_path, mode="w+", dtype=np.float32, shape=(N_ROWS, N_FEATURES))
+    centers = (np.random.default_rng(1).normal(size=(8, N_FEATURES)) * 5).astype(np.float32)
+    writer = None
+    chunk = 1 << 20
+    for s in range(0, N_ROWS, chunk):
+        e = min(N_ROWS, s + chunk)
+        rng = np.random.default_rng(s)
+        X = out[s:e]
+        rng.random(out=X, dtype=np.float32)
+        X += centers[rng.integers(0, 8, e - s)]
+        table = pa.table({f"c{j}": X[:, j] for j in range(N_FEATURES)})
+        if writer is None:
+            writer = pq.ParquetWriter(pq_path, table.schema, compression="none")
+        writer.write_table(table, row_group_size=chunk)
+    out.flush()
+    del out
+    assert writer is not None
+    writer.close()
+    return {"npy": npy_path, "parquet": pq_path}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["npy", "parquet"])
+def test_fit_of_a_file_three_times_the_memory_given(kind: str, big_files: dict[str, Path]) -> None:
+    path = big_files[kind]
+    assert path.stat().st_size >= 3 * (ALLOWANCE_MB << 20)
+    env = dict(os.environ, ARROW_DEFAULT_MEMORY_POOL="system", PYTHONPATH=os.getcwd())
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, kind, str(path), str(LIMIT_MB)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert not report["loaded"], "the limit must refuse loading the file itself"
+    assert report["n_iter"] == 1 and np.isfinite(report["inertia"])
+    grown = report["after"]["VmHWM"] - report["base"]["VmRSS"]
+    assert grown < ALLOWANCE_MB, report
