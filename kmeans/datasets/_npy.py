@@ -204,7 +204,7 @@ def npy(
     >>> from kmeans import KMeans
     >>> path = os.path.join(tempfile.mkdtemp(), "x.npy")
     >>> np.save(path, np.array([[0.0, 0.0], [0.0, 1.0], [9.0, 9.0], [9.0, 10.0]]))
-    >>> model = KMeans(n_clusters=2, seed=0).fit(npy(path))
+    >>> model = KMeans(n_clusters=2, init="k-means||", seed=0).fit(npy(path))
     >>> sorted(model.cluster_centers_.tolist())
     [[0.0, 0.5], [9.0, 9.5]]
     """
