@@ -598,7 +598,7 @@ class KMeans:
             centers = algorithm.initial_centers(chunk_dataset(points, weights), None, spec, run_seed)
             state = MiniBatchState(np.zeros(k), seed=run_seed)
         w = weights if weights is not None else np.broadcast_to(np.float64(1.0), (points.shape[0],))
-        centers, step = minibatch_step(state, centers, points, w, assign, float(algorithm.reassignment_ratio))
+        centers, step = minibatch_step(state, centers, points, w, spec.distance, float(algorithm.reassignment_ratio))
         inertia, sizes, labels = final_pass(dataset, centers, assign)
         record = IterationRecord(
             iteration=state.n_steps,

@@ -53,15 +53,19 @@ gives the fit's centers.
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
 import attrs
 import numpy as np
 from numpy.typing import NDArray
 
+from kmeans._blas import single_threaded_blas
 from kmeans._kernels import weighted_sums
 from kmeans._ops import weighted_bincount, weighted_sum
 from kmeans._random import derive_seed, exponential_keys, uniform
@@ -104,24 +108,75 @@ class StepResult:
     n_reassigned: int
 
 
+#: Rows of one piece of a step's batch. Pieces run on threads and are merged in order; the
+#: cut depends on the batch alone, so the sums have the same bits on every machine.
+PIECE_ROWS = 2048
+
+
+@functools.lru_cache(maxsize=1)
+def _pool() -> ThreadPoolExecutor:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return ThreadPoolExecutor(max_workers=max(1, min(4, cores)), thread_name_prefix="kmeans-minibatch")
+
+
+def _piece_summary(
+    distance: Any, points: FloatArray, weights: Float64Array, centers: Float64Array
+) -> tuple[Float64Array, Float64Array, float]:
+    """``(sums, weights, cost)`` per center of one piece: the update's fused pass when it has one."""
+    fused = optional(distance.update, "fused_partial")
+    out = None if fused is None else fused(distance.assign, Block(points, weights), centers, None, memory=None)
+    if out is not None:
+        (sums, got), cost, _ = out
+        return sums, got, float(cost)
+    labels, costs = distance.assign.assign(points, centers)
+    sums, got = weighted_sums(points, weights, labels, centers.shape[0])
+    return sums, got, weighted_sum(weights, costs)
+
+
+def _batch_summary(
+    distance: Any, points: FloatArray, weights: Float64Array, centers: Float64Array
+) -> tuple[Float64Array, Float64Array, float]:
+    """:func:`_piece_summary` of the whole batch, its :data:`PIECE_ROWS` pieces on threads, merged in order."""
+    starts = range(0, points.shape[0], PIECE_ROWS)
+    if len(starts) <= 1:
+        return _piece_summary(distance, points, weights, centers)
+
+    def piece(s: int) -> tuple[Float64Array, Float64Array, float]:
+        return _piece_summary(distance, points[s : s + PIECE_ROWS], weights[s : s + PIECE_ROWS], centers)
+
+    with single_threaded_blas():
+        futures = [_pool().submit(piece, s) for s in starts[1:]]
+        try:
+            parts = [piece(starts[0])]
+        finally:  # never leave while other pieces still run
+            wait(futures)
+    parts += [f.result() for f in futures]
+    sums, got, cost = parts[0]
+    for more in parts[1:]:
+        sums, got, cost = sums + more[0], got + more[1], cost + more[2]
+    return sums, got, cost
+
+
 def minibatch_step(
     state: MiniBatchState,
     centers: Float64Array,
     points: FloatArray,
     weights: Float64Array,
-    assign: AssignStep,
+    distance: Any,
     reassignment_ratio: float,
 ) -> tuple[Float64Array, StepResult]:
-    """One Sculley step on ``points`` (module docstring): the new centers; ``state`` is updated in place."""
+    """One Sculley step on ``points`` (module docstring): the new centers; ``state`` is updated in place.
+
+    ``distance`` pairs the assign step with the weighted-mean update; the update's
+    ``fused_partial`` (one compiled pass: closest centers, sums, cost) runs when it has one.
+    """
     k = centers.shape[0]
     b = int(points.shape[0])
     state.since_reassign += b
     reassign = bool((state.counts == 0).any()) or state.since_reassign >= 10 * k
     if reassign:
         state.since_reassign = 0
-    labels, costs = assign.assign(points, centers)
-    batch_cost = weighted_sum(weights, costs)
-    sums, got = weighted_sums(points, weights, labels, k)
+    sums, got, batch_cost = _batch_summary(distance, points, weights, centers)
     hit = got > 0
     new = centers.copy()
     counts = state.counts.copy()
@@ -146,7 +201,7 @@ def minibatch_step(
                 n_reassigned = int(targets.size)
     state.counts = counts
     state.n_steps += 1
-    shift = float(np.max(assign.shift(centers, new))) if k else 0.0
+    shift = float(np.max(distance.assign.shift(centers, new))) if k else 0.0
     return new, StepResult(batch_cost, float(np.sum(weights)), shift, n_reassigned)
 
 
@@ -415,7 +470,8 @@ class MiniBatch:
         state = MiniBatchState(np.zeros(k), seed=run_seed)
         n_steps = max(1, spec.max_iter * n // b) if spec.max_iter > 0 else 0
         stopper = _Stopper(min(1.0, 2.0 * b / (n + 1)), self.max_no_improvement, spec.tol)
-        centers, history, converged = self._steps(sampler, centers, state, spec, b, n_steps, stopper, t0)
+        with single_threaded_blas():  # a batch's products are small: BLAS threads would only wait (sklearn: the same)
+            centers, history, converged = self._steps(sampler, centers, state, spec, b, n_steps, stopper, t0)
         inertia, weights, labels = final_pass(dataset, centers, assign)
         return FitResult(
             centers=centers,
@@ -451,7 +507,7 @@ class MiniBatch:
             rows = sampler.rows(stream, step * b, m * b, sampler.dataset.dtype)
             for j in range(m):
                 centers, out = minibatch_step(
-                    state, centers, rows[j * b : (j + 1) * b], ones, spec.distance.assign, self.reassignment_ratio
+                    state, centers, rows[j * b : (j + 1) * b], ones, spec.distance, self.reassignment_ratio
                 )
                 record = IterationRecord(
                     iteration=step + 1,

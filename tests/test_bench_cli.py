@@ -225,3 +225,21 @@ def test_run_paper_reports_an_implementation_that_crashes_and_goes_on() -> None:
     assert "failed at k=2, 1 iterations: MemoryError: out of memory" in result.unavailable["crashing-test"]
     assert (2, 1) in result.measurements["numpy"]
     assert "- `crashing-test`: failed at k=2" in render_markdown(result)
+
+
+def test_bench_minibatch_writes_the_side_by_side_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "minibatch.md"
+    args = ["bench", "minibatch", "--rows", "6000", "--k", "8", "--d", "4", "--batch-size", "500", "--out", str(out)]
+    assert main(args) == 0
+    table = out.read_text()
+    assert "6,000 x 4 float32, k=8, batch 500, 12 steps" in table
+    for engine in ("| kmeans |", "| sklearn |", "| sklearn-1-thread |"):
+        assert engine in table
+    assert table.strip() in capsys.readouterr().out
+
+
+def test_bench_minibatch_rejects_bad_sizes(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "minibatch", "--rows", "0"])
+    assert exc.value.code == 2
+    assert "expected a positive integer" in capsys.readouterr().err

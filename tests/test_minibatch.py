@@ -15,7 +15,7 @@ from kmeans import KMeans, load_model
 from kmeans._random import derive_seed
 from kmeans.backends.numpy import NumPyBackend
 from kmeans.dataset import BlockDataset
-from kmeans.distance.l2 import SquaredEuclidean
+from kmeans.distance.l2 import L2
 from kmeans.errors import ValidationError
 from kmeans.minibatch import MiniBatch, MiniBatchState, RowSampler, batches, minibatch_step
 from tests import oracle
@@ -43,7 +43,7 @@ def test_step_moves_each_center_to_the_running_mean_of_its_rows() -> None:
     state = MiniBatchState(np.array([2.0, 1.0]), since_reassign=0)
     points = np.array([[1.0, 0.0], [2.0, 0.0], [9.0, 3.0]])
     weights = np.array([1.0, 3.0, 1.0])
-    new, out = minibatch_step(state, centers, points, weights, SquaredEuclidean(), reassignment_ratio=0.0)
+    new, out = minibatch_step(state, centers, points, weights, L2, reassignment_ratio=0.0)
     # center 0: (2 * 0 + 1 * 1 + 3 * 2) / (2 + 4) = 7/6 in x; center 1: (1 * 10 + 9) / 2, (0 + 3) / 2
     np.testing.assert_allclose(new, [[7 / 6, 0.0], [9.5, 1.5]])
     np.testing.assert_array_equal(state.counts, [6.0, 2.0])
@@ -55,7 +55,7 @@ def test_step_moves_each_center_to_the_running_mean_of_its_rows() -> None:
 def test_a_center_that_gets_no_row_stays_and_keeps_its_count() -> None:
     centers = np.array([[0.0], [100.0]])
     state = MiniBatchState(np.array([1.0, 5.0]))
-    new, _ = minibatch_step(state, centers, np.array([[1.0], [3.0]]), np.ones(2), SquaredEuclidean(), 0.0)
+    new, _ = minibatch_step(state, centers, np.array([[1.0], [3.0]]), np.ones(2), L2, 0.0)
     np.testing.assert_array_equal(new, [[4.0 / 3.0], [100.0]])
     np.testing.assert_array_equal(state.counts, [3.0, 5.0])
 
@@ -64,7 +64,7 @@ def test_centers_of_count_zero_move_onto_batch_rows_and_take_the_smallest_other_
     centers = np.array([[0.0], [50.0], [1000.0]])
     state = MiniBatchState(np.array([4.0, 0.0, 0.0]), seed=7)
     points = np.array([[1.0], [2.0], [3.0], [4.0]])
-    new, out = minibatch_step(state, centers, points, np.ones(4), SquaredEuclidean(), 0.01)
+    new, out = minibatch_step(state, centers, points, np.ones(4), L2, 0.01)
     assert out.n_reassigned == 2
     assert set(new[1:, 0]) <= {1.0, 2.0, 3.0, 4.0} and new[1, 0] != new[2, 0]  # distinct rows, no replacement
     np.testing.assert_array_equal(state.counts, [8.0, 8.0, 8.0])
@@ -76,7 +76,7 @@ def test_reassignment_never_picks_a_row_of_weight_zero() -> None:
     for seed in range(20):
         state = MiniBatchState(np.array([4.0, 0.0]), seed=seed)
         points = np.array([[1.0], [7.0], [3.0]])
-        new, _ = minibatch_step(state, centers, points, np.array([1.0, 0.0, 1.0]), SquaredEuclidean(), 0.01)
+        new, _ = minibatch_step(state, centers, points, np.array([1.0, 0.0, 1.0]), L2, 0.01)
         assert new[1, 0] in (1.0, 3.0)
 
 

@@ -1,4 +1,4 @@
-"""``kmeans bench paper``, ``kmeans bench scaling`` and ``kmeans bench shapes``."""
+"""``kmeans bench paper``, ``kmeans bench scaling``, ``kmeans bench shapes`` and ``kmeans bench minibatch``."""
 
 from __future__ import annotations
 
@@ -22,6 +22,16 @@ def _int_list(text: str) -> tuple[int, ...]:
     if not values or min(values) < 1:
         raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
     return values
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(float(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
 
 
 def _name_list(text: str) -> tuple[str, ...]:
@@ -58,6 +68,19 @@ def add_parser(subparsers: Any) -> None:
     shapes.add_argument("--repeats", type=int, default=3, help="interleaved rounds per cell (default 3)")
     shapes.add_argument("--out", type=Path, help="also write the Markdown table to this file")
     shapes.set_defaults(func=cmd_shapes)
+
+    minibatch = sub.add_parser("minibatch", help="mini-batch k-means vs scikit-learn's MiniBatchKMeans, same steps")
+    minibatch.add_argument("--quick", action="store_true", help="200,000 rows, k=64, in a few seconds")
+    minibatch.add_argument("--rows", type=_positive_int, help="rows (default 10,000,000)")
+    minibatch.add_argument("--k", type=_positive_int, help="clusters (default 256)")
+    minibatch.add_argument("--d", type=_positive_int, help="features (default 16)")
+    minibatch.add_argument("--batch-size", type=_positive_int, help="rows per step (default 4096)")
+    minibatch.add_argument(
+        "--epochs", type=_positive_int, help="max_iter in epochs: steps = epochs * rows // batch (1)"
+    )
+    minibatch.add_argument("--rounds", type=_positive_int, default=1, help="interleaved rounds (default 1)")
+    minibatch.add_argument("--out", type=Path, help="also write the Markdown table to this file")
+    minibatch.set_defaults(func=cmd_minibatch)
 
     scaling = sub.add_parser("scaling", help="time per iteration and peak memory as rows, k, d, partitions grow")
     scaling.add_argument("--out", type=Path, default=Path("bench-scaling"), help="output folder")
@@ -161,6 +184,31 @@ def cmd_shapes(args: argparse.Namespace) -> int:
         rows.append(run_cell(cell, fits, args.repeats))
         print(format_table(rows[-1:], names).splitlines()[-1], flush=True)
     table = format_table(rows, names)
+    print(table)
+    if args.out is not None:
+        from kmeans.io import write_atomic
+
+        write_atomic(args.out, (table + "\n").encode())
+    return 0
+
+
+def cmd_minibatch(args: argparse.Namespace) -> int:
+    from kmeans.bench.minibatch import FULL_CASE, QUICK_CASE, format_table, run
+
+    case = QUICK_CASE if args.quick else FULL_CASE
+    changes = {
+        name: value
+        for name, value in (
+            ("n", args.rows),
+            ("k", args.k),
+            ("d", args.d),
+            ("batch_size", args.batch_size),
+            ("epochs", args.epochs),
+        )
+        if value is not None
+    }
+    case = attrs.evolve(case, **changes)
+    table = format_table(case, run(case, rounds=args.rounds))
     print(table)
     if args.out is not None:
         from kmeans.io import write_atomic
