@@ -26,6 +26,7 @@ from kmeans.estimator import KMeans
 from kmeans.io import load_model
 from kmeans.protocols import AssignStep, Backend, Dataset, Initializer, Refine, UpdateStep
 from kmeans.registry import register_backend, register_distance, register_initializer
+from kmeans.sweep import SweepResult, sweep  # the function shadows its module as an attribute of kmeans
 
 __version__ = "0.1.0"
 
@@ -46,6 +47,7 @@ __all__ = [
     "ModelFormatError",
     "NotFittedError",
     "Refine",
+    "SweepResult",
     "UnknownStrategyError",
     "UpdateStep",
     "ValidationError",
@@ -54,4 +56,5 @@ __all__ = [
     "register_backend",
     "register_distance",
     "register_initializer",
+    "sweep",
 ]

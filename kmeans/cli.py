@@ -1,4 +1,4 @@
-"""The ``kmeans`` command line: ``kmeans info``, ``kmeans quantize``, ``kmeans bench``.
+"""The ``kmeans`` command line: ``kmeans info``, ``kmeans quantize``, ``kmeans bench``, ``kmeans sweep``.
 
 Each subcommand lives in its own module and registers itself through ``add_parser``;
 everything here uses only the public API.
@@ -25,7 +25,7 @@ from kmeans import __version__, registry
 from kmeans.errors import Terminated
 
 #: Modules that contribute subcommands: each has ``add_parser(subparsers)``.
-SUBCOMMAND_MODULES: tuple[str, ...] = ("kmeans.image.cli", "kmeans.bench.cli")
+SUBCOMMAND_MODULES: tuple[str, ...] = ("kmeans.image.cli", "kmeans.bench.cli", "kmeans.sweep_cli")
 
 
 def _spark_status() -> str:
