@@ -335,3 +335,25 @@ def test_partial_fit_refuses_a_chunk_of_another_width() -> None:
     model = KMeans(3, algorithm="minibatch", seed=0).partial_fit(X_BLOBS[:100])
     with pytest.raises(ValidationError, match="features"):
         model.partial_fit(X_BLOBS[:100, :3])
+
+
+@pytest.mark.parametrize("kind", ["npy", "parquet"])
+def test_a_file_backed_dataset_draws_the_same_batches_as_the_array(kind: str, tmp_path: Path) -> None:
+    import kmeans.datasets
+
+    X = blobs(5000, 4, 3, 12, np.float32)
+    if kind == "npy":
+        np.save(tmp_path / "x.npy", X)
+        dataset = kmeans.datasets.npy(tmp_path / "x.npy")
+    else:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.table({f"c{j}": X[:, j] for j in range(3)}), tmp_path / "x.parquet", row_group_size=700)
+        dataset = kmeans.datasets.parquet(str(tmp_path / "x.parquet"), columns=["c0", "c1", "c2"])
+    params: dict[str, Any] = {"algorithm": fixed_steps(128, gather_rows=1000), "max_iter": 1, "tol": 0.0, "seed": 2}
+    ref = KMeans(4, init="k-means++", **params).fit(X)
+    got = KMeans(4, init="k-means++", **params).fit(dataset)
+    np.testing.assert_array_equal(got.cluster_centers_, ref.cluster_centers_)
+    np.testing.assert_array_equal(np.asarray(got.labels_), ref.labels_)
+    assert got.inertia_ == pytest.approx(ref.inertia_, rel=1e-12)
