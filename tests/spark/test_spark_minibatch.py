@@ -17,7 +17,7 @@ X = (rng.uniform(-8, 8, size=(5, 3))[rng.integers(0, 5, 1500)] + rng.normal(size
 W = rng.uniform(0.0, 2.0, X.shape[0])
 
 
-@pytest.mark.parametrize(("parts", "weighted"), [(1, False), (3, True), (4, False)])
+@pytest.mark.parametrize(("parts", "weighted"), [(1, False), (3, True)])
 def test_spark_rdd_draws_the_same_batches_and_centers_as_numpy(spark: Any, parts: int, weighted: bool) -> None:
     w = W if weighted else None
     # small gathers: several Spark jobs, each serving several steps
