@@ -202,6 +202,10 @@ def scale_fit_input(
 
 def scale_for_centers(points: NDArray[Any], centers: NDArray[Any], distance: Any) -> tuple[Any, Any, int]:
     """``(points, centers, e)``, both scaled by ``2**e`` when their joint range needs it (predict, transform, score)."""
+    from kmeans.sparse import is_sparse
+
+    if is_sparse(points):  # sparse rows are fitted as given (never rescaled)
+        return points, centers, 0
     c = np.asarray(centers, dtype=np.float64)
     # the range of the points' dtype: float32 points take the GEMM product in float32
     e = data_exponent(points, cost_power(distance), extra=_max_abs(c))

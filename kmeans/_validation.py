@@ -21,8 +21,8 @@ def check_points(X: Any, *, name: str = "X") -> NDArray[Any]:
     """
     if type(X).__module__.startswith("scipy.sparse"):
         raise ValidationError(
-            f"{name} is a scipy.sparse {type(X).__name__}; sparse input is not supported yet. "
-            f"Densify it with {name}.toarray() if it fits in memory"
+            f"{name} is a scipy.sparse {type(X).__name__}; sparse input is supported by backend='numpy' only "
+            f"(distance='l2' or 'cosine'). Elsewhere densify it with {name}.toarray() if it fits in memory"
         )
     check_not_masked(X, name)
     try:

@@ -41,6 +41,7 @@ from kmeans._random import derive_seed
 from kmeans._types import Block, Callback, FitResult, FitSpec, Float64Array, IntArray, IterationRecord, LloydResult
 from kmeans._validation import check_initial_centers
 from kmeans.protocols import AssignStep, Dataset, Refine, UpdateStep, optional
+from kmeans.sparse import rows_equal
 
 
 @attrs.frozen(eq=False)
@@ -63,7 +64,7 @@ Move = tuple[Float64Array, int]
 def _override(labels: IntArray, block: Block, moves: Sequence[Move]) -> IntArray:
     copied = False
     for point, cluster in moves:
-        hit = np.all(block.points == point, axis=1)
+        hit = rows_equal(block.points, point)
         if hit.any():
             if not copied:
                 labels, copied = labels.copy(), True
@@ -167,8 +168,8 @@ def farthest_points(dataset: Dataset, centers: Float64Array, assign: AssignStep,
 
     def fn(block: Block) -> _Farthest:
         _, costs = assign.assign(block.points, centers)
-        keep = block.weights > 0
-        costs, points = costs[keep], np.asarray(block.points[keep], dtype=np.float64)
+        keep = np.flatnonzero(block.weights > 0)
+        costs = costs[keep]
         take = m
         while True:  # look at the largest costs first; widen while duplicates crowd them out
             if take < costs.shape[0]:
@@ -176,7 +177,8 @@ def farthest_points(dataset: Dataset, centers: Float64Array, assign: AssignStep,
                 sel = costs >= threshold
             else:
                 sel = np.ones(costs.shape[0], dtype=bool)
-            top = _top_distinct(costs[sel], points[sel], m)
+            # only the selected rows are made dense float64 (sparse rows stay sparse)
+            top = _top_distinct(costs[sel], np.asarray(block.points[keep[sel]], dtype=np.float64), m)
             if top.points.shape[0] >= m or sel.all():
                 return top
             take *= 4

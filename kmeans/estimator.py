@@ -34,6 +34,7 @@ from kmeans.init._sampling import distinct_rows
 from kmeans.init.explicit import ExplicitCenters
 from kmeans.minibatch import MiniBatch, MiniBatchState, chunk_dataset, final_pass, minibatch_step
 from kmeans.protocols import Dataset, optional
+from kmeans.sparse import check_sparse, is_scipy_sparse
 
 _PARAMS = (
     "n_clusters",
@@ -166,9 +167,7 @@ def _as_numbers(X: Any) -> Any:
     Lists, Spark objects and other engine-native input pass through unchanged for the backend.
     """
     if type(X).__module__.startswith("scipy.sparse"):
-        raise _InputTypeError(
-            f"sparse input is not supported: X is a {type(X).__name__}; K-means needs a dense array (X.toarray())"
-        )
+        return X  # the backend reads it (numpy: CSR blocks; see kmeans.sparse)
     if _is_spark(X) or isinstance(X, (list, tuple)) or not hasattr(X, "__array__"):
         return X
     check_not_masked(X)  # np.asarray would drop the mask
@@ -404,7 +403,7 @@ class KMeans:
             estimator_type="clusterer",
             target_tags=TargetTags(required=False),
             transformer_tags=TransformerTags(preserves_dtype=["float64"]),
-            input_tags=InputTags(allow_nan=False),
+            input_tags=InputTags(allow_nan=False, sparse=True),
         )
 
     def __sklearn_is_fitted__(self) -> bool:
@@ -489,6 +488,11 @@ class KMeans:
         check_fit = optional(backend, "check_fit")
         if check_fit is not None:  # a backend refuses what it cannot do before any data is touched
             check_fit(spec, sample_weight)
+        if is_scipy_sparse(X) and not optional(spec.distance.assign, "sparse"):
+            name = getattr(spec.distance, "name", repr(spec.distance))
+            raise ValidationError(
+                f"distance={name!r} cannot read sparse rows; use distance='l2' or 'cosine', or densify X (X.toarray())"
+            )
         if not _is_spark(X) and isinstance(X, Dataset):  # a Dataset (kmeans.datasets.npy, ...): fitted as it is
             feature_names, scaling, dataset = None, None, _own_dataset(X, backend, sample_weight, features)
         else:
@@ -497,6 +501,9 @@ class KMeans:
             X, sample_weight, spec, scaling = scale_fit_input(_as_numbers(X), sample_weight, spec, backend)
             dataset = backend.dataset(X, sample_weight, features=features)
         k = spec.n_clusters
+        check_data = optional(spec.distance.assign, "check_dataset")
+        if check_data is not None:  # rows the metric cannot measure (cosine: zero rows), before any fitting work
+            check_data(dataset)
         # k distinct rows imply k rows: a backend that counts lazily (spark-ml) then needs no count
         n_distinct = distinct_rows(dataset, k).shape[0] if not dataset.distinct and k > 1 else None
         if (n_distinct is None or n_distinct < k) and k > dataset.n_rows:
@@ -678,6 +685,13 @@ class KMeans:
 
     def _local_points(self, X: Any) -> Any:
         self._check_feature_names(X)
+        if is_scipy_sparse(X):
+            rows = check_sparse(X)
+            if rows.shape[1] != self.n_features_in_:
+                raise ValidationError(
+                    f"X has {rows.shape[1]} features, but KMeans is expecting {self.n_features_in_} features as input"
+                )
+            return rows
         arr = check_points(_as_numbers(X))
         if arr.shape[1] != self.n_features_in_:
             raise ValidationError(
@@ -712,7 +726,7 @@ class KMeans:
         to the fit's ``features=``.
         """
         self._check_fitted()
-        if isinstance(X, (list, tuple)) or (hasattr(X, "__array__") and not _is_spark(X)):
+        if isinstance(X, (list, tuple)) or is_scipy_sparse(X) or (hasattr(X, "__array__") and not _is_spark(X)):
             pts, centers, _ = scale_for_centers(self._local_points(X), self.cluster_centers_, self.distance_)
             labels = self._assign_step().assign(pts, centers)[0]
             return labels.astype(np.int32)  # the dtype of labels_, as in scikit-learn

@@ -54,6 +54,9 @@ class Dataset(Protocol):
       single Spark partition): runs ``fn`` on a :class:`~kmeans.dataset.BlockDataset` of the blocks
       there and returns its result, so a driver with many small passes (bisecting k-means)
       costs one job. Default: none.
+    - ``zero_rows()``: ``(count, first global index)`` of all-zero rows, when the engine
+      answers it cheaper than a ``map_reduce`` (a DataFrame in SQL); the ``cosine`` metric
+      refuses such rows. Default: one ``map_reduce``.
     - ``release()``: drop engine resources (cached blocks) of a dataset a fit made itself
       (its ``compress()``), called when the fit ends. Default: nothing to release.
     - ``row_state``: whether a Lloyd run may keep per-row state between passes (the update
@@ -117,9 +120,14 @@ class AssignStep(Protocol):
     ``cost`` is what the objective sums (weighted): the squared Euclidean distance for
     L2, the Manhattan distance for L1. Ties go to the lowest center index.
 
-    Optional member: ``distances(points, centers)``, the ``(n, k)`` distances in the units
+    Optional members: ``distances(points, centers)``, the ``(n, k)`` distances in the units
     of the data (``KMeans.transform``): Euclidean for L2. Default: ``pairwise`` (the cost
-    is already a distance, as for L1).
+    is already a distance, as for L1 and cosine). ``check_dataset(dataset)``: refuse data
+    the metric cannot measure (cosine: all-zero rows) with a ``ValidationError``, called by
+    ``KMeans.fit`` before the initializer. Default: no check. ``sparse``: ``True`` when
+    ``assign``, ``pairwise`` (and the paired update's ``partial``) read
+    :class:`kmeans.sparse.SparseRows` blocks (scipy.sparse input). Default ``False``: such
+    input is refused before any pass.
     """
 
     name: str
@@ -259,8 +267,11 @@ OPTIONAL_MEMBERS: dict[str, Any] = {
     "release": None,
     "in_one_task": None,
     "row_state": True,
+    "zero_rows": None,
     # AssignStep
     "distances": None,
+    "check_dataset": None,
+    "sparse": False,
     # UpdateStep
     "fused_partial": None,
     # Initializer

@@ -106,6 +106,7 @@ initializers.register("per-partition", "kmeans.init.per_partition:PerPartition")
 initializers.register("take-sample", "kmeans.init.take_sample:TakeSample")
 distances.register("l2", "kmeans.distance.l2:L2")
 distances.register("l1", "kmeans.distance.l1:L1")
+distances.register("cosine", "kmeans.distance.cosine:COSINE")
 
 
 def register_backend(name: str, impl: Any, *, clobber: bool = False, install_hint: str = "") -> None:

@@ -5,6 +5,7 @@ so the library's vectorized, chunked, mergeable strategies can be checked agains
 
 - assignment: the full ``(n, k)`` cost matrix in float64, ``argmin`` (lowest index on ties);
 - L2 update: weighted mean; L1 update: the *lower* weighted median per coordinate;
+  cosine: the normalized weighted mean of the rows' directions (spherical k-means);
 - empty clusters: the i-th empty cluster takes the i-th farthest distinct point (largest
   cost, equal costs in ascending lexicographic order of the values), and every row equal
   to it moves with all its weight (see ``kmeans.driver``).
@@ -32,7 +33,18 @@ def manhattan(points: Array, centers: Array) -> Array:
     return np.asarray(np.abs(diff).sum(axis=2))
 
 
-COSTS = {"l2": sq_euclidean, "l1": manhattan}
+def cosine(points: Array, centers: Array) -> Array:
+    """``(n, k)`` cosine distances ``1 - x·ĉ / ||x||`` (``ĉ = c / ||c||``), similarities summed in feature order."""
+    x = points.astype(np.float64)
+    c = centers.astype(np.float64)
+    unit = c / np.sqrt((c * c).sum(axis=1))[:, None]
+    sims = np.zeros((x.shape[0], c.shape[0]))
+    for f in range(x.shape[1]):  # one feature at a time: the documented summation order
+        sims += x[:, f, None] * unit[None, :, f]
+    return np.asarray(np.maximum(1.0 - sims / np.sqrt((x * x).sum(axis=1))[:, None], 0.0))
+
+
+COSTS = {"l2": sq_euclidean, "l1": manhattan, "cosine": cosine}
 
 
 def assign(points: Array, centers: Array, distance: str = "l2") -> tuple[Array, Array]:
@@ -64,6 +76,13 @@ def update(points: Array, weights: Array, labels: Array, old: Array, distance: s
         if distance == "l2":
             w = weights[members]
             new[j] = (points[members].astype(np.float64) * w[:, None]).sum(axis=0) / w.sum()
+        elif distance == "cosine":  # the normalized weighted mean of the member directions
+            x = points[members].astype(np.float64)
+            w = weights[members] / np.sqrt((x * x).sum(axis=1))
+            mean = (x * w[:, None]).sum(axis=0) / weights[members].sum()
+            norm = np.sqrt((mean * mean).sum())
+            if norm > 0:  # directions that cancel keep the old center
+                new[j] = mean / norm
         else:
             for f in range(points.shape[1]):
                 new[j, f] = lower_weighted_median(points[members, f], weights[members])

@@ -191,10 +191,12 @@ def test_object_arrays_of_numbers_are_numbers_and_others_a_type_error() -> None:
         KMeans(2, seed=0).fit(X.astype(np.complex128))
 
 
-def test_sparse_input_is_refused_by_name() -> None:
+def test_sparse_input_fits_as_the_dense_input() -> None:
     scipy_sparse = pytest.importorskip("scipy.sparse")
-    with pytest.raises(TypeError, match=r"sparse input is not supported: X is a csr_matrix.*toarray"):
-        KMeans(2, seed=0).fit(scipy_sparse.csr_matrix(X))
+    dense = KMeans(2, seed=0).fit(X)
+    csr = KMeans(2, seed=0).fit(scipy_sparse.csr_matrix(X))
+    np.testing.assert_allclose(csr.cluster_centers_, dense.cluster_centers_, rtol=1e-12)
+    np.testing.assert_array_equal(csr.labels_, dense.labels_)
 
 
 # -- interchange with sklearn.cluster.KMeans --------------------------------------------------

@@ -33,6 +33,7 @@ from kmeans.dataset import (
 )
 from kmeans.errors import ValidationError
 from kmeans.protocols import AssignStep
+from kmeans.sparse import check_sparse, is_scipy_sparse
 
 T = TypeVar("T")
 
@@ -41,6 +42,7 @@ __all__ = [
     "MAX_BLOCK_ROWS",
     "NumPyBackend",
     "NumPyDataset",
+    "SparseNumPyDataset",
     "compress_rows",
     "dataset_labels",
     "default_threads",
@@ -114,6 +116,39 @@ class NumPyDataset(BlockDataset):
         )
 
 
+class SparseNumPyDataset(NumPyDataset):
+    """A :class:`NumPyDataset` of sparse rows: blocks hold :class:`~kmeans.sparse.SparseRows` (CSR views).
+
+    Only metrics that read sparse rows (``l2``, ``cosine``) can fit it; nothing densifies
+    the data. ``compress`` is refused (identical sparse rows are rare and the fold would
+    need a dense sort).
+    """
+
+    def compress(self) -> NumPyDataset:
+        raise ValidationError("compress=True needs dense rows; fit sparse input with compress='auto' or False")
+
+    def distinct_rows(self, limit: int) -> Float64Array:
+        """The first ``limit`` distinct rows of positive weight in row order, dense (only they are densified)."""
+        seen: set[tuple[bytes, bytes]] = set()
+        picked: list[Any] = []
+        for block in self.blocks:
+            rows: Any = block.points  # SparseRows
+            w = np.asarray(block.weights)
+            for i in np.flatnonzero(w > 0):
+                s, e = rows.indptr[i], rows.indptr[i + 1]
+                key = (rows.indices[s:e].tobytes(), rows.data[s:e].astype(np.float64).tobytes())
+                if key not in seen:
+                    seen.add(key)
+                    picked.append(rows[i : i + 1])
+                    if len(picked) >= limit:
+                        break
+            if len(picked) >= limit:
+                break
+        if not picked:
+            return np.empty((0, self.n_features), dtype=np.float64)
+        return np.concatenate([np.asarray(p, dtype=np.float64) for p in picked])
+
+
 def default_threads() -> int:
     """The threads used when ``n_threads=None``: the cores this process may use, at most 4."""
     return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
@@ -132,6 +167,14 @@ class NumPyBackend:
         if features is not None:
             raise ValidationError(
                 "features= selects DataFrame columns; the numpy backend takes an array (select columns first)"
+            )
+        if is_scipy_sparse(X):
+            rows = check_sparse(X)
+            return SparseNumPyDataset(
+                rows,  # type: ignore[arg-type]  # SparseRows stand in for the dense points
+                check_weights(sample_weight, rows.shape[0]),
+                n_threads=self.n_threads or default_threads(),
+                block_rows=self.block_rows,
             )
         arr = check_points(X)
         weights = check_weights(sample_weight, arr.shape[0])

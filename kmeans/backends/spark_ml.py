@@ -8,7 +8,9 @@ before any Spark job, with an error naming the backend that can.
 **Translation.** ``n_clusters -> k``, ``max_iter -> maxIter``, ``tol -> tol``, ``seed ->
 seed`` (always passed: MLlib's default seed changes from process to process),
 ``init="random"|"k-means||" -> initMode`` (k-means|| rounds -> ``initSteps``),
-``sample_weight -> weightCol``, ``distance="l2" -> distanceMeasure="euclidean"``. Our
+``sample_weight -> weightCol``, ``distance="l2" -> distanceMeasure="euclidean"``,
+``distance="cosine" -> distanceMeasure="cosine"`` (the same spherical k-means, see
+:mod:`kmeans.distance.cosine`; all-zero rows are refused before MLlib runs). Our
 defaults win over MLlib's (``max_iter=300``, not MLlib's 20). An explicit ``(k, d)`` array
 of initial centers goes through the RDD-based ``pyspark.mllib`` API (the JVM entry point
 of ``pyspark.mllib.clustering.KMeans.train(..., initialModel=...)``, called directly so
@@ -51,6 +53,7 @@ from kmeans._validation import check_points, check_weights
 from kmeans.backends import _spark
 from kmeans.backends.spark_rdd import SparkRDDBackend, SparkRDDDataset
 from kmeans.dataset import BlockDataset
+from kmeans.distance.base import Distance
 from kmeans.distance.l2 import L2
 from kmeans.driver import evaluate
 from kmeans.errors import ValidationError
@@ -71,6 +74,9 @@ SOLVERS = ("auto", "row", "block")
 _FEATURES = "__kmeans_features"
 _VALUES = "__kmeans_values"
 _WEIGHT = "__kmeans_weight"
+
+#: Our distances MLlib has, and its ``distanceMeasure`` names for them.
+MLLIB_MEASURES = {"l2": "euclidean", "cosine": "cosine"}
 
 _ALTERNATIVES = "backend='spark-rdd' (the same Spark data, every strategy of this library) or backend='numpy'"
 
@@ -273,8 +279,18 @@ class SparkMLDataset:
         rows = self._positive_values().distinct().limit(limit).collect()
         return _as_matrix(rows, self.n_features)
 
-    def evaluate(self, centers: Float64Array) -> tuple[float, Float64Array]:
-        """``(inertia, cluster_weights)`` of ``centers``: one pass, or none for array input.
+    def zero_rows(self) -> tuple[int, int]:
+        """``(count, first row)`` of all-zero rows of positive weight: one SQL aggregate (first row ``-1``: unknown)."""
+        if self.local is not None:
+            from kmeans.distance.cosine import zero_rows
+
+            points, weights = self.local
+            return zero_rows(BlockDataset.from_arrays(np.asarray(points, dtype=np.float64), weights))
+        row = self.values_frame().selectExpr("count_if(w > 0 AND NOT exists(v, x -> x != 0)) AS z").collect()[0]
+        return int(row["z"]), -1
+
+    def evaluate(self, centers: Float64Array, distance: Distance = L2) -> tuple[float, Float64Array]:
+        """``(inertia, cluster_weights)`` of ``centers`` under ``distance``: one pass, or none for array input.
 
         Array input is evaluated on the driver. Otherwise each partition streams its
         rows to a Python worker as Arrow batches, where the ``numpy`` backend's own L2
@@ -287,10 +303,10 @@ class SparkMLDataset:
         if self.local is not None:  # array input: NumPy on the driver, as the numpy backend computes it
             points, weights = self.local
             local = BlockDataset.from_arrays(np.asarray(points, dtype=np.float64), weights)
-            return evaluate(local, centers, L2.assign, L2.update)
+            return evaluate(local, centers, distance.assign, distance.update)
         k = centers.shape[0]
         schema = "cost double, weights array<double>"
-        rows = self.values_frame().mapInArrow(_arrow_sums(centers, self.n_features), schema).collect()
+        rows = self.values_frame().mapInArrow(_arrow_sums(centers, self.n_features, distance), schema).collect()
         inertia = float(sum(float(r["cost"]) for r in rows))
         weights = np.zeros(k, dtype=np.float64)
         for r in rows:
@@ -397,7 +413,7 @@ def _arrow_points(batch: Any, d: int) -> tuple[Float64Array, Float64Array]:
     return points.reshape(-1, d), weights
 
 
-def _arrow_sums(centers: Float64Array, d: int) -> Callable[[Any], Any]:
+def _arrow_sums(centers: Float64Array, d: int, distance: Distance = L2) -> Callable[[Any], Any]:
     """mapInArrow body: one row ``(cost, weights)`` of the partition's weighted costs and cluster weights."""
 
     def run(batches: Any) -> Any:
@@ -405,7 +421,8 @@ def _arrow_sums(centers: Float64Array, d: int) -> Callable[[Any], Any]:
 
         cost, weights = 0.0, np.zeros(centers.shape[0], dtype=np.float64)
         for batch in batches:  # the driver's evaluate; no bounds to keep for one pass, so no fused update
-            batch_cost, batch_weights = evaluate(BlockDataset.from_arrays(*_arrow_points(batch, d)), centers, L2.assign)
+            rows = BlockDataset.from_arrays(*_arrow_points(batch, d))
+            batch_cost, batch_weights = evaluate(rows, centers, distance.assign)
             cost += batch_cost
             weights += batch_weights
         yield pa.RecordBatch.from_arrays(
@@ -691,9 +708,12 @@ class SparkMLBackend:
         """Raise :class:`ValidationError` for anything MLlib cannot do; touches no data."""
         if spec.algorithm is not None:
             raise _refuse("run algorithm='minibatch'", "MLlib's own Lloyd iterations only; use backend='spark-rdd'")
-        if spec.distance != registry.distances["l2"]:
+        if _measure(spec.distance) is None:
             name = getattr(spec.distance, "name", repr(spec.distance))
-            raise _refuse(f"use distance={name!r}", "distance='l2' only (squared Euclidean, 'euclidean' in MLlib)")
+            raise _refuse(
+                f"use distance={name!r}",
+                "distance='l2' (squared Euclidean, 'euclidean' in MLlib) and distance='cosine' only",
+            )
         init = spec.initializer
         supported = "init='random', init='k-means||' or an (n_clusters, n_features) array of initial centers"
         if type(init) not in (Random, KMeansParallel, ExplicitCenters):
@@ -750,14 +770,14 @@ class SparkMLBackend:
                 # restart 0 uses the seed itself, so a single fit equals calling MLlib with that seed
                 run = self._run(dataset, spec, spec.seed)
                 centers, run_seed, inertias = run.centers, spec.seed, ()
-                inertia, weights = _lazy_evaluation(dataset, centers)
+                inertia, weights = _lazy_evaluation(dataset, centers, spec.distance)
             else:
                 best: tuple[float, Float64Array, Float64Array, MLlibRun, int] | None = None
                 scores: list[float] = []
                 for r in range(spec.n_init):
                     run_seed = spec.seed if r == 0 else derive_seed(spec.seed, r)
                     run = self._run(dataset, spec, run_seed)
-                    score, sizes = dataset.evaluate(run.centers)
+                    score, sizes = dataset.evaluate(run.centers, spec.distance)
                     scores.append(score)
                     if best is None or score < best[0]:
                         best = (score, sizes, run.centers, run, run_seed)
@@ -787,13 +807,14 @@ class SparkMLBackend:
 
     def _run(self, dataset: SparkMLDataset, spec: FitSpec, seed: int) -> MLlibRun:
         init, k = spec.initializer, spec.n_clusters
+        measure = _measure(spec.distance) or "euclidean"
         context = dataset.frame.sparkSession.sparkContext
         if isinstance(init, ExplicitCenters):
             dataset.check_rows()  # the RDD-based API checks nothing: NaN rows would give NaN centers
-            return self.run_mllib_rdd(dataset, init.centers, spec.max_iter, spec.tol, seed)
+            return self.run_mllib_rdd(dataset, init.centers, spec.max_iter, spec.tol, seed, measure)
         before = _persistent_ids(context)
         try:
-            run = self.run_ml(dataset, k, init, spec.max_iter, spec.tol, seed)
+            run = self.run_ml(dataset, k, init, spec.max_iter, spec.tol, seed, measure)
         except Exception as exc:
             # a failed MLlib fit leaves its cached training instances behind: drop them
             for rdd_id, rdd in context._jsc.getPersistentRDDs().items():
@@ -815,7 +836,16 @@ class SparkMLBackend:
             raise _fewer_centers(init.name, run.centers.shape[0], k)
         return run
 
-    def run_ml(self, dataset: SparkMLDataset, k: int, init: Any, max_iter: int, tol: float, seed: int) -> MLlibRun:
+    def run_ml(
+        self,
+        dataset: SparkMLDataset,
+        k: int,
+        init: Any,
+        max_iter: int,
+        tol: float,
+        seed: int,
+        measure: str = "euclidean",
+    ) -> MLlibRun:
         """One ``pyspark.ml.clustering.KMeans`` fit on ``dataset.frame``."""
         from pyspark.ml.clustering import KMeans as MLlibKMeans
 
@@ -829,7 +859,7 @@ class SparkMLBackend:
             maxIter=max_iter,
             tol=tol,
             seed=mllib_seed(seed),
-            distanceMeasure="euclidean",
+            distanceMeasure=measure,
             solver=self.solver,
         )
         if dataset.weight_col is not None:
@@ -839,7 +869,13 @@ class SparkMLBackend:
         return MLlibRun(centers, int(model.summary.numIter), float(model.summary.trainingCost))
 
     def run_mllib_rdd(
-        self, dataset: SparkMLDataset, centers: Float64Array, max_iter: int, tol: float, seed: int
+        self,
+        dataset: SparkMLDataset,
+        centers: Float64Array,
+        max_iter: int,
+        tol: float,
+        seed: int,
+        measure: str = "euclidean",
     ) -> MLlibRun:
         """One RDD-based MLlib fit from explicit initial ``centers``.
 
@@ -865,21 +901,31 @@ class SparkMLBackend:
             steps,
             tol,
             initial,
-            "euclidean",
+            measure,
         )
         found = callJavaFunc(dataset.frame.sparkSession.sparkContext, java_model.clusterCenters)
         out = np.array([c.toArray() for c in found], dtype=np.float64)
         return MLlibRun(out, int(java_model.numIter()), float(java_model.trainingCost()))
 
 
-def _lazy_evaluation(dataset: SparkMLDataset, centers: Float64Array) -> tuple[Deferred[float], Deferred[Float64Array]]:
+def _measure(distance: Any) -> str | None:
+    """MLlib's ``distanceMeasure`` for one of our built-in distances, ``None`` for any other."""
+    for name, measure in MLLIB_MEASURES.items():
+        if distance == registry.distances[name]:
+            return measure
+    return None
+
+
+def _lazy_evaluation(
+    dataset: SparkMLDataset, centers: Float64Array, distance: Distance = L2
+) -> tuple[Deferred[float], Deferred[Float64Array]]:
     """``(inertia, cluster_weights)`` of ``centers``, made by one pass on the first read of either.
 
     For DataFrame input only: the pass reads the caller's DataFrame again (cached or
     not), as MLlib's own ``summary`` does; array input is evaluated on the driver and
     RDD input before its cache is dropped.
     """
-    both: Deferred[tuple[float, Float64Array]] = Deferred(lambda: dataset.evaluate(centers))
+    both: Deferred[tuple[float, Float64Array]] = Deferred(lambda: dataset.evaluate(centers, distance))
     return Deferred(lambda: both.get()[0]), Deferred(lambda: both.get()[1])
 
 

@@ -5,6 +5,7 @@ so a mismatched pair (L1 assignment with a mean update) cannot happen by acciden
 
 - ``"l2"``: squared Euclidean cost, weighted mean update (classic k-means).
 - ``"l1"``: Manhattan cost, exact weighted coordinate-wise median update (k-medians).
+- ``"cosine"``: cosine distance, normalized weighted-mean update (spherical k-means).
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ Two exact kernels, chosen by shape (``kernel="auto"``) or by name:
 
 Either way the chosen center's cost is computed directly in float64 (never negative, no
 cancellation), ties go to the lowest center index, and labels, costs, sums and inertia
-are bit-identical between the two kernels.
+are bit-identical between the two kernels. Sparse rows (:class:`kmeans.sparse.SparseRows`)
+go through :mod:`kmeans._kernels.sparse`: the same labels, costs equal up to rounding.
 """
 
 from __future__ import annotations
@@ -29,8 +30,10 @@ from kmeans._kernels import (
     lloyd_sqeuclidean,
     weighted_sums,
 )
+from kmeans._kernels.sparse import sparse_sq_assign, sparse_sq_pairwise, sparse_weighted_sums
 from kmeans._types import Block, Float64Array, FloatArray, IntArray
 from kmeans.distance.base import Distance
+from kmeans.sparse import is_sparse
 
 #: Target number of entries of one ``(rows, k)`` tile of the BLAS kernel: 1 MiB of float32.
 CHUNK_ELEMENTS = 1 << 18
@@ -47,6 +50,7 @@ class SquaredEuclidean:
     BLAS tiles.
     """
 
+    sparse = True  # reads SparseRows (scipy.sparse input)
     name: str = "sqeuclidean"
     chunk_elements: int = CHUNK_ELEMENTS
     #: With ``kernel="auto"``, up to this many features the rows kernel runs, above it BLAS.
@@ -60,6 +64,8 @@ class SquaredEuclidean:
         return "rows" if d <= self.direct_max_features else "gemm"
 
     def assign(self, points: FloatArray, centers: Float64Array) -> tuple[IntArray, Float64Array]:
+        if is_sparse(points):  # CSR rows against dense centers; the same labels (kmeans._kernels.sparse)
+            return sparse_sq_assign(points, centers)
         if self.kernel_for(points.shape[1], centers.shape[0]) == "gemm":
             out = gemm_assign(points, np.asarray(centers, dtype=np.float64), self.chunk_elements)
         else:  # many centers, few features: the ball search around each row's predecessor's center
@@ -69,6 +75,8 @@ class SquaredEuclidean:
         return assign_sqeuclidean(points, centers)
 
     def pairwise(self, points: FloatArray, centers: Float64Array) -> Float64Array:
+        if is_sparse(points):
+            return sparse_sq_pairwise(points, centers)
         if points.shape[1] <= self.direct_max_features:
             direct: Float64Array = np.zeros((points.shape[0], centers.shape[0]))
             for j in range(points.shape[1]):
@@ -106,6 +114,8 @@ class WeightedMean:
         return None
 
     def partial(self, block: Block, labels: IntArray, k: int, state: Any) -> tuple[Float64Array, Float64Array]:
+        if is_sparse(block.points):
+            return sparse_weighted_sums(block.points, block.weights, labels, k)
         return weighted_sums(block.points, block.weights, labels, k)
 
     def fused_partial(
@@ -121,7 +131,7 @@ class WeightedMean:
         (``None``) for an assign step other than :class:`SquaredEuclidean` itself.
         """
         # Exact type: a subclass may override ``assign``, which this pass would bypass.
-        if type(assign) is not SquaredEuclidean:
+        if type(assign) is not SquaredEuclidean or is_sparse(block.points):
             return None
         kernel = assign.kernel_for(block.points.shape[1], centers.shape[0])
         if memory is None:

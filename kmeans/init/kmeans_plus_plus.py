@@ -29,6 +29,7 @@ from kmeans.distance.l2 import SquaredEuclidean
 from kmeans.errors import ValidationError
 from kmeans.init._sampling import smallest_keys
 from kmeans.protocols import AssignStep, Dataset, optional
+from kmeans.sparse import is_sparse
 
 
 def _exact_l2(assign: AssignStep) -> bool:
@@ -38,7 +39,8 @@ def _exact_l2(assign: AssignStep) -> bool:
 
 
 def _cost_to(assign: AssignStep, points: FloatArray, center: Float64Array) -> Float64Array:
-    if _exact_l2(assign):  # the L2 kernels' exact distances, at any d (pairwise expands above 12 features)
+    # the L2 kernels' exact distances, at any d (pairwise expands above 12 features); sparse rows: pairwise
+    if _exact_l2(assign) and not is_sparse(points):
         return sq_to_center(points, center)
     return assign.pairwise(points, center[None, :])[:, 0]
 
@@ -61,7 +63,7 @@ class KMeansPlusPlus:
                 "init='k-means||' needs only a few",
                 stacklevel=caller_stacklevel(),
             )
-        if blocks is not None and _exact_l2(assign) and k > 1:
+        if blocks is not None and _exact_l2(assign) and k > 1 and not any(is_sparse(b.points) for b in blocks):
             return self._compiled(dataset, blocks, k, trials, seed)
         centers: list[Float64Array] = []
         cache: dict[int, Float64Array] = {}

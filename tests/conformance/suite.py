@@ -56,7 +56,7 @@ class Profile:
     name: str
     make: Callable[[], Any]
     initializers: tuple[str, ...] = (*LAYOUT_FREE, "explicit")
-    distances: tuple[str, ...] = ("l2", "l1")
+    distances: tuple[str, ...] = ("l2", "l1", "cosine")
     weights: bool = True
     driver_rules: bool = True
     to_array: Callable[[Any], Any] = np.asarray

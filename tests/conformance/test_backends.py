@@ -21,7 +21,7 @@ SPARK = {"spark-rdd", "spark-ml"}
 #: Narrowed claims. ``numpy`` runs in another layout than the reference (2 threads, small
 #: blocks), so its agreement is layout independence. ``spark-ml`` hands the fit to MLlib:
 #: MLlib's own seeding, empty-cluster and convergence rules (it stops once no center moves),
-#: L2 only, and no weights with explicit centers; what it shares with ``numpy`` is the Lloyd
+#: L2 and cosine only, and no weights with explicit centers; what it shares with ``numpy`` is the Lloyd
 #: run from the same explicit centers.
 CLAIMS: dict[str, Profile] = {
     "numpy": Profile("numpy", lambda: NumPyBackend(n_threads=2, block_rows=64)),
@@ -29,7 +29,7 @@ CLAIMS: dict[str, Profile] = {
         "spark-ml",
         lambda: registry.backends["spark-ml"],
         initializers=("explicit",),
-        distances=("l2",),
+        distances=("l2", "cosine"),
         weights=False,
         driver_rules=False,
     ),

@@ -356,7 +356,12 @@ class _CustomInit:
 
 
 REFUSALS: list[tuple[str, dict[str, Any], Callable[[], Any], str]] = [
-    ("l1", {"distance": "l1"}, lambda: None, r"cannot use distance='l1'.*distance='l2' only.*spark-rdd"),
+    (
+        "l1",
+        {"distance": "l1"},
+        lambda: None,
+        r"cannot use distance='l1'.*distance='l2' .*and distance='cosine' only.*spark-rdd",
+    ),
     (
         "custom-distance",
         {"distance": Distance("mine", L1.assign, L2.update)},

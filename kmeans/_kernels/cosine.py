@@ -1,0 +1,316 @@
+"""Exact cosine-similarity assignment (spherical k-means): BLAS tiles for dense rows, CSR loops for sparse.
+
+The reference. Centers are first made unit vectors, ``ĉ = c / ||c||`` (norms in float64, in
+feature order: :func:`unit_centers`). The similarity of row ``x`` to center ``j`` is
+``s_j = sum_f x_f ĉ_jf``, summed in float64 in feature order; the label is the largest
+``s_j`` (the lowest index on ties) and the cost ``max(0, 1 - s_label / ||x||)``. Dividing
+every ``s_j`` by the same ``||x|| > 0`` changes no comparison, so rows are never rescaled:
+the norms are computed once per block and a run keeps them.
+
+Dense rows: tiles of rows x centers through BLAS, in the points' dtype, *propose*. With unit
+roundoff ``u`` of that dtype, ``|s̃_j - s_j| <= E = eps·||x|| + abs`` where
+``eps = 1.01·((d + 1)·u/(1 - (d + 1)·u)·(1 + u)² + (d + 1)·2⁻⁵³/(1 - (d + 1)·2⁻⁵³))``
+(the dot product's error in any order and with or without FMA, ``|x·ĉ| <= ||x||·||ĉ||``,
+the rounding of ``ĉ`` to the dtype, the float64 reference's own rounding) and ``abs``
+covers products that underflow. So the best center is among ``{j : s̃_j >= max s̃ - 2E}``;
+a row with one candidate takes it, otherwise the candidates' ``s_j`` are computed exactly
+and compared. The chosen ``s`` is always the exact one: labels and costs are those of the
+float64 brute-force reference, bit for bit. Blocks whose products could overflow the
+dtype are computed exactly for every center.
+
+Sparse rows (:class:`kmeans.sparse.SparseRows`): ``s_j`` over the stored values in index
+order *is* the reference sum (the zeros add nothing), so every similarity is exact: one
+loop over the non-zeros against the centers transposed to ``(d, k)``, ``O(nnz·k)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numba import njit
+
+from kmeans._kernels._common import _JIT, _unit_or_array
+from kmeans._kernels.gemm import TILE_ELEMENTS, tile_rows
+from kmeans._types import Float64Array, IntArray
+from kmeans.errors import ValidationError
+from kmeans.sparse import is_sparse
+
+
+@njit(inline="always", **_JIT)  # type: ignore[untyped-decorator]
+def _dot(x: Any, i: int, C: Any, c: int) -> float:  # pragma: no cover - compiled
+    # The reference similarity: sum_f x_if * C_cf in float64, in feature order.
+    s = 0.0
+    for f in range(x.shape[1]):
+        s += np.float64(x[i, f]) * C[c, f]
+    return s
+
+
+@njit(**_JIT)  # type: ignore[untyped-decorator]
+def _dense_norms(x: Any, out: Any) -> None:  # pragma: no cover - compiled
+    for i in range(x.shape[0]):
+        s = 0.0
+        for f in range(x.shape[1]):
+            v = np.float64(x[i, f])
+            s += v * v
+        out[i] = np.sqrt(s)
+
+
+@njit(**_JIT)  # type: ignore[untyped-decorator]
+def _sparse_norms(data: Any, indptr: Any, out: Any) -> None:  # pragma: no cover - compiled
+    for i in range(indptr.shape[0] - 1):
+        s = 0.0
+        for p in range(indptr[i], indptr[i + 1]):
+            v = np.float64(data[p])
+            s += v * v
+        out[i] = np.sqrt(s)
+
+
+def row_norms(points: Any) -> Float64Array:
+    """``||x||`` of every row (dense or sparse), in float64, in feature order."""
+    out = np.empty(points.shape[0], dtype=np.float64)
+    if is_sparse(points):
+        _sparse_norms(points.data, points.indptr, out)
+    elif points.shape[0]:
+        _dense_norms(np.asarray(points), out)
+    return out
+
+
+def check_no_zero_rows(points: Any, weights: Any = None, *, start: int = 0) -> Float64Array:
+    """The row norms; a :class:`ValidationError` naming the first all-zero row (cosine is undefined there)."""
+    norms = row_norms(points)
+    zero = np.flatnonzero(norms == 0.0)
+    if zero.size:
+        raise ValidationError(
+            f"distance='cosine' is undefined for all-zero rows: {zero.size} row(s) are zero (first at row "
+            f"{start + int(zero[0])}); drop them before clustering"
+        )
+    return norms
+
+
+def unit_centers(centers: Float64Array) -> Float64Array:
+    """``c / ||c||`` for every center (norms in float64, feature order); a zero center is an error."""
+    C = np.ascontiguousarray(centers, dtype=np.float64)
+    norms = row_norms(C)
+    if C.shape[0] and not np.all(norms > 0):
+        j = int(np.flatnonzero(~(norms > 0))[0])
+        raise ValidationError(f"distance='cosine' needs non-zero centers; center {j} has norm {norms[j]}")
+    out: Float64Array = C / norms[:, None]
+    return out
+
+
+def error_factor(d: int, dtype: np.dtype[Any]) -> tuple[float, float]:
+    """``(eps, abs)``: ``|s̃ - s| <= eps·||x|| + abs`` for a BLAS similarity in ``dtype`` (module docstring)."""
+    info = np.finfo(dtype)
+    u = float(info.eps) / 2.0
+    n = d + 1
+    g = n * u / (1.0 - n * u)
+    g64 = n * 2.0**-53 / (1.0 - n * 2.0**-53)
+    eps = 1.01 * (g * (1.0 + u) ** 2 + u * (1.0 + u) + g64)
+    return eps, 2.0 * n * (float(info.smallest_subnormal) + 2.0**-1074)
+
+
+@njit(**_JIT)  # type: ignore[untyped-decorator]
+def _scan(
+    dot: Any, s0: int, x: Any, C: Any, nx: Any, eps: float, abs_err: float, labels: Any, sims: Any
+) -> int:  # pragma: no cover - compiled
+    # Rows s0 .. s0 + len(dot): the candidate window of the BLAS similarities, exact ones for the candidates.
+    k = dot.shape[1]
+    rechecked = 0
+    for r in range(dot.shape[0]):
+        i = s0 + r
+        m1 = -np.inf
+        for c in range(k):
+            m1 = max(m1, np.float64(dot[r, c]))
+        threshold = m1 - 2.0 * (eps * nx[i] + abs_err)
+        nc = 0
+        first = 0
+        for c in range(k):
+            if np.float64(dot[r, c]) >= threshold:
+                if nc == 0:
+                    first = c
+                nc += 1
+        if nc == 1:
+            best = first
+            bs = _dot(x, i, C, first)
+        else:
+            rechecked += 1
+            best = -1
+            bs = -np.inf
+            for c in range(first, k):
+                if np.float64(dot[r, c]) >= threshold:
+                    s = _dot(x, i, C, c)
+                    if s > bs:
+                        bs = s
+                        best = c
+        labels[i] = best
+        sims[i] = bs
+    return rechecked
+
+
+@njit(**_JIT)  # type: ignore[untyped-decorator]
+def _dense_exact(x: Any, C: Any, labels: Any, sims: Any) -> None:  # pragma: no cover - compiled
+    for i in range(x.shape[0]):
+        best = 0
+        bs = _dot(x, i, C, 0)
+        for c in range(1, C.shape[0]):
+            s = _dot(x, i, C, c)
+            if s > bs:
+                bs = s
+                best = c
+        labels[i] = best
+        sims[i] = bs
+
+
+@njit(**_JIT)  # type: ignore[untyped-decorator]
+def _sparse_sims(data: Any, indices: Any, indptr: Any, CT: Any, i: int, acc: Any) -> None:  # pragma: no cover
+    # acc[c] = sum_p data_p * CT[indices_p, c] over row i's stored values, in index order (exact).
+    k = CT.shape[1]
+    for c in range(k):
+        acc[c] = 0.0
+    for p in range(indptr[i], indptr[i + 1]):
+        v = np.float64(data[p])
+        row = indices[p]
+        for c in range(k):
+            acc[c] += v * CT[row, c]
+
+
+@njit(**_JIT)  # type: ignore[untyped-decorator]
+def _sparse_assign(data: Any, indices: Any, indptr: Any, CT: Any, labels: Any, sims: Any) -> None:  # pragma: no cover
+    k = CT.shape[1]
+    acc = np.empty(k, dtype=np.float64)
+    for i in range(indptr.shape[0] - 1):
+        _sparse_sims(data, indices, indptr, CT, i, acc)
+        best = 0
+        bs = acc[0]
+        for c in range(1, k):
+            if acc[c] > bs:
+                bs = acc[c]
+                best = c
+        labels[i] = best
+        sims[i] = bs
+
+
+@njit(**_JIT)  # type: ignore[untyped-decorator]
+def _sparse_all(data: Any, indices: Any, indptr: Any, CT: Any, out: Any) -> None:  # pragma: no cover - compiled
+    k = CT.shape[1]
+    acc = np.empty(k, dtype=np.float64)
+    for i in range(indptr.shape[0] - 1):
+        _sparse_sims(data, indices, indptr, CT, i, acc)
+        for c in range(k):
+            out[i, c] = acc[c]
+
+
+def _blas_safe(norms: Float64Array, dtype: np.dtype[Any]) -> bool:
+    """No product or partial sum of a BLAS similarity can overflow ``dtype`` (``|x·ĉ| <= ||x||``)."""
+    return not norms.size or float(norms.max()) < float(np.finfo(dtype).max) / 4.0
+
+
+def similarities(
+    points: Any, unit: Float64Array, norms: Float64Array, tile_elements: int = TILE_ELEMENTS
+) -> tuple[IntArray, Float64Array]:
+    """``(labels, s)``: the most similar unit center of every row and its exact similarity (module docstring)."""
+    n = points.shape[0]
+    k = unit.shape[0]
+    labels = np.empty(n, dtype=np.intp)
+    sims = np.empty(n, dtype=np.float64)
+    if n == 0:
+        return labels, sims
+    if is_sparse(points):
+        _sparse_assign(points.data, points.indices, points.indptr, np.ascontiguousarray(unit.T), labels, sims)
+        return labels, sims
+    x = np.asarray(points)
+    if k == 1 or not _blas_safe(norms, x.dtype):
+        _dense_exact(x, unit, labels, sims)
+        return labels, sims
+    ct = np.ascontiguousarray(unit.T.astype(x.dtype))
+    eps, abs_err = error_factor(x.shape[1], x.dtype)
+    step = min(tile_rows(k, tile_elements), n)
+    dot = np.empty((step, k), dtype=x.dtype)
+    for s in range(0, n, step):
+        m = min(step, n - s)
+        np.matmul(x[s : s + m], ct, out=dot[:m])
+        _scan(dot[:m], s, x, unit, norms, eps, abs_err, labels, sims)
+    return labels, sims
+
+
+def all_similarities(points: Any, unit: Float64Array) -> Float64Array:
+    """``(n, k)`` similarities ``x·ĉ_j``: exact for sparse rows, BLAS in float64 for dense ones."""
+    if is_sparse(points):
+        out = np.empty((points.shape[0], unit.shape[0]), dtype=np.float64)
+        _sparse_all(points.data, points.indices, points.indptr, np.ascontiguousarray(unit.T), out)
+        return out
+    x = np.asarray(points)
+    res: Float64Array = x.astype(np.float64, copy=False) @ unit.T
+    return res
+
+
+def cosine_costs(sims: Float64Array, norms: Float64Array) -> Float64Array:
+    """``max(0, 1 - s / ||x||)``: the cosine distance of each row to its center."""
+    out: Float64Array = np.maximum(1.0 - sims / norms, 0.0)
+    return out
+
+
+@njit(**_JIT)  # type: ignore[untyped-decorator]
+def _dense_sums(
+    x: Any, w: Any, unit_w: bool, nx: Any, labels: Any, costs: Any, sums: Any, wsum: Any
+) -> float:  # pragma: no cover - compiled
+    # sums[c] += (w_i / ||x_i||) x_i, wsum[c] += w_i, inertia += w_i cost_i; rows in order.
+    inertia = 0.0
+    for i in range(x.shape[0]):
+        c = labels[i]
+        wi = 1.0 if unit_w else w[i]
+        wsum[c] += wi
+        inertia += wi * costs[i]
+        a = wi / nx[i]
+        for f in range(x.shape[1]):
+            sums[c, f] += a * np.float64(x[i, f])
+    return inertia
+
+
+@njit(**_JIT)  # type: ignore[untyped-decorator]
+def _sparse_sums(
+    data: Any, indices: Any, indptr: Any, w: Any, unit_w: bool, nx: Any, labels: Any, costs: Any, sums: Any, wsum: Any
+) -> float:  # pragma: no cover - compiled
+    inertia = 0.0
+    for i in range(indptr.shape[0] - 1):
+        c = labels[i]
+        wi = 1.0 if unit_w else w[i]
+        wsum[c] += wi
+        inertia += wi * costs[i]
+        a = wi / nx[i]
+        for p in range(indptr[i], indptr[i + 1]):
+            sums[c, indices[p]] += a * np.float64(data[p])
+    return inertia
+
+
+def direction_sums(
+    points: Any,
+    weights: Float64Array,
+    norms: Float64Array,
+    labels: IntArray,
+    costs: Float64Array,
+    k: int,
+) -> tuple[Float64Array, Float64Array, float]:
+    """``(sum_{i in j} w_i x_i / ||x_i|| (k, d), sum_{i in j} w_i (k,), sum_i w_i cost_i)``, rows in order."""
+    unit_w, w = _unit_or_array(weights)
+    sums = np.zeros((k, points.shape[1]), dtype=np.float64)
+    wsum = np.zeros(k, dtype=np.float64)
+    if points.shape[0] == 0:
+        return sums, wsum, 0.0
+    if is_sparse(points):
+        inertia = _sparse_sums(points.data, points.indices, points.indptr, w, unit_w, norms, labels, costs, sums, wsum)
+    else:
+        inertia = _dense_sums(np.asarray(points), w, unit_w, norms, labels, costs, sums, wsum)
+    return sums, wsum, float(inertia)
+
+
+__all__ = [
+    "all_similarities",
+    "check_no_zero_rows",
+    "cosine_costs",
+    "direction_sums",
+    "row_norms",
+    "similarities",
+    "unit_centers",
+]
