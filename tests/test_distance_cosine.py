@@ -114,8 +114,15 @@ def test_zero_rows_are_refused_before_fitting() -> None:
     model = KMeans(2, distance="cosine", seed=0).fit(points[8:])
     with pytest.raises(ValidationError, match=r"all-zero rows"):
         model.predict(points[:8])
-    with pytest.raises(ValidationError, match=r"non-zero centers; center 1 has norm 0"):
-        KMeans(2, distance="cosine", init=np.array([[1.0, 0, 0], [0, 0, 0]])).fit(points[8:])
+
+
+def test_a_zero_start_center_has_cosine_zero_and_moves_in_the_first_update() -> None:
+    points = np.array([[1.0, 0.0], [2.0, 0.1], [-1.0, 0.0], [-3.0, -0.2]])
+    labels, costs = Cosine().assign(points, np.array([[1.0, 0.0], [0.0, 0.0]]))
+    assert labels.tolist() == [0, 0, 1, 1]  # similarity 0 beats the negative ones
+    np.testing.assert_allclose(costs[2:], 1.0)
+    model = KMeans(2, distance="cosine", init=np.array([[1.0, 0.0], [0.0, 0.0]]), max_iter=2, tol=0).fit(points)
+    np.testing.assert_allclose(np.linalg.norm(model.cluster_centers_, axis=1), 1.0)
 
 
 def test_directions_that_cancel_keep_the_old_center() -> None:

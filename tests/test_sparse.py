@@ -109,3 +109,15 @@ def test_integer_sparse_input_is_fitted_as_float64() -> None:
     model = KMeans(3, seed=0, distance="cosine").fit(counts)
     want = KMeans(3, seed=0, distance="cosine").fit(counts.toarray().astype(np.float64))
     np.testing.assert_allclose(model.cluster_centers_, want.cluster_centers_, rtol=1e-12)
+
+
+@pytest.mark.parametrize("distance", ["l2", "cosine"])
+def test_bisecting_and_minibatch_fits_of_csr_equal_their_dense_fits(distance: str) -> None:
+    from kmeans import BisectingKMeans
+
+    csr = sparse.csr_matrix(X)
+    a, b = (BisectingKMeans(5, distance=distance, seed=0).fit(data) for data in (X, csr))
+    np.testing.assert_array_equal(a.labels_, b.labels_)
+    np.testing.assert_allclose(a.cluster_centers_, b.cluster_centers_, rtol=1e-12, atol=1e-14)
+    a, b = (KMeans(5, distance=distance, algorithm="minibatch", batch_size=128, seed=0).fit(data) for data in (X, csr))
+    np.testing.assert_allclose(a.cluster_centers_, b.cluster_centers_, rtol=1e-12, atol=1e-14)

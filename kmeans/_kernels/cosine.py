@@ -89,13 +89,14 @@ def check_no_zero_rows(points: Any, weights: Any = None, *, start: int = 0) -> F
 
 
 def unit_centers(centers: Float64Array) -> Float64Array:
-    """``c / ||c||`` for every center (norms in float64, feature order); a zero center is an error."""
+    """``c / ||c||`` for every center (norms in float64, feature order).
+
+    A zero center (only a given start can be one, such as bisecting's one-center root) stays
+    zero: its similarity to every row is 0 (cosine distance 1), and the first update moves it.
+    """
     C = np.ascontiguousarray(centers, dtype=np.float64)
     norms = row_norms(C)
-    if C.shape[0] and not np.all(norms > 0):
-        j = int(np.flatnonzero(~(norms > 0))[0])
-        raise ValidationError(f"distance='cosine' needs non-zero centers; center {j} has norm {norms[j]}")
-    out: Float64Array = C / norms[:, None]
+    out: Float64Array = C / np.where(norms > 0, norms, 1.0)[:, None]
     return out
 
 
@@ -206,10 +207,39 @@ def _blas_safe(norms: Float64Array, dtype: np.dtype[Any]) -> bool:
     return not norms.size or float(norms.max()) < float(np.finfo(dtype).max) / 4.0
 
 
+class UnitCenters:
+    """Unit centers (:func:`unit_centers`) and their transposes, made once per pass and shared by its blocks.
+
+    ``transposed(dtype)`` is the ``(d, k)`` operand of the BLAS tiles (dense rows, in their
+    dtype) or of the CSR loops (float64).
+    """
+
+    __slots__ = ("_t", "unit")
+
+    def __init__(self, centers: Float64Array) -> None:
+        self.unit = unit_centers(centers)
+        self._t: dict[Any, Float64Array] = {}
+
+    @classmethod
+    def of_unit(cls, unit: Float64Array) -> UnitCenters:
+        """Centers that are unit vectors already (not normalized again)."""
+        out = cls.__new__(cls)
+        out.unit, out._t = unit, {}
+        return out
+
+    def transposed(self, dtype: Any) -> Any:
+        key = np.dtype(dtype)
+        if key not in self._t:  # racing blocks may both make it: the same values
+            self._t[key] = np.ascontiguousarray(self.unit.T.astype(key))
+        return self._t[key]
+
+
 def similarities(
-    points: Any, unit: Float64Array, norms: Float64Array, tile_elements: int = TILE_ELEMENTS
+    points: Any, unit: Float64Array | UnitCenters, norms: Float64Array, tile_elements: int = TILE_ELEMENTS
 ) -> tuple[IntArray, Float64Array]:
     """``(labels, s)``: the most similar unit center of every row and its exact similarity (module docstring)."""
+    centers = unit if isinstance(unit, UnitCenters) else UnitCenters.of_unit(unit)
+    unit = centers.unit
     n = points.shape[0]
     k = unit.shape[0]
     labels = np.empty(n, dtype=np.intp)
@@ -217,13 +247,13 @@ def similarities(
     if n == 0:
         return labels, sims
     if is_sparse(points):
-        _sparse_assign(points.data, points.indices, points.indptr, np.ascontiguousarray(unit.T), labels, sims)
+        _sparse_assign(points.data, points.indices, points.indptr, centers.transposed(np.float64), labels, sims)
         return labels, sims
     x = np.asarray(points)
     if k == 1 or not _blas_safe(norms, x.dtype):
         _dense_exact(x, unit, labels, sims)
         return labels, sims
-    ct = np.ascontiguousarray(unit.T.astype(x.dtype))
+    ct = centers.transposed(x.dtype)
     eps, abs_err = error_factor(x.shape[1], x.dtype)
     step = min(tile_rows(k, tile_elements), n)
     dot = np.empty((step, k), dtype=x.dtype)

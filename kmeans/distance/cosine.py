@@ -31,6 +31,7 @@ import attrs
 import numpy as np
 
 from kmeans._kernels.cosine import (
+    UnitCenters,
     all_similarities,
     check_no_zero_rows,
     cosine_costs,
@@ -85,10 +86,11 @@ class Cosine:
         return labels, cosine_costs(sims, norms)
 
     def assign_with_norms(
-        self, points: Any, centers: Float64Array, norms: Float64Array
+        self, points: Any, centers: Float64Array | UnitCenters, norms: Float64Array
     ) -> tuple[IntArray, Float64Array]:
-        """:meth:`assign` for rows whose norms are known (and non-zero)."""
-        labels, sims = similarities(points, unit_centers(centers), norms, self.chunk_elements)
+        """:meth:`assign` for rows whose norms are known (and non-zero); ``centers`` may be prepared."""
+        unit = centers if isinstance(centers, UnitCenters) else UnitCenters(centers)
+        labels, sims = similarities(points, unit, norms, self.chunk_elements)
         return labels, cosine_costs(sims, norms)
 
     def pairwise(self, points: FloatArray, centers: Float64Array) -> Float64Array:
@@ -124,6 +126,21 @@ def _norms(block: Block, memory: dict[Any, Any] | None) -> Float64Array:
     return norms  # type: ignore[no-any-return]
 
 
+#: The ``memory`` key of the pass's prepared centers: one entry that every block of a pass
+#: reads (blocks racing to make it make the same values), beside the per-block row norms.
+_CENTERS_KEY = "cosine-unit-centers"
+
+
+def _unit(centers: Float64Array, memory: dict[Any, Any] | None) -> UnitCenters:
+    """The pass's :class:`UnitCenters`, made by the first block and reused by the others (same ``centers``)."""
+    if memory is None:
+        return UnitCenters(centers)
+    held = memory.get(_CENTERS_KEY)
+    if held is None or held[0] is not centers:
+        held = memory[_CENTERS_KEY] = (centers, UnitCenters(centers))
+    return held[1]  # type: ignore[no-any-return]
+
+
 @attrs.frozen
 class SphericalMean(WeightedMean):
     """Normalized weighted mean of the member directions (see the module docstring).
@@ -150,7 +167,7 @@ class SphericalMean(WeightedMean):
         if type(assign) is not Cosine:
             return None
         norms = _norms(block, memory)
-        labels, costs = assign.assign_with_norms(block.points, centers, norms)
+        labels, costs = assign.assign_with_norms(block.points, _unit(centers, memory), norms)
         sums, weights, inertia = direction_sums(block.points, block.weights, norms, labels, costs, centers.shape[0])
         return (sums, weights), inertia, weights
 
@@ -158,7 +175,10 @@ class SphericalMean(WeightedMean):
         self, summary: tuple[Float64Array, Float64Array], old_centers: Float64Array, state: Any
     ) -> Float64Array:
         sums, weights = summary
-        centers = unit_centers(old_centers)  # unit vectors, also for clusters that keep their center
+        centers = old_centers.astype(np.float64, copy=True)
+        old_norms = row_norms(centers)
+        kept = old_norms > 0  # unit vectors also for clusters that keep their center (a zero one stays zero)
+        centers[kept] /= old_norms[kept, None]
         nonempty = weights > 0
         mean = sums[nonempty] / weights[nonempty, None]
         norms = row_norms(mean)
