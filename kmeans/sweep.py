@@ -245,32 +245,45 @@ def silhouette(points: Float64Array, labels: IntArray, distances: Any) -> float:
     cluster). The score is the mean of ``s``; NaN unless ``2 <= n_labels <= n - 1``.
     Computed in row chunks of bounded memory.
     """
+    return silhouettes(points, [labels], distances)[0]
+
+
+def silhouettes(points: Float64Array, labelings: Sequence[IntArray], distances: Any) -> list[float]:
+    """:func:`silhouette` of several labelings of the same ``points``, each distance chunk computed once."""
     n = points.shape[0]
-    uniq, labels = np.unique(labels, return_inverse=True)
-    k = uniq.shape[0]
-    if not 2 <= k <= n - 1:
-        return math.nan
-    counts = np.bincount(labels, minlength=k).astype(np.float64)
-    onehot = np.zeros((n, k))
-    onehot[np.arange(n), labels] = 1.0
+    prepared: list[tuple[NDArray[np.intp], Float64Array, Float64Array] | None] = []
+    for labels in labelings:
+        uniq, inverse = np.unique(labels, return_inverse=True)
+        k = uniq.shape[0]
+        if not 2 <= k <= n - 1:
+            prepared.append(None)
+            continue
+        onehot = np.zeros((n, k))
+        onehot[np.arange(n), inverse] = 1.0
+        prepared.append((inverse, onehot, onehot.sum(axis=0)))
+    scores = np.zeros((len(labelings), n))
     chunk = max(1, _CHUNK_BYTES // (8 * n))
-    scores = np.empty(n)
-    for lo in range(0, n, chunk):
+    for lo in range(0, n, chunk) if any(p is not None for p in prepared) else ():
         hi = min(n, lo + chunk)
+        rows = np.arange(hi - lo)
         dist = np.asarray(distances(points[lo:hi], points), dtype=np.float64)
-        dist[np.arange(hi - lo), np.arange(lo, hi)] = 0.0  # a row's distance to itself
-        sums = dist @ onehot  # (rows, k): total distance to each cluster
-        own = labels[lo:hi]
-        size = counts[own]
-        a = sums[np.arange(hi - lo), own] / np.maximum(size - 1, 1)
-        other = sums / counts
-        other[np.arange(hi - lo), own] = np.inf
-        b = other.min(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            s = (b - a) / np.maximum(a, b)
-        s[size == 1] = 0.0
-        scores[lo:hi] = np.nan_to_num(s)
-    return float(scores.mean())
+        dist[rows, np.arange(lo, hi)] = 0.0  # a row's distance to itself
+        for i, item in enumerate(prepared):
+            if item is None:
+                continue
+            inverse, onehot, counts = item
+            sums = dist @ onehot  # (rows, k): total distance to each cluster
+            own = inverse[lo:hi]
+            size = counts[own]
+            a = sums[rows, own] / np.maximum(size - 1, 1)
+            other = sums / counts
+            other[rows, own] = np.inf
+            b = other.min(axis=1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                s = (b - a) / np.maximum(a, b)
+            s[size == 1] = 0.0
+            scores[i, lo:hi] = np.nan_to_num(s)
+    return [math.nan if item is None else float(scores[i].mean()) for i, item in enumerate(prepared)]
 
 
 def _warm_centers(work: Dataset, previous: Float64Array, k: int, assign: Any) -> Float64Array | None:
@@ -330,7 +343,7 @@ def sweep(
         total = _moments(work)
         scatter = _scatter(work, total.total / total.weight)
         distances = optional(assign, "distances") or assign.pairwise
-        out: dict[str, list[Any]] = {name: [] for name in ("inertia", "sil", "ch", "n_iter", "centers", "labels")}
+        out: dict[str, list[Any]] = {name: [] for name in ("inertia", "ch", "n_iter", "centers", "labels")}
         previous: Float64Array | None = None
         for k in ks:
             fit_spec: FitSpec = attrs.evolve(spec, n_clusters=k, compress=False)
@@ -350,7 +363,6 @@ def sweep(
             out["n_iter"].append(int(n_iter))
             out["centers"].append(previous)
             out["labels"].append(labels)
-            out["sil"].append(silhouette(sample, labels, distances))
             out["ch"].append(calinski_harabasz(weights, sums, total, scatter))
     finally:
         for data in (work, dataset) if work is not dataset else (dataset,):
@@ -360,7 +372,7 @@ def sweep(
     return SweepResult(
         ks=np.asarray(ks, dtype=np.int64),
         inertia=np.asarray(out["inertia"]),
-        silhouette=np.asarray(out["sil"]),
+        silhouette=np.asarray(silhouettes(sample, out["labels"], distances)),
         calinski_harabasz=np.asarray(out["ch"]),
         n_iter=np.asarray(out["n_iter"], dtype=np.int64),
         centers=tuple(out["centers"]),
@@ -385,4 +397,4 @@ def parse_ks(text: str) -> list[int]:
     return values
 
 
-__all__: Sequence[str] = ("SweepResult", "calinski_harabasz", "parse_ks", "silhouette", "sweep")
+__all__: Sequence[str] = ("SweepResult", "calinski_harabasz", "parse_ks", "silhouette", "silhouettes", "sweep")
