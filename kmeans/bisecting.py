@@ -51,6 +51,7 @@ from kmeans.errors import ValidationError
 from kmeans.estimator import KMeans, _as_numbers, _feature_names
 from kmeans.init._sampling import distinct_rows, first_distinct
 from kmeans.protocols import Dataset, optional
+from kmeans.sparse import is_scipy_sparse
 
 T = TypeVar("T")
 
@@ -463,6 +464,20 @@ def _choose(
     return best
 
 
+def input_dataset(backend: Any, spec: FitSpec, X: Any, sample_weight: Any, features: Any) -> Dataset:
+    """``backend``'s dataset of ``X``, with :meth:`KMeans.fit`'s checks (sparse rows, the metric's data check)."""
+    if is_scipy_sparse(X) and not optional(spec.distance.assign, "sparse"):
+        name = getattr(spec.distance, "name", repr(spec.distance))
+        raise ValidationError(
+            f"distance={name!r} cannot read sparse rows; use distance='l2' or 'cosine', or X.toarray()"
+        )
+    dataset: Dataset = backend.dataset(_as_numbers(X), sample_weight, features=features)
+    check_data = optional(spec.distance.assign, "check_dataset")
+    if check_data is not None:  # rows the metric cannot measure (cosine: zero rows)
+        check_data(dataset)
+    return dataset
+
+
 # -- the estimator -------------------------------------------------------------------------
 
 
@@ -529,7 +544,7 @@ class BisectingKMeans(KMeans):
         if getattr(backend, "name", None) == "spark-ml":
             backend = registry.backends["spark-rdd"]
         feature_names = _feature_names(X)
-        dataset = backend.dataset(_as_numbers(X), sample_weight, features=features)
+        dataset = input_dataset(backend, spec, X, sample_weight, features)
         if spec.n_clusters > dataset.n_rows:
             raise ValidationError(f"n_clusters={spec.n_clusters} is larger than the number of rows ({dataset.n_rows})")
         check_init = optional(spec.initializer, "check")

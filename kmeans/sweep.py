@@ -17,7 +17,7 @@ Calinski-Harabasz index needs are one pass.
   the smallest keys ``u(seed, row)``, the same on every engine and partitioning. Each sample
   row is labelled by the closest fitted center, and the score is scikit-learn's
   ``silhouette_score(sample, labels, metric=...)`` with the metric's own distance (Euclidean
-  for ``l2``, Manhattan for ``l1``): the mean over rows of ``(b - a) / max(a, b)``, 0 for a
+  for ``l2``, Manhattan for ``l1``, ``1 - cos`` for ``cosine``): the mean over rows of ``(b - a) / max(a, b)``, 0 for a
   row alone in its cluster, NaN when the sample has fewer than 2 or more than ``size - 1``
   labels. Memory stays ``O(chunk x size)``; time is ``O(size^2 d)`` per ``k``.
 - **Calinski-Harabasz.** ``(B / (k - 1)) / (W / (N - k))`` with ``N`` the total weight, ``B``
@@ -44,10 +44,12 @@ from numpy.typing import NDArray
 from kmeans import driver, registry
 from kmeans._random import derive_seed, uniform
 from kmeans._types import Block, FitSpec, Float64Array, IntArray
+from kmeans.bisecting import input_dataset
 from kmeans.errors import MissingDependencyError, ValidationError
-from kmeans.estimator import KMeans, _as_numbers
+from kmeans.estimator import KMeans
 from kmeans.init._sampling import smallest_keys
 from kmeans.protocols import Dataset, optional
+from kmeans.sparse import is_scipy_sparse
 
 #: Default bound on the silhouette sample (its cost grows as the square of the size).
 SILHOUETTE_SIZE = 5000
@@ -332,7 +334,11 @@ def sweep(
     engine, spec = template._spec()
     if getattr(engine, "name", None) == "spark-ml":
         engine = registry.backends["spark-rdd"]
-    dataset = engine.dataset(_as_numbers(X), sample_weight, features=features)
+    if is_scipy_sparse(X):
+        raise ValidationError(
+            "sweep does not take sparse input yet (its sample and scatter are dense): use X.toarray()"
+        )
+    dataset = input_dataset(engine, spec, X, sample_weight, features)
     if ks[-1] > dataset.n_rows:
         raise ValidationError(f"n_clusters={ks[-1]} is larger than the number of rows ({dataset.n_rows})")
     assign = spec.distance.assign

@@ -169,3 +169,18 @@ def test_sklearn_params_and_single_cluster() -> None:
     np.testing.assert_allclose(one.cluster_centers_[0], X.mean(axis=0))
     assert (one.labels_ == 0).all()
     assert one.inertia_ == pytest.approx(float(((X - X.mean(axis=0)) ** 2).sum()))
+
+
+def test_cosine_bisecting() -> None:
+    rng = np.random.default_rng(0)
+    directions = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 1.0, 1.0]])
+    X = np.concatenate([d + rng.normal(0, 0.08, (150, 3)) for d in directions]) * rng.uniform(0.5, 4, (600, 1))
+    model = BisectingKMeans(4, distance="cosine", seed=0).fit(X)
+    np.testing.assert_allclose(np.linalg.norm(model.cluster_centers_, axis=1), 1.0)  # spherical: unit centers
+    unit = X / np.linalg.norm(X, axis=1, keepdims=True)
+    own = 1.0 - np.einsum("ij,ij->i", unit, model.cluster_centers_[model.labels_])
+    assert model.inertia_ == pytest.approx(float(own.sum()), rel=1e-9)
+    assert sorted(model.cluster_sizes_.tolist()) == [150.0] * 4
+    np.testing.assert_array_equal(model.predict(X * 7.0), model.labels_)  # scale of rows is irrelevant
+    with pytest.raises(ValidationError, match="all-zero rows"):
+        BisectingKMeans(2, distance="cosine").fit(np.vstack([X, np.zeros((1, 3))]))

@@ -136,3 +136,18 @@ def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sweep", str(tmp_path / "x.npy"), "--plot", str(tmp_path / "e.gif")]) == 2
     assert "--plot" in capsys.readouterr().err
     assert not (tmp_path / "e.gif").exists()
+
+
+def test_cosine_sweep_silhouette_is_sklearns_cosine() -> None:
+    rng = np.random.default_rng(1)
+    directions = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    X = np.concatenate([d + rng.normal(0, 0.1, (100, 3)) for d in directions]) * rng.uniform(1, 3, (300, 1))
+    result = sweep(X, range(2, 6), distance="cosine", seed=0, silhouette_size=200)
+    for i in range(4):
+        expected = silhouette_score(result.sample, result.sample_labels[i], metric="cosine")
+        assert result.silhouette[i] == pytest.approx(expected, rel=1e-9, abs=1e-12)
+    assert result.suggest() == 3
+    from scipy.sparse import csr_matrix
+
+    with pytest.raises(ValidationError, match="sparse"):
+        sweep(csr_matrix(X), [2, 3], distance="cosine")

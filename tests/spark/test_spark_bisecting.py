@@ -24,11 +24,11 @@ def _assert_same(a: BisectingKMeans, b: BisectingKMeans, labels_b: Any = None) -
     assert b.inertia_ == pytest.approx(a.inertia_, rel=1e-9)
 
 
-@pytest.mark.parametrize("strategy", ["biggest_inertia", "largest_cluster"])
-def test_one_partition_runs_in_one_task_and_agrees(spark: Any, strategy: str) -> None:
+@pytest.mark.parametrize(("strategy", "distance"), [("biggest_inertia", "l2"), ("largest_cluster", "cosine")])
+def test_one_partition_runs_in_one_task_and_agrees(spark: Any, strategy: str, distance: str) -> None:
     X = _blobs(1200, 5, 1)
     w = np.random.default_rng(0).uniform(0.5, 2.0, X.shape[0])
-    params = {"n_clusters": 5, "seed": 3, "bisecting_strategy": strategy}
+    params = {"n_clusters": 5, "seed": 3, "bisecting_strategy": strategy, "distance": distance}
     ref = BisectingKMeans(**params).fit(X, sample_weight=w)
     got = BisectingKMeans(**params, backend="spark-rdd").fit(X, sample_weight=w)
     _assert_same(ref, got)
