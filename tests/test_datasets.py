@@ -254,3 +254,15 @@ def test_a_failing_block_stops_the_pass_cleanly(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="boom"):
         ds.map_reduce(fn, lambda a, b: a + b)
     assert ds.map_reduce(lambda b: b.n_rows, lambda a, b: a + b) == 5000
+
+
+def test_an_fsspec_filesystem(files: dict[str, Any]) -> None:
+    fsspec = pytest.importorskip("fsspec")
+    X = files["X"]
+    mem = fsspec.filesystem("memory")
+    for i, (s, e) in enumerate([(0, 3000), (3000, X.shape[0])]):
+        with mem.open(f"/kd/part-{i}.parquet", "wb") as f:
+            pq.write_table(pa.table({f"c{j}": X[s:e, j] for j in range(X.shape[1])}), f, row_group_size=800)
+    ds = kd.parquet("/kd/*.parquet", filesystem=mem)
+    assert [p for _, p in ds.files] == ["/kd/part-0.parquet", "/kd/part-1.parquet"]
+    same(fit(X, init="k-means||"), fit(ds, init="k-means||"))
