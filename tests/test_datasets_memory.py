@@ -22,26 +22,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pa = pytest.importorskip("pyarrow")
-pq = pytest.importorskip("pyarrow.parquet")
+from tests.file_data import STATUS, write_blobs
+
+pytest.importorskip("pyarrow")
 
 N_ROWS, N_FEATURES = 19_660_800, 8  # float32: 600 MiB of values
 ALLOWANCE_MB = 200
 LIMIT_MB = 400
 
-CHILD = r"""
+CHILD = (
+    r"""
 import json, resource, sys
 import numpy as np
 from kmeans import KMeans
 import kmeans.datasets as kd
 
-def status():
-    out = {}
-    for line in open("/proc/self/status"):
-        key, value = line.split(":", 1)
-        if key in ("VmHWM", "VmRSS", "VmData"):
-            out[key] = int(value.split()[0]) // 1024
-    return out
+"""
+    + STATUS
+    + r"""
 
 npy_path, pq_path, limit_mb = sys.argv[1], sys.argv[2], int(sys.argv[3])
 rng = np.random.default_rng(0)
@@ -64,32 +62,16 @@ for kind, dataset in datasets.items():
     report[kind] = {"base": base, "after": status(), "n_iter": model.n_iter_, "inertia": model.inertia_}
 print(json.dumps(report))
 """
+)
 
 
 @pytest.fixture(scope="module")
 def big_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A 600 MB ``.npy`` and the same rows as an uncompressed Parquet file, written in 1M-row chunks."""
+    """A 600 MiB ``.npy`` and the same rows as an uncompressed Parquet file."""
     root = tmp_path_factory.mktemp("big")
-    npy_path, pq_path = root / "x.npy", root / "x.parquet"
-    out = np.lib.format.open_memmap(npy_path, mode="w+", dtype=np.float32, shape=(N_ROWS, N_FEATURES))
-    centers = (np.random.default_rng(1).normal(size=(8, N_FEATURES)) * 5).astype(np.float32)
-    writer = None
-    chunk = 1 << 20
-    for s in range(0, N_ROWS, chunk):
-        e = min(N_ROWS, s + chunk)
-        rng = np.random.default_rng(s)
-        X = out[s:e]
-        rng.random(out=X, dtype=np.float32)
-        X += centers[rng.integers(0, 8, e - s)]
-        table = pa.table({f"c{j}": X[:, j] for j in range(N_FEATURES)})
-        if writer is None:
-            writer = pq.ParquetWriter(pq_path, table.schema, compression="none", use_dictionary=False)
-        writer.write_table(table, row_group_size=chunk)
-    out.flush()
-    del out
-    assert writer is not None
-    writer.close()
-    return {"npy": npy_path, "parquet": pq_path}
+    paths = {"npy": root / "x.npy", "parquet": root / "x.parquet"}
+    write_blobs(paths["npy"], paths["parquet"], N_ROWS, N_FEATURES, k=8)
+    return paths
 
 
 @pytest.mark.slow

@@ -12,18 +12,12 @@ from numpy.typing import NDArray
 
 from kmeans._types import Block, Float64Array, FloatArray
 from kmeans._validation import check_weights
-from kmeans.dataset import DatasetFacts, default_block_rows, float_points, unit_weights
+from kmeans.dataset import DatasetFacts, float_points, unit_weights
 from kmeans.datasets._stream import COMPRESS_MEMORY, StreamDataset, Where
 from kmeans.errors import ValidationError
 
 #: Rows read per chunk when a weights file is checked and summed.
 _WEIGHT_CHUNK = 1 << 20
-
-
-def _default_threads() -> int:
-    from kmeans.backends.numpy import default_threads
-
-    return default_threads()
 
 
 def _header(path: str, what: str) -> tuple[int, tuple[int, ...], np.dtype[Any], bool]:
@@ -62,6 +56,21 @@ class NpyDataset(StreamDataset):
     Integer and bool files are clustered as float64 (``integer_valued``, compressed by
     ``compress="auto"`` as in memory), float16 as float64, float32 and float64 as they are;
     a Fortran-ordered file is read column by column.
+
+    ``weights``: ``None`` (unit weights), the path of a ``(n,)`` ``.npy`` file (checked
+    and summed once, streamed) or an in-memory ``(n,)`` array. ``block_rows``: rows per
+    block (default: the ``numpy`` backend's grid for ``n`` rows, so a fit equals
+    ``KMeans().fit(np.load(path))`` bit for bit). ``n_threads``: blocks mapped in
+    parallel (default: as the ``numpy`` backend). Memory: about
+    ``(n_threads + prefetch + 1)`` blocks, whatever the file size.
+
+    >>> import numpy as np, tempfile, os
+    >>> from kmeans import KMeans
+    >>> path = os.path.join(tempfile.mkdtemp(), "x.npy")
+    >>> np.save(path, np.array([[0.0, 0.0], [0.0, 1.0], [9.0, 9.0], [9.0, 10.0]]))
+    >>> model = KMeans(n_clusters=2, init="k-means||", seed=0).fit(npy(path))
+    >>> sorted(model.cluster_centers_.tolist())
+    [[0.0, 0.5], [9.0, 9.5]]
     """
 
     def __init__(
@@ -100,11 +109,7 @@ class NpyDataset(StreamDataset):
         integer = self._file_dtype.kind in "biu"
         facts = DatasetFacts(n, d, total, dtype, integer_valued=integer)
         super().__init__(
-            facts,
-            block_rows=block_rows if block_rows is not None else default_block_rows(n),
-            n_threads=n_threads if n_threads is not None else _default_threads(),
-            prefetch=prefetch,
-            compress_memory=compress_memory,
+            facts, block_rows=block_rows, n_threads=n_threads, prefetch=prefetch, compress_memory=compress_memory
         )
 
     def _open_weights(self, path: str, n: int) -> float:
@@ -182,37 +187,5 @@ class NpyDataset(StreamDataset):
                 wf.close()
 
 
-def npy(
-    path: str | os.PathLike[str],
-    *,
-    weights: Any = None,
-    block_rows: int | None = None,
-    n_threads: int | None = None,
-    prefetch: int = 1,
-    compress_memory: int = COMPRESS_MEMORY,
-) -> NpyDataset:
-    """An ``(n, d)`` ``.npy`` file as a dataset that reads blocks on demand (memory-mapped).
-
-    ``weights``: ``None`` (unit weights), the path of a ``(n,)`` ``.npy`` file (checked
-    and summed once, streamed) or an in-memory ``(n,)`` array. ``block_rows``: rows per
-    block (default: the ``numpy`` backend's grid for ``n`` rows, so a fit equals
-    ``KMeans().fit(np.load(path))`` bit for bit). ``n_threads``: blocks mapped in
-    parallel (default: as the ``numpy`` backend). Memory: about
-    ``(n_threads + prefetch + 1)`` blocks, whatever the file size.
-
-    >>> import numpy as np, tempfile, os
-    >>> from kmeans import KMeans
-    >>> path = os.path.join(tempfile.mkdtemp(), "x.npy")
-    >>> np.save(path, np.array([[0.0, 0.0], [0.0, 1.0], [9.0, 9.0], [9.0, 10.0]]))
-    >>> model = KMeans(n_clusters=2, init="k-means||", seed=0).fit(npy(path))
-    >>> sorted(model.cluster_centers_.tolist())
-    [[0.0, 0.5], [9.0, 9.5]]
-    """
-    return NpyDataset(
-        path,
-        weights=weights,
-        block_rows=block_rows,
-        n_threads=n_threads,
-        prefetch=prefetch,
-        compress_memory=compress_memory,
-    )
+#: ``kmeans.datasets.npy(...)`` opens a :class:`NpyDataset` (the same parameters).
+npy = NpyDataset

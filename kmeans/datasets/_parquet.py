@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from kmeans._types import Block, Float64Array
-from kmeans.dataset import DatasetFacts, default_block_rows, unit_weights
+from kmeans.dataset import DatasetFacts, unit_weights
 from kmeans.datasets._stream import COMPRESS_MEMORY, StreamDataset, Where
 from kmeans.errors import MissingDependencyError, ValidationError
 
@@ -146,6 +146,17 @@ class ParquetDataset(StreamDataset):
     (or bool) columns are ``integer_valued`` (compressed by ``compress="auto"``). Missing
     values are refused (from row-group statistics when the files have them, else while
     streaming), as are NaN, infinities and non-numeric columns, naming the file and column.
+
+    ``paths``: a file, a directory (every ``.parquet``/``.parq`` file under it, skipping names
+    that start with ``_`` or ``.``),
+    a glob pattern (``**`` crosses directories) or a list of them; a URI (``s3://...``,
+    ``gs://...``, ``hdfs://...``, ``file://...``) opens pyarrow's filesystem for it, and
+    ``filesystem=`` takes a ``pyarrow.fs.FileSystem`` or an fsspec filesystem for the paths.
+    ``columns``: the feature columns (default: every column but ``weights``); ``weights``:
+    a column of non-negative row weights. ``block_rows``: rows per block (default: the
+    ``numpy`` backend's grid, so a fit equals the in-memory fit of the same rows bit for
+    bit). Memory: about ``(n_threads + prefetch + 1)`` blocks plus one decoded batch of
+    ``batch_rows`` rows per column, whatever the files' size.
     """
 
     def __init__(
@@ -214,11 +225,7 @@ class ParquetDataset(StreamDataset):
         self._decode_threads = bool(decode_threads)
         facts = DatasetFacts(n, d, float(n), dtype, integer_valued=kinds <= set("biu"))
         super().__init__(
-            facts,
-            block_rows=block_rows if block_rows is not None else default_block_rows(n),
-            n_threads=n_threads if n_threads is not None else _default_threads(),
-            prefetch=prefetch,
-            compress_memory=compress_memory,
+            facts, block_rows=block_rows, n_threads=n_threads, prefetch=prefetch, compress_memory=compress_memory
         )
         if weights is not None:
             self.facts = DatasetFacts(n, d, self._weight_total(), dtype, integer_valued=kinds <= set("biu"))
@@ -336,49 +343,5 @@ class ParquetDataset(StreamDataset):
                     at += m
 
 
-def _default_threads() -> int:
-    from kmeans.backends.numpy import default_threads
-
-    return default_threads()
-
-
-def parquet(
-    paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
-    columns: Sequence[str] | None = None,
-    *,
-    weights: str | None = None,
-    filesystem: Any = None,
-    block_rows: int | None = None,
-    n_threads: int | None = None,
-    prefetch: int = 1,
-    batch_rows: int = BATCH_ROWS,
-    buffer_bytes: int = BUFFER_BYTES,
-    decode_threads: bool = True,
-    compress_memory: int = COMPRESS_MEMORY,
-) -> ParquetDataset:
-    """Parquet files as a dataset streamed block by block (pyarrow.dataset; the ``files`` extra).
-
-    ``paths``: a file, a directory (every ``.parquet``/``.parq`` file under it, skipping names
-    that start with ``_`` or ``.``),
-    a glob pattern (``**`` crosses directories) or a list of them; a URI (``s3://...``,
-    ``gs://...``, ``hdfs://...``, ``file://...``) opens pyarrow's filesystem for it, and
-    ``filesystem=`` takes a ``pyarrow.fs.FileSystem`` or an fsspec filesystem for the paths.
-    ``columns``: the feature columns (default: every column but ``weights``); ``weights``:
-    a column of non-negative row weights. ``block_rows``: rows per block (default: the
-    ``numpy`` backend's grid, so a fit equals the in-memory fit of the same rows bit for
-    bit). Memory: about ``(n_threads + prefetch + 1)`` blocks plus one decoded batch of
-    ``batch_rows`` rows per column, whatever the files' size.
-    """
-    return ParquetDataset(
-        paths,
-        columns,
-        weights=weights,
-        filesystem=filesystem,
-        block_rows=block_rows,
-        n_threads=n_threads,
-        prefetch=prefetch,
-        batch_rows=batch_rows,
-        buffer_bytes=buffer_bytes,
-        decode_threads=decode_threads,
-        compress_memory=compress_memory,
-    )
+#: ``kmeans.datasets.parquet(...)`` opens a :class:`ParquetDataset` (the same parameters).
+parquet = ParquetDataset

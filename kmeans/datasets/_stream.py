@@ -26,7 +26,7 @@ import numpy as np
 from kmeans._blas import single_threaded_blas
 from kmeans._scale import safe_range
 from kmeans._types import Block, Deferred, Float64Array, IntArray
-from kmeans.dataset import DatasetFacts, FactsMixin, compress_rows, float_points
+from kmeans.dataset import DatasetFacts, FactsMixin, compress_rows, default_block_rows, float_points
 from kmeans.errors import ValidationError
 from kmeans.init._sampling import first_distinct
 
@@ -128,11 +128,15 @@ class StreamDataset(FactsMixin):
         self,
         facts: DatasetFacts,
         *,
-        block_rows: int,
-        n_threads: int,
+        block_rows: int | None = None,
+        n_threads: int | None = None,
         prefetch: int = 1,
         compress_memory: int = COMPRESS_MEMORY,
     ) -> None:
+        from kmeans.backends.numpy import default_threads
+
+        block_rows = default_block_rows(facts.n_rows) if block_rows is None else block_rows
+        n_threads = default_threads() if n_threads is None else n_threads
         if block_rows < 1:
             raise ValidationError(f"block_rows must be >= 1, got {block_rows}")
         self.facts = facts

@@ -18,30 +18,26 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 from tests.benchmarks.conftest import Sizes
+from tests.file_data import STATUS, write_blobs
 
-pa = pytest.importorskip("pyarrow")
-pq = pytest.importorskip("pyarrow.parquet")
+pytest.importorskip("pyarrow")
 
 N_FEATURES, K, ITERATIONS = 8, 16, 6
 GOAL = 2.0
 
-CHILD = r"""
+CHILD = (
+    r"""
 import json, sys
 import numpy as np
 from kmeans import KMeans
 import kmeans.datasets as kd
 
-def status():
-    out = {}
-    for line in open("/proc/self/status"):
-        key, value = line.split(":", 1)
-        if key in ("VmHWM", "VmRSS"):
-            out[key] = int(value.split()[0]) // 1024
-    return out
+"""
+    + STATUS
+    + r"""
 
 mode, npy_path, pq_path, iterations = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 rng = np.random.default_rng(0)
@@ -62,31 +58,14 @@ gaps = np.diff([r.elapsed for r in model.history_])
 print(json.dumps({"pass": float(np.median(gaps)), "grown_mb": status()["VmHWM"] - base["VmRSS"],
                   "inertia": model.inertia_}))
 """
+)
 
 
 def _write(root: Path, n: int) -> tuple[Path, Path]:
     npy_path, pq_path = root / f"x{n}.npy", root / f"x{n}.parquet"
-    if npy_path.exists() and pq_path.exists():
-        return npy_path, pq_path
-    root.mkdir(parents=True, exist_ok=True)
-    centers = (np.random.default_rng(1).normal(size=(K, N_FEATURES)) * 5).astype(np.float32)
-    out = np.lib.format.open_memmap(npy_path, mode="w+", dtype=np.float32, shape=(n, N_FEATURES))
-    writer = None
-    chunk = 1 << 20
-    for s in range(0, n, chunk):
-        e = min(n, s + chunk)
-        rng = np.random.default_rng(s)
-        X = out[s:e]
-        X[:] = rng.standard_normal((e - s, N_FEATURES), dtype=np.float32)
-        X += centers[rng.integers(0, K, e - s)]
-        table = pa.table({f"c{j}": X[:, j] for j in range(N_FEATURES)})
-        if writer is None:
-            writer = pq.ParquetWriter(pq_path, table.schema, compression="none", use_dictionary=False)
-        writer.write_table(table, row_group_size=chunk)
-    out.flush()
-    del out
-    assert writer is not None
-    writer.close()
+    if not (npy_path.exists() and pq_path.exists()):
+        root.mkdir(parents=True, exist_ok=True)
+        write_blobs(npy_path, pq_path, n, N_FEATURES, K)
     return npy_path, pq_path
 
 
