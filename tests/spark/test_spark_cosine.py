@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from kmeans import KMeans, ValidationError
 
 
-@settings(max_examples=4, deadline=None)
+@settings(max_examples=2, deadline=None)
 @given(
     seed=st.integers(0, 2**32 - 1),
     n=st.integers(12, 40),
