@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import attrs
 import numpy as np
@@ -14,6 +14,14 @@ Float64Array = NDArray[np.float64]
 IntArray = NDArray[np.intp]
 
 T = TypeVar("T")
+
+
+class RunMemory(Protocol):
+    """Per-block scratch of one Lloyd run (block start -> state): a ``dict`` in process, files on Spark."""
+
+    def get(self, key: Any, default: Any = None) -> Any: ...
+
+    def __setitem__(self, key: Any, value: Any) -> None: ...
 
 
 @attrs.frozen(eq=False)

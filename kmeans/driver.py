@@ -38,7 +38,17 @@ from numpy.typing import NDArray
 
 from kmeans._ops import weighted_bincount, weighted_sum
 from kmeans._random import derive_seed
-from kmeans._types import Block, Callback, FitResult, FitSpec, Float64Array, IntArray, IterationRecord, LloydResult
+from kmeans._types import (
+    Block,
+    Callback,
+    FitResult,
+    FitSpec,
+    Float64Array,
+    IntArray,
+    IterationRecord,
+    LloydResult,
+    RunMemory,
+)
 from kmeans._validation import check_initial_centers
 from kmeans.protocols import AssignStep, Dataset, Refine, UpdateStep, optional
 from kmeans.sparse import rows_equal
@@ -72,7 +82,7 @@ def _override(labels: IntArray, block: Block, moves: Sequence[Move]) -> IntArray
     return labels
 
 
-def _fused(update: UpdateStep | None, memory: dict[Any, Any] | None) -> Callable[..., Any] | None:
+def _fused(update: UpdateStep | None, memory: RunMemory | None) -> Callable[..., Any] | None:
     """``update.fused_partial`` (an optional member) as ``fn(assign, block, centers, state)``, with ``memory``."""
     fused: Callable[..., Any] | None = None if update is None else optional(update, "fused_partial")
     return None if fused is None else functools.partial(fused, memory=memory)
@@ -85,7 +95,7 @@ def summarize(
     update: UpdateStep,
     state: Any,
     moves: Sequence[Move] = (),
-    memory: dict[Any, Any] | None = None,
+    memory: RunMemory | None = None,
 ) -> _PassSummary:
     """One fused pass: assign each row, then summarize rows per cluster for ``update``.
 
@@ -123,7 +133,7 @@ def evaluate(
     centers: Float64Array,
     assign: AssignStep,
     update: UpdateStep | None = None,
-    memory: dict[Any, Any] | None = None,
+    memory: RunMemory | None = None,
 ) -> tuple[float, Float64Array]:
     """``(inertia, cluster_weights)`` of ``centers``: ``sum_i w_i cost(x_i, closest center)``.
 
@@ -228,7 +238,10 @@ def lloyd(
     # Per-block state the fused pass keeps between this run's passes (e.g. distance bounds
     # that let most rows skip most distances); it lives as long as the run. A dataset that
     # must stay within bounded memory (streamed from files) declines it: same results.
-    memory: dict[Any, Any] | None = {} if optional(dataset, "row_state") else None
+    run_memory = optional(dataset, "run_memory")
+    memory: RunMemory | None = None
+    if optional(dataset, "row_state"):
+        memory = {} if run_memory is None else run_memory()
     history: list[IterationRecord] = []
     converged = False
     n_iter = 0

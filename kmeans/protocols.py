@@ -62,6 +62,9 @@ class Dataset(Protocol):
     - ``row_state``: whether a Lloyd run may keep per-row state between passes (the update
       step's ``memory``: distance bounds, 8 bytes per row). Default ``True``; a dataset that
       streams from files declares ``False`` so its memory stays bounded (same results).
+    - ``run_memory()``: a new :class:`~kmeans._types.RunMemory` for one Lloyd run, where the
+      engine keeps the fused passes' per-block state between passes (spark-rdd: files
+      beside its blocks). Default: a ``dict``, which only works where ``fn`` runs in this process.
 
     :class:`kmeans.dataset.BlockDataset` implements the protocol for blocks in memory.
     """
@@ -161,7 +164,8 @@ class UpdateStep(Protocol):
     cluster_weights)`` in place of ``assign`` + ``partial`` + the driver's own sums, all
     from one read of the block; returning ``None`` (an assign step it does not know) falls
     back to the generic path. The result must equal the generic path's up to summation
-    rounding. ``memory`` is a dict that lives for one Lloyd run: the step may keep per-block state in it under
+    rounding. ``memory`` (a :class:`~kmeans._types.RunMemory`: ``get`` and item assignment)
+    lives for one Lloyd run: the step may keep per-block state in it under
     ``block.start``. Within a run every block has its own start, a block always has the
     same rows (check its row count), and the blocks of one pass run concurrently but never
     share a key. Such state must stay correct for *any* next centers: the driver may
@@ -268,6 +272,7 @@ OPTIONAL_MEMBERS: dict[str, Any] = {
     "in_one_task": None,
     "row_state": True,
     "zero_rows": None,
+    "run_memory": None,
     # AssignStep
     "distances": None,
     "check_dataset": None,

@@ -24,6 +24,7 @@ import atexit
 import contextlib
 import itertools
 import os
+import pickle
 import shutil
 import sys
 import tempfile
@@ -39,6 +40,7 @@ from numpy.typing import NDArray
 
 from kmeans._types import Block, Float64Array, FloatArray
 from kmeans._validation import check_points, check_weights
+from kmeans.backends._spark_store import BlockStore, store_for
 from kmeans.errors import MissingDependencyError, ValidationError
 
 #: Rows per block when an RDD or DataFrame partition is converted (bounds worker memory).
@@ -380,10 +382,14 @@ class SparkBlocks:
     total_weight: float
     #: Broadcasts the partitions are read from (array input); released with this object.
     sources: tuple[Any, ...] = ()
+    #: Copies of the cached partitions on the executors' disk (:mod:`._spark_store`), if any.
+    store: BlockStore | None = None
 
     def __attrs_post_init__(self) -> None:
         if self.sources:
             weakref.finalize(self, _destroy_all, self.sources)
+        if self.store is not None:
+            weakref.finalize(self, self.store.remove)
 
     @property
     def num_partitions(self) -> int:
@@ -392,7 +398,8 @@ class SparkBlocks:
     @property
     def blocks(self) -> Any:
         """RDD of :class:`Block` with global row offsets (recomputed from the source if unpersisted)."""
-        return self.cached.mapPartitionsWithIndex(_to_blocks(self.offsets, self.dtype.str), preservesPartitioning=True)
+        view = to_block_view(self.offsets, self.dtype.str)
+        return self.cached.mapPartitionsWithIndex(view, preservesPartitioning=True)
 
     def persist(self) -> None:
         if not self.cached.is_cached:
@@ -407,6 +414,8 @@ class SparkBlocks:
             self.cached.unpersist(blocking=False)
         for source in self.sources:
             source.unpersist(blocking=False)
+        if self.store is not None:
+            self.store.remove()
 
 
 def _destroy_all(broadcasts: tuple[Any, ...]) -> None:
@@ -449,7 +458,9 @@ def _read_slices(handles: tuple[Any, ...], integer: bool) -> Any:
     return run
 
 
-def _to_blocks(offsets: tuple[int, ...], dtype: str) -> Any:
+def to_block_view(offsets: tuple[int, ...], dtype: str) -> Any:
+    """Executor-side: a partition in the stored form -> :class:`Block` objects with global offsets."""
+
     def convert(index: int, iterator: Iterable[Any]) -> Iterator[Block]:
         for points, weights, start, _ in iterator:
             pts = points if points.dtype.str == dtype else points.astype(dtype)
@@ -459,14 +470,30 @@ def _to_blocks(offsets: tuple[int, ...], dtype: str) -> Any:
     return convert
 
 
-def _validated(parsed: Any, what: str) -> SparkBlocks:
-    """Cache ``parsed``, run the validation pass (which fills the cache) and build :class:`SparkBlocks`."""
+def _stored(store: BlockStore | None, stats: bool) -> Any:
+    """Executor-side: write a cached partition to ``store``; yield its statistics (``stats``) or its row count."""
+
+    def run(index: int, iterator: Iterable[Any]) -> Iterator[Any]:
+        items = list(iterator)
+        summary = next(_partition_stats(index, items)) if stats else sum(item[0].shape[0] for item in items)
+        if store is not None and not (stats and summary[8]):
+            store.write(index, items)
+        yield summary
+
+    return run
+
+
+def _validated(parsed: Any, what: str, *, store: bool = True) -> SparkBlocks:
+    """Cache ``parsed``, run the validation pass (it fills the cache and the store), build :class:`SparkBlocks`."""
     parsed.cache()
+    files = store_for(parsed.context) if store else None
     try:
-        stats: list[_PartStats] = parsed.mapPartitionsWithIndex(_partition_stats).collect()
-        return _check_stats(parsed, stats, what)
+        stats: list[_PartStats] = parsed.mapPartitionsWithIndex(_stored(files, True)).collect()
+        return _check_stats(parsed, stats, what, files)
     except BaseException:
         parsed.unpersist(blocking=False)
+        if files is not None:
+            files.remove()
         raise
 
 
@@ -521,7 +548,7 @@ def check_row_stats(stats: RowStats, what: str) -> None:
         )
 
 
-def _check_stats(parsed: Any, stats: list[_PartStats], what: str) -> SparkBlocks:
+def _check_stats(parsed: Any, stats: list[_PartStats], what: str, store: BlockStore | None = None) -> SparkBlocks:
     errors = [s[8] for s in stats if s[8]]
     if errors:
         raise ValidationError(f"{what}: {errors[0]}")
@@ -540,7 +567,7 @@ def _check_stats(parsed: Any, stats: list[_PartStats], what: str) -> SparkBlocks
     dtype = np.dtype("float32") if dtypes == {"float32"} else np.dtype("float64")
     offsets_t = tuple(int(o) for o in np.cumsum([0] + [s[0] for s in stats])[:-1])
     integer = all(s[3] for s in stats if s[0] > 0)
-    return SparkBlocks(parsed, offsets_t, n, d, dtype, integer, float(total_w))
+    return SparkBlocks(parsed, offsets_t, n, d, dtype, integer, float(total_w), store=store)
 
 
 #: Default rows per partition for array input. Each partition costs every Lloyd pass a task
@@ -550,7 +577,9 @@ def _check_stats(parsed: Any, stats: list[_PartStats], what: str) -> SparkBlocks
 ROWS_PER_PARTITION = 1_000_000
 
 
-def blocks_from_array(sc: Any, X: Any, sample_weight: Any = None, *, num_partitions: int | None = None) -> SparkBlocks:
+def blocks_from_array(
+    sc: Any, X: Any, sample_weight: Any = None, *, num_partitions: int | None = None, store: bool = True
+) -> SparkBlocks:
     """Validate an array on the driver and parallelize it as ``num_partitions`` contiguous blocks.
 
     ``num_partitions=None`` uses one partition per :data:`ROWS_PER_PARTITION` rows, at most
@@ -566,12 +595,15 @@ def blocks_from_array(sc: Any, X: Any, sample_weight: Any = None, *, num_partiti
     parts = max(1, min(n, int(num_partitions or default)))
     offsets, sources = broadcast_slices(sc, points, weights, parts)
     rdd = sc.parallelize(range(parts), parts).mapPartitions(_read_slices(sources, integer))
-    rdd.cache().count()  # materialize the cache
+    files = store_for(sc) if store else None
+    rdd.cache().mapPartitionsWithIndex(_stored(files, False)).count()  # materialize the cache (and the store)
     total = float(n) if weights is None else float(weights.sum())
-    return SparkBlocks(rdd, offsets, n, points.shape[1], points.dtype, integer, total, sources)
+    return SparkBlocks(rdd, offsets, n, points.shape[1], points.dtype, integer, total, sources, files)
 
 
-def blocks_from_rdd(rdd: Any, sample_weight: Any = None, *, block_rows: int = BLOCK_ROWS) -> SparkBlocks:
+def blocks_from_rdd(
+    rdd: Any, sample_weight: Any = None, *, block_rows: int = BLOCK_ROWS, store: bool = True
+) -> SparkBlocks:
     """Convert an RDD of rows (lists, tuples, 1-D arrays, ML vectors) or of 2-D array blocks."""
     if sample_weight is not None:
         raise ValidationError(
@@ -581,7 +613,7 @@ def blocks_from_rdd(rdd: Any, sample_weight: Any = None, *, block_rows: int = BL
     if rdd.getNumPartitions() == 0:
         raise ValidationError("the RDD is empty: it has 0 partitions and 0 rows; K-means needs at least one row")
     parsed = rdd.mapPartitionsWithIndex(_parse_partition(block_rows))
-    return _validated(parsed, "the RDD")
+    return _validated(parsed, "the RDD", store=store)
 
 
 # -- DataFrames ----------------------------------------------------------------------------
@@ -743,85 +775,79 @@ def arrow_batch_to_array(batch: Any, spec: FeatureSpec) -> NDArray[Any]:
 _ARROW_SCHEMA = "points binary, weights binary, dtype string, n long, d long, start long, integer boolean, error string"
 
 
+def _arrow_stored(batches: Iterable[Any], spec: FeatureSpec, block_rows: int) -> Iterator[Any]:
+    """Executor-side: Arrow batches of :func:`feature_frame` -> blocks in the stored form, or one ParseError."""
+    start, pending, pending_w, error, rows = 0, [], [], "", 0
+
+    def emit(parts: list[NDArray[Any]], wparts: list[NDArray[Any]], at: int) -> Any:
+        points, integer = _as_points(np.concatenate(parts))
+        w = np.concatenate(wparts).astype(np.float64) if wparts else None
+        return (np.ascontiguousarray(points), w, at, integer)
+
+    for batch in batches:  # always consume every batch, even after an error
+        if error or batch.num_rows == 0:
+            continue
+        try:
+            arr = arrow_batch_to_array(batch, spec)
+        except ValueError as exc:
+            error = str(exc)
+            continue
+        pending.append(arr)
+        if spec.weight is not None:
+            w = batch.column("__weight")
+            if w.null_count:
+                error = f"weight column {spec.weight!r} has {w.null_count} null values"
+                continue
+            pending_w.append(w.to_numpy(zero_copy_only=False))
+        rows += arr.shape[0]
+        if rows >= block_rows:
+            yield emit(pending, pending_w, start)
+            start += rows
+            pending, pending_w, rows = [], [], 0
+    if error:
+        yield ParseError(error)
+    elif pending:
+        yield emit(pending, pending_w, start)
+
+
 def _arrow_partition(spec: FeatureSpec, block_rows: int) -> Any:
     """Executor-side ``mapInArrow`` function: Arrow batches -> one row per block (array bytes)."""
 
     def fn(batches: Iterable[Any]) -> Iterator[Any]:
         import pyarrow as pa
 
-        schema = pa.schema(
-            [
-                ("points", pa.binary()),
-                ("weights", pa.binary()),
-                ("dtype", pa.string()),
-                ("n", pa.int64()),
-                ("d", pa.int64()),
-                ("start", pa.int64()),
-                ("integer", pa.bool_()),
-                ("error", pa.string()),
-            ]
-        )
-        start, pending, pending_w, error = 0, [], [], ""
+        names = ("points", "weights", "dtype", "n", "d", "start", "integer", "error")
+        types = (pa.binary(), pa.binary(), pa.string(), pa.int64(), pa.int64(), pa.int64(), pa.bool_(), pa.string())
+        schema = pa.schema(list(zip(names, types, strict=True)))
+        for item in _arrow_stored(batches, spec, block_rows):
+            if isinstance(item, ParseError):
+                row = dict(zip(names, (b"", None, "", 0, 0, 0, False, item.message), strict=True))
+            else:
+                points, w, at, integer = item
+                values = (points.tobytes(), None if w is None else w.tobytes(), points.dtype.str)
+                row = dict(zip(names, (*values, *points.shape, at, integer, ""), strict=True))
+            yield pa.RecordBatch.from_pylist([row], schema=schema)
 
-        def emit(parts: list[NDArray[Any]], wparts: list[NDArray[Any]], at: int) -> Any:
-            arr = np.concatenate(parts)
-            points, integer = _as_points(arr)
-            w = np.concatenate(wparts).astype(np.float64) if wparts else None
-            return pa.RecordBatch.from_pylist(
-                [
-                    {
-                        "points": np.ascontiguousarray(points).tobytes(),
-                        "weights": None if w is None else w.tobytes(),
-                        "dtype": points.dtype.str,
-                        "n": points.shape[0],
-                        "d": points.shape[1],
-                        "start": at,
-                        "integer": integer,
-                        "error": "",
-                    }
-                ],
-                schema=schema,
-            )
+    return fn
 
-        rows = 0
-        for batch in batches:  # always consume every batch, even after an error
-            if error or batch.num_rows == 0:
-                continue
-            try:
-                arr = arrow_batch_to_array(batch, spec)
-            except ValueError as exc:
-                error = str(exc)
-                continue
-            pending.append(arr)
-            if spec.weight is not None:
-                w = batch.column("__weight")
-                if w.null_count:
-                    error = f"weight column {spec.weight!r} has {w.null_count} null values"
-                    continue
-                pending_w.append(w.to_numpy(zero_copy_only=False))
-            rows += arr.shape[0]
-            if rows >= block_rows:
-                yield emit(pending, pending_w, start)
-                start += rows
-                pending, pending_w, rows = [], [], 0
-        if error:
-            yield pa.RecordBatch.from_pylist(
-                [
-                    {
-                        "points": b"",
-                        "weights": None,
-                        "dtype": "",
-                        "n": 0,
-                        "d": 0,
-                        "start": 0,
-                        "integer": False,
-                        "error": error,
-                    }
-                ],
-                schema=schema,
-            )
-        elif pending:
-            yield emit(pending, pending_w, start)
+
+_STATS_SCHEMA = "partition long, stats binary"
+
+
+def _arrow_store(spec: FeatureSpec, block_rows: int, store: BlockStore) -> Any:
+    """Executor-side ``mapInArrow`` function: convert a partition, write it to ``store``, return its statistics."""
+
+    def fn(batches: Iterable[Any]) -> Iterator[Any]:
+        import pyarrow as pa
+        from pyspark import TaskContext
+
+        index = TaskContext.get().partitionId()  # type: ignore[union-attr]
+        items = list(_arrow_stored(batches, spec, block_rows))
+        stats = next(_partition_stats(index, items))
+        if not stats[8]:
+            store.write(index, items)
+        row = {"partition": index, "stats": pickle.dumps(stats)}
+        yield pa.RecordBatch.from_pylist([row], schema=pa.schema([("partition", pa.int64()), ("stats", pa.binary())]))
 
     return fn
 
@@ -835,7 +861,7 @@ def _decode(row: Any) -> Any:
 
 
 def blocks_from_dataframe(
-    df: Any, sample_weight: Any = None, *, features: Any = None, block_rows: int = BLOCK_ROWS
+    df: Any, sample_weight: Any = None, *, features: Any = None, block_rows: int = BLOCK_ROWS, store: bool = True
 ) -> SparkBlocks:
     """Convert a DataFrame through Arrow batches (``mapInArrow``): no per-row Python.
 
@@ -845,7 +871,25 @@ def blocks_from_dataframe(
     frame = feature_frame(df, spec)
     converted = frame.mapInArrow(_arrow_partition(spec, block_rows), _ARROW_SCHEMA)
     parsed = converted.rdd.map(_decode, preservesPartitioning=True)
-    return _validated(parsed, "the DataFrame")
+    files = store_for(df.sparkSession.sparkContext) if store else None
+    if files is None:
+        return _validated(parsed, "the DataFrame", store=False)
+    # One pass DataFrame -> files (the store) that returns only statistics; the cached RDD
+    # is filled on first use (a pass over a partition the store lacks, or an RDD consumer).
+    try:
+        rows = frame.mapInArrow(_arrow_store(spec, block_rows, files), _STATS_SCHEMA).collect()
+        by_partition = {int(r.partition): pickle.loads(r.stats) for r in rows}
+        stats = [by_partition[p] for p in range(len(by_partition))]
+        if len(stats) != parsed.getNumPartitions():
+            raise RuntimeError("the partitioning changed")  # pragma: no cover - defensive
+        parsed.cache()
+        return _check_stats(parsed, stats, "the DataFrame", files)
+    except ValidationError:
+        files.remove()
+        raise
+    except (RuntimeError, KeyError):  # pragma: no cover - defensive: fall back to the plain path
+        files.remove()
+        return _validated(parsed, "the DataFrame", store=False)
 
 
 def to_blocks(
@@ -855,6 +899,7 @@ def to_blocks(
     features: Any = None,
     num_partitions: int | None = None,
     block_rows: int = BLOCK_ROWS,
+    store: bool = True,
 ) -> SparkBlocks:
     """Any supported input (ndarray-like, RDD, DataFrame) as validated, cached :class:`SparkBlocks`."""
     if is_connect(X):
@@ -863,9 +908,9 @@ def to_blocks(
             "use a classic SparkSession, or backend='spark-ml'"
         )
     if is_dataframe(X):
-        return blocks_from_dataframe(X, sample_weight, features=features, block_rows=block_rows)
+        return blocks_from_dataframe(X, sample_weight, features=features, block_rows=block_rows, store=store)
     if features is not None:
         raise ValidationError("features= selects DataFrame columns; it cannot be used with an array or an RDD")
     if is_rdd(X):
-        return blocks_from_rdd(X, sample_weight, block_rows=block_rows)
-    return blocks_from_array(get_context(), X, sample_weight, num_partitions=num_partitions)
+        return blocks_from_rdd(X, sample_weight, block_rows=block_rows, store=store)
+    return blocks_from_array(get_context(), X, sample_weight, num_partitions=num_partitions, store=store)

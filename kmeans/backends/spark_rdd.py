@@ -42,6 +42,7 @@ from kmeans._blas import single_threaded_blas
 from kmeans._types import Block, Callback, FitResult, FitSpec, Float64Array, FloatArray, IntArray, LloydResult
 from kmeans._validation import check_points
 from kmeans.backends import _spark
+from kmeans.backends._spark_store import BlockStore
 from kmeans.dataset import BlockDataset, DatasetFacts, FactsMixin, compress_rows
 from kmeans.driver import lloyd
 from kmeans.errors import ValidationError
@@ -93,6 +94,7 @@ class SparkRDDDataset(FactsMixin):
             data.n_rows, data.n_features, data.total_weight, data.dtype, data.integer_valued, distinct
         )
         self._finalizer = weakref.finalize(self, data.unpersist)
+        self._index_rdd: Any = None
 
     @property
     def num_partitions(self) -> int:
@@ -114,7 +116,11 @@ class SparkRDDDataset(FactsMixin):
         payload: bytes = cloudpickle.dumps((fn, merge))  # type: ignore[no-untyped-call]
         broadcast = self.context.broadcast(payload) if len(payload) > BROADCAST_BYTES else None
         try:
-            parts = self._data.blocks.mapPartitions(_apply(None if broadcast else payload, broadcast))
+            task = _apply(None if broadcast else payload, broadcast)
+            store = self._data.store
+            if store is not None and self.num_partitions <= TREE_REDUCE_PARTITIONS:
+                return self._map_reduce_stored(store, task, merge)
+            parts = self._data.blocks.mapPartitions(task)
             if self.num_partitions > TREE_REDUCE_PARTITIONS:
                 tree: T = parts.treeReduce(merge, depth=2)
                 return tree
@@ -123,6 +129,47 @@ class SparkRDDDataset(FactsMixin):
         finally:
             if broadcast is not None:
                 broadcast.destroy()
+
+    def _map_reduce_stored(self, store: BlockStore, task: Any, merge: Callable[[T, T], T]) -> T:
+        """One job over the partition numbers, reading the store; partitions it lacks run from the cache.
+
+        The partials are merged in partition order, as :meth:`map_reduce` merges them.
+        """
+        data = self._data
+        view = _spark.to_block_view(data.offsets, data.dtype.str)
+        found: dict[int, list[Any]] = {}
+        missed = []
+        for p, status, partial in self._indices().mapPartitions(_from_store(store, view, task)).collect():
+            if status == _MISSED:
+                missed.append(p)
+            else:
+                found[p] = partial
+        if missed:
+            ends = (*data.offsets[1:], data.n_rows)
+            counts = tuple(e - s for s, e in zip(data.offsets, ends, strict=True))
+            refill = data.cached.mapPartitionsWithIndex(_refill(store, view, task, counts))
+            for p, status, partial in self.context.runJob(refill, _identity_partition, missed):
+                if status == _CHANGED:
+                    raise ValidationError(
+                        f"the input changed between passes: partition {p} had {counts[p]} rows, now "
+                        f"{partial[0]}; cache the DataFrame or RDD (df.cache()) before fitting"
+                    )
+                found[p] = partial
+        partials = [part for p in sorted(found) for part in found[p]]
+        result: T = functools.reduce(merge, partials)
+        return result
+
+    def _indices(self) -> Any:
+        """An RDD whose partition ``p`` holds the number ``p`` (one task per partition, nothing to ship)."""
+        if self._index_rdd is None:
+            parts = self.num_partitions
+            self._index_rdd = self.context.parallelize(range(parts), parts)
+        return self._index_rdd
+
+    def run_memory(self) -> Any:
+        """The optional ``Dataset.run_memory``: a Lloyd run's per-block scratch, in the store when there is one."""
+        store = self._data.store
+        return {} if store is None else store.memory()
 
     def lloyd_in_one_task(
         self,
@@ -181,7 +228,7 @@ class SparkRDDDataset(FactsMixin):
                 .partitionBy(bounds.shape[0] + 1, _identity)
                 .mapPartitions(_merge_ranges(integer, data.dtype.str))
             )
-            folded = _spark._validated(merged, "the compressed data")
+            folded = _spark._validated(merged, "the compressed data", store=data.store is not None)
         finally:
             local.unpersist(blocking=False)
         return SparkRDDDataset(folded, source=self.source, distinct=True)
@@ -255,6 +302,50 @@ def _local_task(fn: Callable[[BlockDataset], T], facts: DatasetFacts) -> Callabl
 
 def _identity(key: int) -> int:
     return key
+
+
+_FOUND, _MISSED, _CHANGED = 0, 1, 2
+
+
+def _identity_partition(iterator: Iterable[Any]) -> Iterable[Any]:
+    return iterator
+
+
+def _run_stored(index: int, stored: list[Any], view: Any, task: Any) -> list[Any]:
+    """``task`` (an :func:`_apply` function) over partition ``index`` given in its stored form."""
+    return list(task(view(index, stored)))
+
+
+_Partial = tuple[int, int, list[Any]]  # (partition, _FOUND or _MISSED, its partials)
+
+
+def _from_store(store: BlockStore, view: Any, task: Any) -> Callable[[Iterable[int]], Iterator[_Partial]]:
+    def run(iterator: Iterable[int]) -> Iterator[_Partial]:
+        for index in iterator:
+            stored = store.read(index)
+            if stored is None:
+                yield index, _MISSED, []
+            else:
+                yield index, _FOUND, _run_stored(index, stored, view, task)
+
+    return run
+
+
+def _refill(
+    store: BlockStore, view: Any, task: Any, counts: tuple[int, ...]
+) -> Callable[[int, Iterable[Any]], Iterator[_Partial]]:
+    """Executor-side: a partition the store lacks, from the cached RDD; written to the store again."""
+
+    def run(index: int, iterator: Iterable[Any]) -> Iterator[_Partial]:
+        stored = list(iterator)
+        rows = sum(item[0].shape[0] for item in stored)
+        if rows != counts[index]:  # recomputed from an input that does not give the same rows twice
+            yield index, _CHANGED, [rows]
+            return
+        store.write(index, stored)
+        yield index, _FOUND, _run_stored(index, stored, view, task)
+
+    return run
 
 
 def _positive_rows(block: Block) -> list[FloatArray]:
@@ -419,13 +510,21 @@ class SparkRDDBackend:
     #: A single-partition dataset runs each restart's Lloyd iterations in one task (see
     #: the module docstring); ``False``: one job per iteration, callbacks live.
     one_task: bool = True
+    #: With a ``local[...]`` master, keep a copy of the cached blocks in files the passes read
+    #: (:mod:`kmeans.backends._spark_store`); ``False``: every pass reads Spark's cache.
+    local_store: bool = True
 
     def dataset(self, X: Any, sample_weight: Any = None, *, features: Any = None) -> SparkRDDDataset:
         if isinstance(X, SparkRDDDataset):
             return X
         source = "dataframe" if _spark.is_dataframe(X) else "rdd" if _spark.is_rdd(X) else "array"
         data = _spark.to_blocks(
-            X, sample_weight, features=features, num_partitions=self.num_partitions, block_rows=self.block_rows
+            X,
+            sample_weight,
+            features=features,
+            num_partitions=self.num_partitions,
+            block_rows=self.block_rows,
+            store=self.local_store,
         )
         return SparkRDDDataset(data, source=source)
 

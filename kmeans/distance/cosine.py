@@ -41,7 +41,7 @@ from kmeans._kernels.cosine import (
     unit_centers,
 )
 from kmeans._kernels.gemm import TILE_ELEMENTS
-from kmeans._types import Block, Float64Array, FloatArray, IntArray
+from kmeans._types import Block, Float64Array, FloatArray, IntArray, RunMemory
 from kmeans.distance.base import Distance
 from kmeans.distance.l2 import WeightedMean
 from kmeans.errors import ValidationError
@@ -116,7 +116,7 @@ class Cosine:
             )
 
 
-def _norms(block: Block, memory: dict[Any, Any] | None) -> Float64Array:
+def _norms(block: Block, memory: RunMemory | None) -> Float64Array:
     """The block's row norms, kept in ``memory`` for the run (computed once per block)."""
     if memory is None:
         return check_no_zero_rows(block.points, start=block.start)
@@ -131,7 +131,7 @@ def _norms(block: Block, memory: dict[Any, Any] | None) -> Float64Array:
 _CENTERS_KEY = "cosine-unit-centers"
 
 
-def _unit(centers: Float64Array, memory: dict[Any, Any] | None) -> UnitCenters:
+def _unit(centers: Float64Array, memory: RunMemory | None) -> UnitCenters:
     """The pass's :class:`UnitCenters`, made by the first block and reused by the others (same ``centers``)."""
     if memory is None:
         return UnitCenters(centers)
@@ -157,7 +157,7 @@ class SphericalMean(WeightedMean):
         return sums, weights
 
     def fused_partial(
-        self, assign: Any, block: Block, centers: Float64Array, state: Any, memory: dict[Any, Any] | None = None
+        self, assign: Any, block: Block, centers: Float64Array, state: Any, memory: RunMemory | None = None
     ) -> tuple[tuple[Float64Array, Float64Array], float, Float64Array] | None:
         """Assignment, summary and cost in one read of the block; the row norms kept in ``memory``.
 

@@ -31,7 +31,7 @@ from kmeans._kernels import (
     weighted_sums,
 )
 from kmeans._kernels.sparse import sparse_sq_assign, sparse_sq_pairwise, sparse_weighted_sums
-from kmeans._types import Block, Float64Array, FloatArray, IntArray
+from kmeans._types import Block, Float64Array, FloatArray, IntArray, RunMemory
 from kmeans.distance.base import Distance
 from kmeans.sparse import is_sparse
 
@@ -119,7 +119,7 @@ class WeightedMean:
         return weighted_sums(block.points, block.weights, labels, k)
 
     def fused_partial(
-        self, assign: Any, block: Block, centers: Float64Array, state: Any, memory: dict[Any, Any] | None = None
+        self, assign: Any, block: Block, centers: Float64Array, state: Any, memory: RunMemory | None = None
     ) -> tuple[tuple[Float64Array, Float64Array], float, Float64Array] | None:
         """Assignment, summary and cost in one compiled pass, with the assign step's kernel.
 
