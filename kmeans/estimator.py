@@ -133,6 +133,15 @@ def _is_spark(X: Any) -> bool:
     return type(X).__module__.split(".")[0] == "pyspark"
 
 
+def _in_process_dataset(X: Any) -> bool:
+    """Whether ``X`` is a ``Dataset`` read in this process (kmeans.datasets, one of the user's own).
+
+    An engine's own dataset (a ``SparkRDDDataset`` from ``SparkRDDBackend().dataset``) is not:
+    it goes to its backend's ``dataset``, which takes it as it is.
+    """
+    return not _is_spark(X) and isinstance(X, Dataset) and not type(X).__module__.startswith("kmeans.backends.")
+
+
 def _feature_names(X: Any) -> NDArray[np.object_] | None:
     """The column names of a dataframe (pandas, polars, pyarrow, any ``__dataframe__``) when all are strings.
 
@@ -493,7 +502,7 @@ class KMeans:
             raise ValidationError(
                 f"distance={name!r} cannot read sparse rows; use distance='l2' or 'cosine', or densify X (X.toarray())"
             )
-        if not _is_spark(X) and isinstance(X, Dataset):  # a Dataset (kmeans.datasets.npy, ...): fitted as it is
+        if _in_process_dataset(X):  # a Dataset (kmeans.datasets.npy, ...): fitted as it is
             feature_names, scaling, dataset = None, None, _own_dataset(X, backend, sample_weight, features)
         else:
             feature_names = _feature_names(X)
@@ -730,7 +739,7 @@ class KMeans:
             pts, centers, _ = scale_for_centers(self._local_points(X), self.cluster_centers_, self.distance_)
             labels = self._assign_step().assign(pts, centers)[0]
             return labels.astype(np.int32)  # the dtype of labels_, as in scikit-learn
-        if not _is_spark(X) and isinstance(X, Dataset):  # every row of a Dataset (kmeans.datasets), one pass
+        if _in_process_dataset(X):  # every row of a Dataset (kmeans.datasets), one pass
             from kmeans.driver import labels
 
             found = labels(X, self.cluster_centers_, self._assign_step())

@@ -882,14 +882,15 @@ def blocks_from_dataframe(
         stats = [by_partition[p] for p in range(len(by_partition))]
         if len(stats) != parsed.getNumPartitions():
             raise RuntimeError("the partitioning changed")  # pragma: no cover - defensive
-        parsed.cache()
-        return _check_stats(parsed, stats, "the DataFrame", files)
+        checked = _check_stats(parsed, stats, "the DataFrame", files)
     except ValidationError:
         files.remove()
         raise
     except (RuntimeError, KeyError):  # pragma: no cover - defensive: fall back to the plain path
         files.remove()
         return _validated(parsed, "the DataFrame", store=False)
+    parsed.cache()  # filled on first use, if any
+    return checked
 
 
 def to_blocks(

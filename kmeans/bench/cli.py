@@ -66,6 +66,11 @@ def add_parser(subparsers: Any) -> None:
         "--engines", type=_name_list, help="reference engines: sklearn,sklearnex,faiss (default: installed)"
     )
     shapes.add_argument("--repeats", type=int, default=3, help="interleaved rounds per cell (default 3)")
+    shapes.add_argument(
+        "--spark",
+        action="store_true",
+        help="the Spark case instead: spark-rdd vs MLlib per iteration and set-up (4M x 16, k=64, 8 partitions)",
+    )
     shapes.add_argument("--out", type=Path, help="also write the Markdown table to this file")
     shapes.set_defaults(func=cmd_shapes)
 
@@ -170,6 +175,8 @@ def cmd_shapes(args: argparse.Namespace) -> int:
 
     if args.repeats < 1:
         raise ValidationError(f"--repeats must be at least 1, got {args.repeats}")
+    if args.spark:
+        return _spark_case(args)
     cells = QUICK_CELLS if args.quick else FULL_CELLS
     if args.cells:
         cells = tuple(c for c in cells if any(part in c.name for part in args.cells))
@@ -184,6 +191,26 @@ def cmd_shapes(args: argparse.Namespace) -> int:
         rows.append(run_cell(cell, fits, args.repeats))
         print(format_table(rows[-1:], names).splitlines()[-1], flush=True)
     table = format_table(rows, names)
+    print(table)
+    if args.out is not None:
+        from kmeans.io import write_atomic
+
+        write_atomic(args.out, (table + "\n").encode())
+    return 0
+
+
+def _spark_case(args: argparse.Namespace) -> int:
+    import attrs
+
+    from kmeans.bench._spark import get_or_start_session, spark_available
+    from kmeans.bench.spark_case import FULL_SPARK_CASE, QUICK_SPARK_CASE, format_spark_case, run_spark_case
+
+    problem = spark_available()
+    if problem is not None:
+        raise ValidationError(f"the Spark case needs Spark: {problem}")
+    case = attrs.evolve(QUICK_SPARK_CASE if args.quick else FULL_SPARK_CASE, repeats=args.repeats)
+    spark, _ = get_or_start_session("local[2]")
+    table = format_spark_case(case, run_spark_case(spark, case))
     print(table)
     if args.out is not None:
         from kmeans.io import write_atomic
