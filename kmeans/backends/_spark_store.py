@@ -78,8 +78,9 @@ class BlockStore:
             manifest = json.loads((where / _MANIFEST).read_text())
             out: list[Stored] = []
             for i, weighted, start, integer in manifest:
-                points = np.load(where / f"{i}.points.npy", allow_pickle=False)
-                weights = np.load(where / f"{i}.weights.npy", allow_pickle=False) if weighted else None
+                # mapped copy-on-write: no read into fresh memory, and nothing written reaches the file
+                points = np.load(where / f"{i}.points.npy", mmap_mode="c", allow_pickle=False)
+                weights = np.load(where / f"{i}.weights.npy", mmap_mode="c", allow_pickle=False) if weighted else None
                 out.append((points, weights, start, integer))
             return out
         except (OSError, ValueError):

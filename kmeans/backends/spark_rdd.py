@@ -160,10 +160,15 @@ class SparkRDDDataset(FactsMixin):
         return result
 
     def _indices(self) -> Any:
-        """An RDD whose partition ``p`` holds the number ``p`` (one task per partition, nothing to ship)."""
+        """The partition numbers in one task per core (``defaultParallelism``), consecutive numbers together.
+
+        A Python task costs about 45 ms here whatever it does (8 tasks: 0.4 s a job, 2: 0.13 s),
+        so a pass over the store runs as few tasks as there are cores to run them.
+        """
         if self._index_rdd is None:
             parts = self.num_partitions
-            self._index_rdd = self.context.parallelize(range(parts), parts)
+            tasks = max(1, min(parts, int(self.context.defaultParallelism)))
+            self._index_rdd = self.context.parallelize(range(parts), tasks)
         return self._index_rdd
 
     def run_memory(self) -> Any:
