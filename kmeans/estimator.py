@@ -590,7 +590,15 @@ class KMeans:
             self._check_feature_names(X)
         else:
             feature_names = _feature_names(X)
-        dataset = backend.dataset(_as_numbers(X), sample_weight)
+        numbers = _as_numbers(X)
+        if scale_fit_input(numbers, sample_weight, spec, backend)[3] is not None:
+            # fit() rescales such data by a power of two; a stream's scale cannot change between chunks
+            raise ValidationError(
+                "partial_fit: this chunk's values or sample weights are so large or so small that squared "
+                "distances or weighted sums overflow or underflow float64; multiply the whole stream (or its "
+                "weights) by one power of two (e.g. X * 2.0**-600) before partial_fit"
+            )
+        dataset = backend.dataset(numbers, sample_weight)
         k, assign = spec.n_clusters, spec.distance.assign
         points = dataset.points
         weights = np.asarray(dataset.weights, dtype=np.float64) if dataset.weights is not None else None

@@ -360,3 +360,15 @@ def test_a_file_backed_dataset_draws_the_same_batches_as_the_array(kind: str, tm
     np.testing.assert_array_equal(got.cluster_centers_, ref.cluster_centers_)
     np.testing.assert_array_equal(np.asarray(got.labels_), ref.labels_)
     assert got.inertia_ == pytest.approx(ref.inertia_, rel=1e-12)
+
+
+@pytest.mark.parametrize(("scale", "weight"), [(1e200, 1.0), (1e-300, 1.0), (1.0, 1e306)])
+def test_partial_fit_refuses_a_chunk_at_a_scale_fit_would_rescale(scale: float, weight: float) -> None:
+    # Regression: partial_fit skipped fit's power-of-two rescaling and overflowed silently.
+    X = np.random.default_rng(0).normal(size=(50, 2)) * scale
+    model = KMeans(n_clusters=3, algorithm="minibatch", seed=0)
+    with pytest.raises(ValidationError, match="power of two"):
+        model.partial_fit(X, sample_weight=np.full(50, weight))
+    assert not hasattr(model, "cluster_centers_")  # refused before any work
+    model.partial_fit(X / scale)  # the safe range is fitted as before
+    assert np.isfinite(model.cluster_centers_).all()
