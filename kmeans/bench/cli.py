@@ -170,6 +170,16 @@ def cmd_paper(args: argparse.Namespace) -> int:
     return 0
 
 
+def _emit(table: str, out: Path | None) -> int:
+    """Print a Markdown table and, with ``--out``, write it atomically."""
+    print(table)
+    if out is not None:
+        from kmeans.io import write_atomic
+
+        write_atomic(out, (table + "\n").encode())
+    return 0
+
+
 def cmd_shapes(args: argparse.Namespace) -> int:
     from kmeans.bench.shapes import FULL_CELLS, QUICK_CELLS, engines, format_table, run_cell
 
@@ -191,12 +201,7 @@ def cmd_shapes(args: argparse.Namespace) -> int:
         rows.append(run_cell(cell, fits, args.repeats))
         print(format_table(rows[-1:], names).splitlines()[-1], flush=True)
     table = format_table(rows, names)
-    print(table)
-    if args.out is not None:
-        from kmeans.io import write_atomic
-
-        write_atomic(args.out, (table + "\n").encode())
-    return 0
+    return _emit(table, args.out)
 
 
 def _spark_case(args: argparse.Namespace) -> int:
@@ -211,12 +216,7 @@ def _spark_case(args: argparse.Namespace) -> int:
     case = attrs.evolve(QUICK_SPARK_CASE if args.quick else FULL_SPARK_CASE, repeats=args.repeats)
     spark, _ = get_or_start_session("local[2]")
     table = format_spark_case(case, run_spark_case(spark, case))
-    print(table)
-    if args.out is not None:
-        from kmeans.io import write_atomic
-
-        write_atomic(args.out, (table + "\n").encode())
-    return 0
+    return _emit(table, args.out)
 
 
 def cmd_minibatch(args: argparse.Namespace) -> int:
@@ -236,12 +236,7 @@ def cmd_minibatch(args: argparse.Namespace) -> int:
     }
     case = attrs.evolve(case, **changes)
     table = format_table(case, run(case, rounds=args.rounds))
-    print(table)
-    if args.out is not None:
-        from kmeans.io import write_atomic
-
-        write_atomic(args.out, (table + "\n").encode())
-    return 0
+    return _emit(table, args.out)
 
 
 def cmd_scaling(args: argparse.Namespace) -> int:
