@@ -473,12 +473,18 @@ def to_block_view(offsets: tuple[int, ...], dtype: str) -> Any:
 def _stored(store: BlockStore | None, stats: bool) -> Any:
     """Executor-side: write a cached partition to ``store``; yield its statistics (``stats``) or its row count."""
 
+    def summary(index: int, items: Iterable[Any]) -> Any:
+        return next(_partition_stats(index, items)) if stats else sum(item[0].shape[0] for item in items)
+
     def run(index: int, iterator: Iterable[Any]) -> Iterator[Any]:
+        if store is None:  # nothing to write: the partition streams through, never held whole
+            yield summary(index, iterator)
+            return
         items = list(iterator)
-        summary = next(_partition_stats(index, items)) if stats else sum(item[0].shape[0] for item in items)
-        if store is not None and not (stats and summary[8]):
+        out = summary(index, items)
+        if not (stats and out[8]):
             store.write(index, items)
-        yield summary
+        yield out
 
     return run
 
