@@ -5,6 +5,7 @@ from __future__ import annotations
 import operator
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,13 @@ W = RNG.uniform(0.5, 2.0, size=X.shape[0])
 FIT = {"n_clusters": 30, "seed": 5, "init": "k-means||", "n_init": 1, "max_iter": 6, "tol": 0.0}
 
 
-def _frame(spark: Any, parts: int = 4) -> Any:
+@pytest.fixture
+def frame(spark: Any) -> Iterator[Any]:
+    """A cached 4-partition DataFrame of ``X`` and ``W``, unpersisted after the test (nothing leaks)."""
     rows = [(x.tolist(), float(w)) for x, w in zip(X, W, strict=True)]
-    return spark.createDataFrame(rows, "x array<double>, w double").repartition(parts).cache()
+    df = spark.createDataFrame(rows, "x array<double>, w double").repartition(4).cache()
+    yield df
+    df.unpersist(blocking=True)
 
 
 def _rows(block: Block) -> int:
@@ -37,8 +42,8 @@ def _partition_dirs(dataset: SparkRDDDataset) -> list[Path]:
 
 
 @pytest.mark.parametrize("source", ["array", "dataframe"])
-def test_a_fit_with_the_store_equals_one_without(spark: Any, source: str) -> None:
-    data: Any = X if source == "array" else _frame(spark)
+def test_a_fit_with_the_store_equals_one_without(spark: Any, frame: Any, source: str) -> None:
+    data: Any = X if source == "array" else frame
     kw: dict[str, Any] = {"sample_weight": W} if source == "array" else {"sample_weight": "w", "features": "x"}
     with_store = KMeans(**FIT, backend=SparkRDDBackend(num_partitions=3)).fit(data, **kw)
     plain = KMeans(**FIT, backend=SparkRDDBackend(num_partitions=3, local_store=False)).fit(data, **kw)
@@ -47,8 +52,8 @@ def test_a_fit_with_the_store_equals_one_without(spark: Any, source: str) -> Non
     assert with_store.n_iter_ == plain.n_iter_
 
 
-def test_the_validation_pass_writes_every_partition_and_unpersist_removes_them(spark: Any) -> None:
-    dataset = SparkRDDBackend().dataset(_frame(spark), features="x")
+def test_the_validation_pass_writes_every_partition_and_unpersist_removes_them(frame: Any) -> None:
+    dataset = SparkRDDBackend().dataset(frame, features="x")
     dirs = _partition_dirs(dataset)
     assert [d.name for d in dirs] == [str(p) for p in range(dataset.num_partitions)]
     assert dataset.map_reduce(_rows, operator.add) == X.shape[0]
