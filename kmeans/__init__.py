@@ -15,6 +15,7 @@ from kmeans.bisecting import BisectingKMeans
 from kmeans.distance.base import Distance
 from kmeans.driver import lloyd
 from kmeans.errors import (
+    ConvergenceWarning,
     KMeansError,
     MissingDependencyError,
     ModelFormatError,
@@ -35,6 +36,7 @@ __all__ = [
     "Backend",
     "BisectingKMeans",
     "Block",
+    "ConvergenceWarning",
     "Dataset",
     "Distance",
     "FitResult",

@@ -17,6 +17,10 @@ into new centers. Policies that must be identical on every engine live here:
   all give the same result. It costs one extra pass to find the points and one to
   re-summarize, only in iterations with an empty cluster. A cluster that stays empty (no
   point left to take) keeps its previous center: centers are never NaN or infinite.
+- **Fewer distinct points than clusters.** When the data has only ``m < k`` distinct points
+  of positive weight (as the metric tells points apart: rows, or directions for cosine),
+  the optimum is exact and needs no iteration: :func:`distinct_points` finds them and
+  :func:`padded_centers` makes the ``k`` centers (the estimator then runs no Lloyd update).
 - **Final state.** After the last update one more pass computes the inertia and cluster
   weights for the final centers, so ``inertia_`` always matches ``cluster_centers_``.
 
@@ -50,6 +54,7 @@ from kmeans._types import (
     RunMemory,
 )
 from kmeans._validation import check_initial_centers
+from kmeans.init._sampling import distinct_rows
 from kmeans.protocols import AssignStep, Dataset, Refine, UpdateStep, optional
 from kmeans.sparse import rows_equal
 
@@ -197,6 +202,63 @@ def farthest_points(dataset: Dataset, centers: Float64Array, assign: AssignStep,
         return _top_distinct(np.concatenate([a.costs, b.costs]), np.concatenate([a.points, b.points]), m)
 
     return dataset.map_reduce(fn, merge).points
+
+
+#: Values of a block made dense at a time when looking for distinct points of a metric's own form.
+_CANONICAL_VALUES = 1 << 22
+
+
+def _distinct_canonical(
+    dataset: Dataset, limit: int, canonical: Callable[[Float64Array], Float64Array]
+) -> Float64Array:
+    """Distinct ``canonical`` forms of the rows of positive weight, sorted: all of them when fewer than ``limit``.
+
+    A block stops reading once it has ``limit`` forms; rows are made dense a few at a time.
+    """
+    step = max(1, min(4096, _CANONICAL_VALUES // max(1, dataset.n_features)))
+
+    def fn(block: Block) -> Float64Array:
+        found = np.empty((0, dataset.n_features))
+        for lo in range(0, block.n_rows, step):
+            hi = lo + step
+            pts = np.asarray(block.points[lo:hi][block.weights[lo:hi] > 0], dtype=np.float64)
+            found = np.unique(np.concatenate([found, canonical(pts)]), axis=0)
+            if found.shape[0] >= limit:
+                break
+        return found[:limit]
+
+    def merge(a: Float64Array, b: Float64Array) -> Float64Array:
+        return np.unique(np.concatenate([a, b]), axis=0)[:limit]
+
+    out: Float64Array = dataset.map_reduce(fn, merge)
+    return out
+
+
+def distinct_points(dataset: Dataset, limit: int, assign: AssignStep) -> Float64Array | None:
+    """All distinct points of positive weight, in ascending lexicographic order, when fewer than ``limit``.
+
+    ``None`` when there are at least ``limit``. Points are rows, or their ``assign.canonical``
+    form when the metric has one (cosine: the unit rows ``x / ||x||``, so ``x`` and ``2 x``
+    are one point; forms are compared as float64 values). Cheap when points are plentiful:
+    :func:`~kmeans.init._sampling.distinct_rows` (a DataFrame answers it with ``LIMIT``);
+    one more pass only when a metric's ``limit`` distinct rows have fewer distinct forms.
+    """
+    rows = distinct_rows(dataset, limit)
+    canonical: Callable[[Float64Array], Float64Array] | None = optional(assign, "canonical")
+    found: Float64Array = np.unique(rows if canonical is None else canonical(rows), axis=0)
+    if rows.shape[0] >= limit and found.shape[0] < limit:  # rows with a shared form: count the forms of all
+        found = _distinct_canonical(dataset, limit, canonical)  # type: ignore[arg-type]
+    return found if found.shape[0] < limit else None
+
+
+def padded_centers(points: Float64Array, k: int) -> Float64Array:
+    """``k`` centers from ``m < k`` distinct points: center ``j`` is point ``j mod m``.
+
+    The first ``m`` centers are the points (cost 0 for every row); the surplus repeat them
+    cyclically and stay empty, since a row equally close to two centers goes to the lower index.
+    """
+    centers: Float64Array = np.ascontiguousarray(points[np.arange(k) % points.shape[0]], dtype=np.float64)
+    return centers
 
 
 def _update_centers(

@@ -32,6 +32,15 @@ class ModelFormatError(KMeansError, ValueError):
     """A saved model file is malformed or from an unknown format version."""
 
 
+class ConvergenceWarning(UserWarning):
+    """A fit that could not give what was asked and gave the best it could (scikit-learn's name).
+
+    Raised when the data has fewer distinct points of positive weight than ``n_clusters``:
+    the fit returns the exact optimum, those points as centers (see the user guide). Once
+    scikit-learn is imported the warning is also its ``sklearn.exceptions.ConvergenceWarning``.
+    """
+
+
 class Terminated(SystemExit):
     """SIGTERM arrived: raised in the main thread by the command line's handler so that cleanup runs.
 

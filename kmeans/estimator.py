@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from kmeans import registry
-from kmeans._ops import weighted_sum
+from kmeans._ops import caller_stacklevel, weighted_sum
 from kmeans._random import derive_seed, fresh_seed
 from kmeans._scale import scale_fit_input, scale_for_centers, unscale_cost
 from kmeans._types import Callback, Deferred, FitSpec, Float64Array, IterationRecord
@@ -29,7 +29,8 @@ from kmeans._validation import (
     check_tol,
     check_weights,
 )
-from kmeans.errors import NotFittedError, ValidationError
+from kmeans.driver import distinct_points, padded_centers
+from kmeans.errors import ConvergenceWarning, NotFittedError, ValidationError
 from kmeans.init._sampling import distinct_rows
 from kmeans.init.explicit import ExplicitCenters
 from kmeans.minibatch import MiniBatch, MiniBatchState, chunk_dataset, final_pass, minibatch_step
@@ -193,9 +194,36 @@ def _as_numbers(X: Any) -> Any:
 
 
 @functools.cache
-def _not_fitted_class(sklearn_error: type[Exception]) -> type[NotFittedError]:
-    """Our NotFittedError that is also scikit-learn's, so its checks and ``except`` clauses see it."""
-    return type("NotFittedError", (NotFittedError, sklearn_error), {"__module__": NotFittedError.__module__})
+def _also_sklearns(ours: type[Any], theirs: type[Any]) -> type[Any]:
+    """Our exception or warning class that is also scikit-learn's, so its checks, filters and ``except`` see it."""
+    return type(ours.__name__, (ours, theirs), {"__module__": ours.__module__})
+
+
+def _convergence_warning() -> type[ConvergenceWarning]:
+    """:class:`ConvergenceWarning`; also scikit-learn's once it is imported (never imported here)."""
+    if "sklearn" in sys.modules:
+        try:
+            from sklearn.exceptions import ConvergenceWarning as SklearnConvergenceWarning
+        except ImportError:
+            return ConvergenceWarning
+        found: type[ConvergenceWarning] = _also_sklearns(ConvergenceWarning, SklearnConvergenceWarning)
+        return found
+    return ConvergenceWarning
+
+
+def _warn_few_points(m: int, k: int, exact: bool) -> None:
+    """scikit-learn's warning for data with ``m < k`` distinct points, pointing at the caller's line."""
+    what = (
+        f"the fit returns them as centers (inertia 0) with {k - m} duplicate, empty centers"
+        if exact
+        else "Lloyd runs from the given init; some clusters stay empty"
+    )
+    warnings.warn(
+        f"Number of distinct clusters ({m}) found smaller than n_clusters ({k}): X has {m} distinct points of "
+        f"positive weight; {what}. Possibly due to duplicate points in X.",
+        _convergence_warning(),
+        stacklevel=caller_stacklevel(),
+    )
 
 
 def _not_fitted(message: str) -> NotFittedError:
@@ -208,7 +236,8 @@ def _not_fitted(message: str) -> NotFittedError:
             from sklearn.exceptions import NotFittedError as SklearnNotFittedError
         except ImportError:  # a broken or partial install: our own error still says what is wrong
             return NotFittedError(message)
-        return _not_fitted_class(SklearnNotFittedError)(message)
+        error: NotFittedError = _also_sklearns(NotFittedError, SklearnNotFittedError)(message)
+        return error
     return NotFittedError(message)
 
 
@@ -513,19 +542,25 @@ class KMeans:
         check_data = optional(spec.distance.assign, "check_dataset")
         if check_data is not None:  # rows the metric cannot measure (cosine: zero rows), before any fitting work
             check_data(dataset)
-        # k distinct rows imply k rows: a backend that counts lazily (spark-ml) then needs no count
-        n_distinct = distinct_rows(dataset, k).shape[0] if not dataset.distinct and k > 1 else None
-        if (n_distinct is None or n_distinct < k) and k > dataset.n_rows:
+        # k distinct points imply k rows: a backend that counts lazily (spark-ml) then needs no count
+        few = None
+        if k > 1 and (not dataset.distinct or optional(spec.distance.assign, "canonical") is not None):
+            few = distinct_points(dataset, k, spec.distance.assign)
+        if (few is not None or dataset.distinct) and k > dataset.n_rows:
             raise ValidationError(f"n_clusters={k} is larger than the number of rows ({dataset.n_rows})")
         check_init = optional(spec.initializer, "check")
         if check_init is not None:
             check_init(k, dataset.n_features)
-        if n_distinct is not None and n_distinct < k:
-            raise ValidationError(
-                f"n_clusters={k} is larger than the number of distinct rows of positive weight ({n_distinct}); "
-                f"use n_clusters <= {n_distinct}"
-            )
+        exact = few is not None and not optional(spec.initializer, "deterministic")
+        if few is not None:
+            _warn_few_points(few.shape[0], k, exact)
+        if exact:  # the optimum is known: the points themselves, evaluated in one pass, no update
+            assert few is not None
+            centers = ExplicitCenters(padded_centers(few, k))
+            spec = attrs.evolve(spec, initializer=centers, max_iter=0, n_init=1, algorithm=None)
         result = backend.fit(dataset, spec)
+        if exact:
+            result = attrs.evolve(result, converged=True)
         if scaling is not None:
             result = scaling.result(result)
         self.cluster_centers_: Float64Array = result.centers

@@ -127,7 +127,9 @@ class AssignStep(Protocol):
     of the data (``KMeans.transform``): Euclidean for L2. Default: ``pairwise`` (the cost
     is already a distance, as for L1 and cosine). ``check_dataset(dataset)``: refuse data
     the metric cannot measure (cosine: all-zero rows) with a ``ValidationError``, called by
-    ``KMeans.fit`` before the initializer. Default: no check. ``sparse``: ``True`` when
+    ``KMeans.fit`` before the initializer. Default: no check. ``canonical(points)``: each
+    row's form such that rows of the same form are the same point to the metric (cosine:
+    ``x / ||x||``); the fewer-distinct-points rule counts forms. Default: the rows. ``sparse``: ``True`` when
     ``assign``, ``pairwise`` (and the paired update's ``partial``) read
     :class:`kmeans.sparse.SparseRows` blocks (scipy.sparse input). Default ``False``: such
     input is refused before any pass.
@@ -276,6 +278,7 @@ OPTIONAL_MEMBERS: dict[str, Any] = {
     # AssignStep
     "distances": None,
     "check_dataset": None,
+    "canonical": None,
     "sparse": False,
     # UpdateStep
     "fused_partial": None,

@@ -11,7 +11,9 @@ Calinski-Harabasz index needs are one pass.
   ``cluster_centers_``. With ``warm_start=True`` the fit of ``k`` instead starts from the
   previous ``k``'s centers plus the farthest distinct points from them (the driver's
   empty-cluster rule), one Lloyd run, no initializer: fewer iterations, but a result that
-  depends on the smaller ``k``'s and is no longer that of an independent fit.
+  depends on the smaller ``k``'s and is no longer that of an independent fit. A ``k`` above
+  the number ``m`` of distinct points gets :class:`~kmeans.KMeans`' rule (the points as
+  centers, inertia 0, no update; one ``ConvergenceWarning`` for the first such ``k``).
 - **Silhouette.** A sample of at most ``silhouette_size`` rows of positive weight, uniform
   over rows (weights are ignored, as in scikit-learn's ``silhouette_score``): the rows with
   the smallest keys ``u(seed, row)``, the same on every engine and partitioning. Each sample
@@ -46,7 +48,7 @@ from kmeans._random import derive_seed, uniform
 from kmeans._types import Block, FitSpec, Float64Array, IntArray
 from kmeans.bisecting import input_dataset
 from kmeans.errors import MissingDependencyError, ValidationError
-from kmeans.estimator import KMeans
+from kmeans.estimator import KMeans, _warn_few_points
 from kmeans.init._sampling import smallest_keys
 from kmeans.protocols import Dataset, optional
 from kmeans.sparse import is_scipy_sparse
@@ -351,10 +353,16 @@ def sweep(
         distances = optional(assign, "distances") or assign.pairwise
         out: dict[str, list[Any]] = {name: [] for name in ("inertia", "ch", "n_iter", "centers", "labels")}
         previous: Float64Array | None = None
+        few = driver.distinct_points(work, ks[-1], assign) if ks[-1] > 1 else None
         for k in ks:
             fit_spec: FitSpec = attrs.evolve(spec, n_clusters=k, compress=False)
             start = _warm_centers(work, previous, k, assign) if warm_start and previous is not None else None
-            if start is not None:
+            if few is not None and few.shape[0] < k:  # KMeans' rule: the points are the optimum, no update
+                if previous is None or previous.shape[0] <= few.shape[0]:
+                    _warn_few_points(few.shape[0], k, exact=True)
+                centers, n_iter = driver.padded_centers(few, k), 0
+                inertia: Any = driver.evaluate(work, centers, assign)[0]  # as fit_restarts' (float-like)
+            elif start is not None:
                 lloyd = run(
                     work, start, assign, spec.distance.update, max_iter=spec.max_iter, tol=spec.tol, seed=spec.seed
                 )

@@ -127,16 +127,7 @@ def test_n_clusters_above_the_number_of_rows() -> None:
         _fit(n_clusters=11)
 
 
-def test_n_clusters_above_the_number_of_distinct_rows() -> None:
-    data = np.repeat(np.array([[1.0, 1.0], [2.0, 2.0], [3.0, 3.0]]), 4, axis=0)
-    with pytest.raises(ValidationError, match=r"n_clusters=4 is larger than the number of distinct rows .*\(3\)"):
-        _fit(data, n_clusters=4)
-
-
-def test_distinct_rows_count_only_rows_of_positive_weight() -> None:
-    data = np.array([[0.0], [1.0], [2.0]])
-    with pytest.raises(ValidationError, match=r"distinct rows of positive weight \(2\)"):
-        _fit(data, n_clusters=3, sample_weight=[1.0, 0.0, 1.0])
+# fewer distinct rows than n_clusters is accepted (with a warning): tests/test_few_distinct.py
 
 
 @pytest.mark.parametrize(

@@ -724,7 +724,7 @@ class SparkMLBackend:
                 f"use k-means|| with oversampling={init.oversampling}",
                 f"oversampling={MLLIB_OVERSAMPLING} only (2 k candidates per round); set its rounds with init_steps",
             )
-        if isinstance(init, ExplicitCenters) and sample_weight is not None:
+        if isinstance(init, ExplicitCenters) and sample_weight is not None and spec.max_iter > 0:
             raise _refuse(
                 "combine explicit initial centers with sample_weight",
                 "initial centers only through the RDD-based pyspark.mllib API, which takes no weights; "
@@ -811,6 +811,8 @@ class SparkMLBackend:
         context = dataset.frame.sparkSession.sparkContext
         if isinstance(init, ExplicitCenters):
             dataset.check_rows()  # the RDD-based API checks nothing: NaN rows would give NaN centers
+            if spec.max_iter == 0:  # the given centers are the result (MLlib would run no update): no MLlib call
+                return MLlibRun(init.centers.copy(), 0, float("nan"))
             return self.run_mllib_rdd(dataset, init.centers, spec.max_iter, spec.tol, seed, measure)
         before = _persistent_ids(context)
         try:

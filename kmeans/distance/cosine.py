@@ -99,6 +99,11 @@ class Cosine:
         out: Float64Array = np.maximum(1.0 - all_similarities(points, unit_centers(centers)) / norms[:, None], 0.0)
         return out
 
+    def canonical(self, points: Float64Array) -> Float64Array:
+        """The unit rows ``x / ||x||``: rows with the same one are the same point (direction) to this metric."""
+        out: Float64Array = points / check_no_zero_rows(points)[:, None]
+        return out
+
     def shift(self, old: Float64Array, new: Float64Array) -> Float64Array:
         """Euclidean distance between the old and new unit centers, ``sqrt(2 (1 - cos))``."""
         diff = unit_centers(new) - unit_centers(old)

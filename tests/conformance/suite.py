@@ -19,6 +19,8 @@ What is checked, on small data so that even a Spark backend stays within seconds
   1e-9 relative, labels equal) for every initializer and distance the backend claims,
   unweighted, weighted, and on integer data (``compress="auto"``);
 - bad input raises :class:`~kmeans.errors.ValidationError` before any fit;
+- data with fewer distinct points than ``n_clusters`` gives those points as centers (a
+  :class:`~kmeans.errors.ConvergenceWarning`, inertia 0, no update);
 - an empty cluster is relocated by the driver's rule (no NaN center);
 - ``labels_``, ``predict`` (the estimator's and the backend's own) equal a float64
   brute-force assignment, ties to the lowest index;
@@ -35,7 +37,7 @@ import attrs
 import numpy as np
 import pytest
 
-from kmeans import KMeans, ValidationError, load_model, registry
+from kmeans import ConvergenceWarning, KMeans, ValidationError, load_model, registry
 from kmeans.backends.numpy import NumPyBackend
 from tests import oracle
 
@@ -71,6 +73,17 @@ X = _blobs()
 W = np.random.default_rng(1).uniform(0.5, 2.0, X.shape[0])
 PIXELS = np.random.default_rng(2).integers(0, 5, size=(300, 3)).astype(np.uint8)
 K = 4
+#: The rule's centers for 3 distinct rows [2, 1], [0, 1], [5, 5] (cosine: their directions), and the labels.
+FEW_POINTS = {
+    "l2": np.array([[0.0, 1.0], [2.0, 1.0], [5.0, 5.0]]),
+    "l1": np.array([[0.0, 1.0], [2.0, 1.0], [5.0, 5.0]]),
+    "cosine": np.array([[0.0, 1.0], [0.5**0.5, 0.5**0.5], [2 / 5**0.5, 1 / 5**0.5]]),
+}
+FEW_LABELS = {
+    "l2": np.repeat([1, 0, 2], [3, 2, 4]),
+    "l1": np.repeat([1, 0, 2], [3, 2, 4]),
+    "cosine": np.repeat([2, 0, 1], [3, 2, 4]),
+}
 PARAMS: dict[str, Any] = {"max_iter": 6, "tol": 0.0, "seed": 5, "n_init": 1}
 
 
@@ -133,10 +146,10 @@ class BackendConformance:
         [
             (np.array([[0.0, 1.0], [np.nan, 2.0], [3.0, 4.0]]), None, 2, "NaN"),
             (np.arange(6.0), None, 2, "1-D"),
-            (np.array([[0.0], [1.0], [1.0]]), None, 3, "distinct rows"),
+            (np.array([[0.0], [1.0], [1.0]]), None, 4, "larger than the number of rows"),
             (np.array([[0.0], [1.0], [2.0]]), np.array([1.0, -1.0, 1.0]), 2, "sample_weight"),
         ],
-        ids=["nan", "1-d", "k-above-distinct-rows", "negative-weight"],
+        ids=["nan", "1-d", "k-above-rows", "negative-weight"],
     )
     def test_bad_input_raises_a_validation_error(
         self, profile: Profile, backend: Any, data: np.ndarray, weights: np.ndarray | None, k: int, match: str
@@ -147,6 +160,19 @@ class BackendConformance:
         init = np.zeros((k, data.shape[1] if data.ndim == 2 else 1)) if explicit else "k-means++"
         with pytest.raises(ValidationError, match=match):
             KMeans(k, init=init, backend=backend, max_iter=2, seed=0).fit(data, sample_weight=weights)
+
+    def test_fewer_distinct_points_than_clusters_give_them_as_centers(self, profile: Profile, backend: Any) -> None:
+        # 3 distinct rows for k=5: the points themselves in ascending order, then copies (empty by the tie rule)
+        data = np.repeat(np.array([[2.0, 1.0], [0.0, 1.0], [5.0, 5.0]]), [3, 2, 4], axis=0)
+        for distance in profile.distances:
+            with pytest.warns(ConvergenceWarning, match=r"Number of distinct clusters \(3\) found smaller than"):
+                model = KMeans(5, distance=distance, backend=backend, seed=0).fit(data)
+            points = FEW_POINTS[distance]
+            np.testing.assert_allclose(model.cluster_centers_, points[[0, 1, 2, 0, 1]], rtol=1e-15, err_msg=distance)
+            assert model.inertia_ == pytest.approx(0.0, abs=1e-14), distance
+            np.testing.assert_array_equal(profile.to_array(model.labels_), FEW_LABELS[distance], err_msg=distance)
+            np.testing.assert_array_equal(model.cluster_sizes_, np.bincount(FEW_LABELS[distance], minlength=5))
+            assert (model.n_iter_, model.converged_) == (0, True), distance
 
     def test_explicit_centers_of_the_wrong_shape_are_refused(self, backend: Any) -> None:
         with pytest.raises(ValidationError, match="init has shape"):

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from kmeans import Distance, KMeans, ValidationError, load_model
+from kmeans import ConvergenceWarning, Distance, KMeans, ValidationError, load_model
 from kmeans._types import Deferred
 from kmeans.backends.numpy import NumPyDataset
 from kmeans.backends.spark_ml import SparkMLBackend, SparkMLDataset, mllib_seed
@@ -327,14 +327,23 @@ def test_a_count_or_bad_first_rows_run_the_full_validation_first(spark: Any) -> 
 # -- fewer than k distinct rows ------------------------------------------------------------------
 
 
-def test_fewer_distinct_rows_than_clusters_raises_as_on_numpy(spark: Any) -> None:
-    X = np.repeat(np.array([[0.0, 1.0], [2.0, 3.0]]), 20, axis=0)
-    with pytest.raises(ValidationError) as ref:
-        KMeans(3, seed=0).fit(X)
-    df = spark.createDataFrame(X.tolist(), "a double, b double")
-    with pytest.raises(ValidationError) as err:
-        KMeans(3, init="k-means||", seed=0, backend="spark-ml").fit(df)
-    assert str(err.value) == str(ref.value)
+@pytest.mark.parametrize(("backend", "distance"), [("spark-ml", "cosine"), ("spark-rdd", "l1")])
+def test_fewer_distinct_rows_than_clusters_give_the_numpy_model(spark: Any, backend: str, distance: str) -> None:
+    # a weighted DataFrame with 2 distinct rows for k=3: no MLlib fit, the rule's model (docs/rules.md);
+    # arrays with every distance on both backends: tests/conformance
+    X = np.repeat(np.array([[2.0, 3.0], [0.0, 1.0]]), 20, axis=0)
+    w = np.linspace(0.5, 2.0, X.shape[0])
+    with pytest.warns(ConvergenceWarning, match=r"Number of distinct clusters \(2\) found smaller than"):
+        ref = KMeans(3, distance=distance, seed=0).fit(X, sample_weight=w)
+    rows = [(*row, float(wi)) for row, wi in zip(X.tolist(), w, strict=True)]
+    df = spark.createDataFrame(rows, "a double, b double, w double")
+    with pytest.warns(ConvergenceWarning, match=r"Number of distinct clusters \(2\) found smaller than"):
+        got = KMeans(3, distance=distance, seed=0, backend=backend).fit(df, sample_weight="w", features=["a", "b"])
+    np.testing.assert_array_equal(got.cluster_centers_, ref.cluster_centers_)
+    assert got.inertia_ == ref.inertia_ == 0.0
+    np.testing.assert_allclose(got.cluster_sizes_, ref.cluster_sizes_, rtol=1e-12)
+    assert (got.n_iter_, got.converged_) == (0, True)
+    assert got.labels_.collect() == ref.labels_.tolist()  # arrays on every backend: tests/conformance
 
 
 @pytest.mark.parametrize("solver", ["block", "row"])
