@@ -14,7 +14,8 @@ Only ``distance="l2"`` models convert out: both libraries assign by Euclidean di
 Predictions are identical after a round trip because the centers are copied bit for bit
 and every library gives a row the closest center (all three break exact ties to the
 lowest index). What a source does not record is NaN (``inertia_``) or zero
-(``n_iter_``), never invented. scikit-learn and pyspark are imported only when called.
+(``n_iter_``), never invented; such a model saves (``inertia`` is ``null`` in the file,
+read back as NaN) and loads like any other. scikit-learn and pyspark are imported only when called.
 """
 
 from __future__ import annotations

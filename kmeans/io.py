@@ -164,7 +164,8 @@ def _cost_out(value: float) -> float | str:
 def save_model(model: Any, path: str | os.PathLike[str]) -> None:
     """Write a fitted ``KMeans`` to ``path`` as JSON, atomically."""
     data = model_to_dict(model)
-    data["inertia"] = _cost_out(data["inertia"])
+    # NaN: not known, as for a model converted from centers alone (kmeans.interop): JSON null
+    data["inertia"] = None if math.isnan(data["inertia"]) else _cost_out(data["inertia"])
     for h in data["history"]:
         h["inertia"] = _cost_out(h["inertia"])
     text = json.dumps(data, indent=1, allow_nan=False)
@@ -404,7 +405,8 @@ def load_model(path: str | os.PathLike[str], *, max_bytes: int = MAX_MODEL_BYTES
         sizes = _matrix(_field(data, "cluster_sizes"), "cluster_sizes", (k,))
         if not (np.isfinite(sizes).all() and (sizes >= 0).all()):
             raise _BadFieldError("cluster_sizes must be k non-negative numbers")
-        inertia = _number(_field(data, "inertia"), "inertia", allow_inf=True)
+        raw_inertia = _field(data, "inertia")  # null: not known (a converted model), read as NaN
+        inertia = math.nan if raw_inertia is None else _number(raw_inertia, "inertia", allow_inf=True)
         seed = _int(_field(data, "seed"), "seed", *_SEED_RANGE)
         n_iter = _int(_field(data, "n_iter"), "n_iter", 0)
         converged = data.get("converged", False)

@@ -301,6 +301,21 @@ def test_an_infinite_inertia_round_trips(tmp_path: Path) -> None:
     assert load_model(tmp_path / "m.json").inertia_ == np.inf
 
 
+def test_a_converted_model_without_inertia_round_trips(tmp_path: Path) -> None:
+    from kmeans.interop import from_centers
+
+    model = from_centers([[0.0, 0.0], [5.0, 5.0]], n_iter=3)
+    assert np.isnan(model.inertia_)  # the source recorded none: unknown, not invented
+    model.save(tmp_path / "m.json")
+    assert json.loads((tmp_path / "m.json").read_text())["inertia"] is None  # JSON null
+    loaded = load_model(tmp_path / "m.json")
+    assert np.isnan(loaded.inertia_) and loaded.n_iter_ == 3
+    np.testing.assert_array_equal(loaded.cluster_centers_, model.cluster_centers_)
+    points = np.array([[1.0, 1.0], [4.0, 6.0]])
+    np.testing.assert_array_equal(loaded.predict(points), model.predict(points))
+    assert loaded.score(points) == model.score(points)
+
+
 _SAVE_UNDER_SIGTERM = """
 import sys
 from tests.hardening_helpers import save_under_sigterm

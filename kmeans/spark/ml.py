@@ -15,6 +15,7 @@ as Spark's own ``KMeansModel`` does: params metadata plus one parquet row per ce
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from typing import Any
@@ -227,7 +228,7 @@ class _ModelWriter(MLWriter):  # type: ignore[misc]
             "kmeans": {
                 "version": FORMAT_VERSION,
                 "nFeatures": int(fitted.n_features_in_),
-                "inertia": float(fitted.inertia_),
+                "inertia": None if math.isnan(fitted.inertia_) else float(fitted.inertia_),  # null: not known
                 "nIter": int(fitted.n_iter_),
                 "converged": bool(fitted.converged_),
                 "clusterSizes": [float(s) for s in fitted.cluster_sizes_],
@@ -260,7 +261,7 @@ class _ModelReader(MLReader["KMeansModel"]):  # type: ignore[misc]
             centers,
             distance=model.getDistance(),
             backend=model.getBackend(),
-            inertia=float(ours["inertia"]),
+            inertia=math.nan if ours["inertia"] is None else float(ours["inertia"]),
             n_iter=int(ours["nIter"]),
             cluster_sizes=ours["clusterSizes"],
             seed=int(ours["seed"]),

@@ -455,7 +455,9 @@ def test_no_cached_rdd_is_left_after_fits_and_failed_fits(sc: Any, spark: Any) -
     X = np.concatenate([np.zeros((2000, 2)), [[5.0, 5.0], [9.0, 9.0]]])
     with pytest.raises(ValidationError):  # MLlib's block solver fails on fewer than k centers
         KMeans(3, init="random", n_init=1, seed=0, backend="spark-ml").fit(X)
-    with pytest.raises(ValidationError):  # refused by the estimator between dataset() and fit()
+    with pytest.raises(ValidationError, match="larger than the number of rows"):  # between dataset() and fit()
+        KMeans(11, init="k-means||", seed=0, backend="spark-ml").fit(np.zeros((10, 2)))
+    with pytest.warns(ConvergenceWarning):  # fewer distinct rows than k: no MLlib fit, the rule's model
         KMeans(3, init="k-means||", seed=0, backend="spark-ml").fit(np.zeros((10, 2)))
     KMeans(4, init="k-means||", seed=0, backend="spark-ml").fit(sc.parallelize(BLOBS.tolist(), 2))
     assert sc._jsc.getPersistentRDDs().isEmpty()

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from kmeans import KMeans
+from kmeans import KMeans, load_model
 
 RNG = np.random.default_rng(11)
 CENTERS = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
@@ -121,7 +121,7 @@ def test_weight_col_and_prediction_col_are_honoured_and_features_remembered(spar
 # -- interchange with Spark's own KMeansModel --------------------------------------------------
 
 
-def test_round_trip_through_sparks_kmeans_model_keeps_predictions(spark: Any) -> None:
+def test_round_trip_through_sparks_kmeans_model_keeps_predictions(spark: Any, tmp_path: Path) -> None:
     from pyspark.ml.clustering import KMeansModel as SparkKMeansModel
     from pyspark.ml.feature import VectorAssembler
 
@@ -137,3 +137,6 @@ def test_round_trip_through_sparks_kmeans_model_keeps_predictions(spark: Any) ->
     np.testing.assert_array_equal(back.cluster_centers_, ours.cluster_centers_)
     np.testing.assert_array_equal(back.predict(BLOBS), ours.labels_)
     assert _labels(back.predict(df)) == ours.labels_.tolist()  # through featuresCol, remembered
+    assert np.isnan(back.inertia_)  # Spark's model keeps no training cost: unknown, saved as null
+    back.save(tmp_path / "from_spark.json")
+    np.testing.assert_array_equal(load_model(tmp_path / "from_spark.json").predict(BLOBS), ours.labels_)
