@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kmeans._kernels import assign_sqeuclidean, bounded_lloyd_sqeuclidean, lloyd_sqeuclidean
-from kmeans._kernels.gemm import error_factor, gemm_assign
+from kmeans._kernels.gemm import _key, error_factor, gemm_assign
 from kmeans._types import Block
 from kmeans.distance.l2 import SquaredEuclidean, WeightedMean
 from tests import oracle
@@ -188,3 +188,23 @@ def test_ball_assignment_equals_the_brute_force_including_ties(order: str, d: in
     want_labels, want_costs = oracle.assign(X, C)
     np.testing.assert_array_equal(labels, want_labels)
     np.testing.assert_array_equal(costs, want_costs)
+
+
+@pytest.mark.parametrize(("dtype", "ints"), [(np.float32, np.int32), (np.float64, np.int64)])
+@given(st.data())
+@settings(max_examples=30, deadline=None)
+def test_integer_keys_order_like_the_floats(dtype: type, ints: type, data: st.DataObject) -> None:
+    # The window scans compare floats as integer keys: the same order (-0 just below +0),
+    # key + 1 is the next float up, and the map is its own inverse.
+    width = 32 if dtype is np.float32 else 64
+    drawn = data.draw(st.lists(st.floats(width=width, allow_nan=False), min_size=2, max_size=40))
+    values = np.array(drawn, dtype=dtype)
+    shift, mask = ints(8 * np.dtype(dtype).itemsize - 1), ints(np.iinfo(ints).max)
+    keys = _key(values.view(ints), shift, mask)
+    a, b = np.meshgrid(np.arange(values.size), np.arange(values.size))
+    neg_zero_first = (values[a] == values[b]) & np.signbit(values[a]) & ~np.signbit(values[b])
+    np.testing.assert_array_equal(keys[a] < keys[b], (values[a] < values[b]) | neg_zero_first)
+    np.testing.assert_array_equal(_key(keys, shift, mask), values.view(ints))
+    inner = values[np.isfinite(values) & (values != 0) & (values != np.finfo(dtype).max)]
+    up = _key(_key(inner.view(ints), shift, mask) + ints(1), shift, mask).view(dtype)
+    np.testing.assert_array_equal(up, np.nextafter(inner, dtype(np.inf)))

@@ -12,12 +12,16 @@ and inertia are bit-identical to the direct kernels of :mod:`kmeans._kernels`.
 
 The bound. The products run on ``x̂ = fl(x - o)`` and ``ĉ = fl(c - o)`` in the points'
 dtype (``o`` is the centers' mean, so the terms are at the scale of the spread, not the
-offset), with unit roundoff ``u``. With ``R = ||x̂|| + max_j ||ĉ_j||``, the dot product's
-error is at most ``d·u·||x̂||·||ĉ||`` (any summation order, FMA or not), the two
-roundings of the shift move ``||x - c||`` by at most ``u·R`` and the float64 terms add a
-few ``2⁻⁵³``: ``E = ((2d + 8)·u·1.01 + (d + 8)·2⁻⁵³)·R² + 4d·tiny``, ``tiny`` the smallest
-subnormal of the dtype (products that underflow). Blocks whose values could overflow the
-dtype in the products go to the direct kernel instead.
+offset), with unit roundoff ``u``, and give ``ṽ = fl(fl(||ĉ||²) - 2 fl(x̂·ĉ))`` in that
+dtype. With ``R = ||x̂|| + max_j ||ĉ_j||``: the dot product is off by at most
+``d·u·||x̂||·||ĉ||`` (any summation order, FMA or not), so ``2 x̂·ĉ`` by ``d·u·R²/2``;
+rounding ``||ĉ||²`` and the subtraction add ``2u·R²``; the two roundings of the shift move ``||x - c||`` by
+at most ``u·R`` (``2u·R²`` on the square) and the float64 terms add a few ``2⁻⁵³``. The
+kernels use ``E = ((2d + 8)·u·1.01 + (d + 8)·2⁻⁵³)·R² + 4d·tiny``, ``tiny`` the smallest
+subnormal of the dtype (products that underflow), which covers all of these. The window
+``min ṽ + 2E`` is rounded up to the dtype and compared with the raw ``ṽ``: as integer
+keys in the floats' order, so the scans over ``k`` centers vectorize. Blocks whose values
+could overflow the dtype in the products go to the direct kernel instead.
 
 Rows whose Hamerly bounds (see :func:`kmeans._kernels.bounds.bounded_lloyd_sqeuclidean`) prove
 they keep their center skip the tiles and cost one exact distance.
@@ -82,81 +86,101 @@ def _kept_phase(
     return nf
 
 
-#: The approximate part of the scan may reorder and contract its arithmetic so it
-#: vectorizes: it only chooses which centers to check exactly, under an error bound with
-#: room for any order. The exact distances are compiled without fast-math.
-_FAST_JIT = {**_JIT, "fastmath": True}
+@njit(inline="always", **_JIT)  # type: ignore[untyped-decorator]
+def _key(b: Any, shift: Any, mask: Any) -> Any:  # pragma: no cover - compiled
+    # The bits of a float as an integer in the floats' order (consecutive floats, consecutive
+    # integers; -0 just below +0); its own inverse. Integer min and compare vectorize.
+    return b ^ ((b >> shift) & mask)
 
 
-@njit(**_FAST_JIT)  # type: ignore[untyped-decorator]
-def _approx_row(dot: Any, tile: Any, r: int, cc: Any, approx: Any) -> tuple[float, float]:  # pragma: no cover
-    # approx[c] = ||c||² - 2 x·c (the row's ||x||² changes no comparison); returns (||x||², min).
-    xx = 0.0
-    for j in range(tile.shape[1]):
-        v = np.float64(tile[r, j])
-        xx += v * v
-    m1 = np.inf
-    for c in range(cc.shape[0]):
-        v = cc[c] - 2.0 * np.float64(dot[r, c])
-        approx[c] = v
-        m1 = min(m1, v)
-    return xx, m1
+@njit(**_JIT)  # type: ignore[untyped-decorator]
+def _expand(dot: Any, cc: Any) -> None:  # pragma: no cover - compiled
+    # dot[r, c] = fl(||ĉ_c||² - 2 x̂_r·ĉ_c), in place (one rounding; vectorizes).
+    for r in range(dot.shape[0]):
+        for c in range(dot.shape[1]):
+            dot[r, c] = cc[c] - (dot[r, c] + dot[r, c])
 
 
-@njit(**_FAST_JIT)  # type: ignore[untyped-decorator]
-def _window(approx: Any, threshold: float) -> tuple[int, float]:  # pragma: no cover - compiled
-    # (how many centers are within the threshold, the smallest value outside it).
+@njit(**_JIT)  # type: ignore[untyped-decorator]
+def _row_min(bits: Any, r: int, shift: Any, mask: Any) -> Any:  # pragma: no cover - compiled
+    m = mask
+    for c in range(bits.shape[1]):
+        key = _key(bits[r, c], shift, mask)
+        m = key if key < m else m
+    return m
+
+
+@njit(**_JIT)  # type: ignore[untyped-decorator]
+def _row_window(bits: Any, r: int, thr: Any, shift: Any, mask: Any) -> tuple[int, int, Any]:  # pragma: no cover
+    # (how many keys are <= thr, the sum of their indices, the smallest key above thr or mask).
     nc = 0
-    second = np.inf
-    for c in range(approx.shape[0]):
-        v = approx[c]
-        inside = v <= threshold
-        nc += inside
-        second = min(second, np.inf if inside else v)
-    return nc, second
+    isum = 0
+    second = mask
+    for c in range(bits.shape[1]):
+        key = _key(bits[r, c], shift, mask)
+        inside = key <= thr
+        nc += 1 if inside else 0
+        isum += c if inside else 0
+        out = mask if inside else key
+        second = out if out < second else second
+    return nc, isum, second
 
 
 @njit(**_JIT)  # type: ignore[untyped-decorator]
 def _scan_tile(
-    dot: Any,
+    bits: Any,
     tile: Any,
     rows: Any,
     x: Any,
     C: Any,
-    cc: Any,
+    shift: Any,
+    mask: Any,
+    scratch: Any,
+    fscratch: Any,
     cmax: float,
     eps: float,
     abs_err: float,
     labels: Any,
     lower: Any,
     costs: Any,
-    approx: Any,
     cand: Any,
 ) -> int:  # pragma: no cover - compiled
-    # For tile row r (block row rows[r]): approximate distances, the candidate window,
-    # exact distances of the candidates, the label, its exact cost and a lower bound on
-    # the exact distance to every other center. Returns how many rows needed a re-check
-    # of several candidates.
-    k = cc.shape[0]
+    # For tile row r (block row rows[r]), ``bits`` holds the approximate ||c||² - 2 x·c of
+    # every center as the integer keys of :func:`_key` (the row's ||x||² changes no
+    # comparison): the smallest, the candidate window (its bound rounded up to the dtype),
+    # exact distances of the candidates, the label, its exact cost and a lower bound on the
+    # exact distance to every other center. ``fscratch`` is ``scratch`` viewed as floats
+    # (bits <-> values). Returns how many rows needed a re-check of several candidates.
+    k = bits.shape[1]
+    d = tile.shape[1]
     rechecked = 0
     for r in range(tile.shape[0]):
         i = rows[r]
-        xx, m1 = _approx_row(dot, tile, r, cc, approx)
+        xx = 0.0
+        for j in range(d):
+            v = np.float64(tile[r, j])
+            xx += v * v
         R = np.sqrt(xx) + cmax
         err = eps * R * R + abs_err
-        threshold = m1 + 2.0 * err
-        nc, second = _window(approx, threshold)
-        second += xx - err
+        scratch[0] = _key(_row_min(bits, r, shift, mask), shift, mask)
+        threshold = np.float64(fscratch[0]) + 2.0 * err
+        fscratch[1] = threshold
+        thr = _key(scratch[1], shift, mask)
+        if np.float64(fscratch[1]) < threshold:
+            thr += 1  # the next float up
+        nc, isum, above = _row_window(bits, r, thr, shift, mask)  # isum: the index when nc == 1
+        second = np.inf
+        if above != mask:
+            scratch[0] = _key(above, shift, mask)
+            second = np.float64(fscratch[0]) + xx - err
         if nc == 1:
-            best = 0
-            while approx[best] > threshold:
-                best += 1
+            best = isum
             bd = _exact(x, i, C, best)
         else:
             rechecked += 1
             nc = 0
             for c in range(k):
-                if approx[c] <= threshold:
+                if _key(bits[r, c], shift, mask) <= thr:
                     cand[nc] = c
                     nc += 1
             best = cand[0]
@@ -194,23 +218,30 @@ def _accumulate(
 class GemmCenters:
     """The per-pass view of the centers that every tile of a pass reads.
 
-    ``C`` float64 ``(k, d)`` (exact distances), ``ct`` the shifted centers ``fl(c - o)`` in
-    the points' dtype as a ``(d, k)`` BLAS operand, ``cc`` their squared norms (float64),
-    ``cmax`` the largest norm, ``origin`` the shift in the points' dtype.
+    ``C`` float64 ``(k, d)`` (exact distances), ``ct`` the shifted centers ``ĉ = fl(c - o)``
+    in the points' dtype as a ``(d, k)`` BLAS operand, ``cc`` their squared norms rounded to
+    that dtype, ``cmax`` the largest norm, ``origin`` the shift in the points' dtype;
+    ``key_shift`` / ``key_mask`` make the dtype's bits integer keys (:func:`_key`).
     """
 
-    __slots__ = ("C", "abs_err", "cc", "cmax", "ct", "eps", "origin")
+    __slots__ = ("C", "abs_err", "cc", "cmax", "ct", "eps", "key_mask", "key_shift", "origin")
 
     def __init__(self, centers: Float64Array, dtype: np.dtype[Any]) -> None:
         self.C = np.ascontiguousarray(centers, dtype=np.float64)
+        d = centers.shape[1]
         origin = self.C.mean(axis=0).astype(dtype)
         shifted = (self.C - origin).astype(dtype)
         self.origin = origin
-        self.ct = np.ascontiguousarray(shifted.T)
         s64 = shifted.astype(np.float64)
-        self.cc = np.einsum("ij,ij->i", s64, s64)
-        self.cmax = float(np.sqrt(self.cc.max())) if self.cc.size else 0.0
-        self.eps, self.abs_err = error_factor(centers.shape[1], np.dtype(dtype))
+        cc = np.einsum("ij,ij->i", s64, s64)
+        self.ct = np.ascontiguousarray(shifted.T)
+        with np.errstate(over="ignore"):  # inf when the block is unsafe anyway (safe_for)
+            self.cc = cc.astype(dtype)
+        self.cmax = float(np.sqrt(cc.max())) if cc.size else 0.0
+        self.eps, self.abs_err = error_factor(d, np.dtype(dtype))
+        ints = np.dtype(f"i{np.dtype(dtype).itemsize}").type
+        self.key_shift = ints(8 * np.dtype(dtype).itemsize - 1)
+        self.key_mask = ints(np.iinfo(ints).max)
 
     def safe_for(self, points: FloatArray) -> bool:
         """False when the products could overflow ``points``' dtype (the direct kernel then runs)."""
@@ -243,7 +274,8 @@ def gemm_labels(
     step = min(tile_rows(k, tile_elements), n_sel)
     tile = np.empty((step, d), dtype=points.dtype)
     dot = np.empty((step, k), dtype=points.dtype)
-    approx = np.empty(k, dtype=np.float64)
+    bits = dot.view(gc.key_mask.dtype)
+    scratch = np.empty(2, dtype=gc.key_mask.dtype)
     cand = np.empty(k, dtype=np.int64)
     rechecked = 0
     for s in range(0, n_sel, step):
@@ -257,8 +289,24 @@ def gemm_labels(
             np.take(points, idx, axis=0, out=tile[:m])
             np.subtract(tile[:m], gc.origin, out=tile[:m])
         np.matmul(tile[:m], gc.ct, out=dot[:m])
+        _expand(dot[:m], gc.cc)
         rechecked += _scan_tile(
-            dot[:m], tile[:m], idx, points, gc.C, gc.cc, gc.cmax, gc.eps, gc.abs_err, labels, lower, costs, approx, cand
+            bits[:m],
+            tile[:m],
+            idx,
+            points,
+            gc.C,
+            gc.key_shift,
+            gc.key_mask,
+            scratch,
+            scratch.view(points.dtype),
+            gc.cmax,
+            gc.eps,
+            gc.abs_err,
+            labels,
+            lower,
+            costs,
+            cand,
         )
     return int(rechecked)
 
