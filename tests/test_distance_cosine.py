@@ -8,7 +8,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kmeans import KMeans, ValidationError
-from kmeans._kernels.cosine import error_factor, similarities, unit_centers
+from kmeans._kernels.cosine import (
+    UnitCenters,
+    assign_and_sum,
+    cosine_costs,
+    direction_sums,
+    error_factor,
+    row_norms,
+    similarities,
+    unit_centers,
+)
 from kmeans._types import Block
 from kmeans.distance.cosine import COSINE, Cosine, SphericalMean
 from tests import oracle
@@ -32,6 +41,26 @@ def test_assign_matches_brute_force(dtype: type, k: int, d: int) -> None:
     np.testing.assert_array_equal(labels, np.argmin(want, axis=1))
     np.testing.assert_allclose(costs, want[np.arange(1000), labels], rtol=1e-12, atol=1e-15)
     assert (costs >= 0).all() and (costs <= 2).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_fused_tiles_equal_assign_then_sums_bit_for_bit(dtype: type, weighted: bool) -> None:
+    # Many tiles, a row count no multiple of the 8-row dot batches, and exact duplicates of
+    # centers (every row a recheck between them) mixed with clear rows in each tile.
+    points, centers = _data(5, 1003, 24, 9, dtype)
+    centers[4] = centers[2]
+    weights = np.random.default_rng(6).random(1003) if weighted else np.broadcast_to(1.0, (1003,))
+    norms = row_norms(points)
+    unit = UnitCenters(centers)
+    labels, sims = similarities(points, unit, norms, 16)
+    costs = cosine_costs(sims, norms)
+    want = (labels, costs, *direction_sums(points, weights, norms, labels, costs, 9))
+    got = assign_and_sum(points, unit, norms, weights, 16)
+    for a, b in zip(want, got, strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(labels, np.argmin(oracle.cosine(points, centers), axis=1))
+    assert 4 not in labels  # ties go to the lowest index
 
 
 def test_near_ties_are_rechecked_exactly_in_float64() -> None:

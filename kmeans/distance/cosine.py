@@ -33,6 +33,7 @@ import numpy as np
 from kmeans._kernels.cosine import (
     UnitCenters,
     all_similarities,
+    assign_and_sum,
     check_no_zero_rows,
     cosine_costs,
     direction_sums,
@@ -172,8 +173,9 @@ class SphericalMean(WeightedMean):
         if type(assign) is not Cosine:
             return None
         norms = _norms(block, memory)
-        labels, costs = assign.assign_with_norms(block.points, _unit(centers, memory), norms)
-        sums, weights, inertia = direction_sums(block.points, block.weights, norms, labels, costs, centers.shape[0])
+        _, _, sums, weights, inertia = assign_and_sum(
+            block.points, _unit(centers, memory), norms, block.weights, assign.chunk_elements
+        )
         return (sums, weights), inertia, weights
 
     def finalize(
