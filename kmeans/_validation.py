@@ -68,7 +68,8 @@ def check_points(X: Any, *, name: str = "X") -> NDArray[Any]:
 
 def check_not_masked(X: Any, name: str = "X") -> None:
     """Refuse a masked array with masked values: ``np.asarray`` would cluster them as real values."""
-    if isinstance(X, np.ma.MaskedArray) and np.ma.getmaskarray(X).any():
+    ma = sys.modules.get("numpy.ma")  # not imported: X cannot be masked (np.ma costs 35 ms of start-up)
+    if ma is not None and isinstance(X, ma.MaskedArray) and ma.getmaskarray(X).any():
         # refused rather than dropped: which rows to drop (any masked value? all?) is the caller's choice
         rows = np.ma.getmaskarray(X).reshape(X.shape[0], -1).any(axis=1) if X.ndim else np.ones(1, dtype=bool)
         raise ValidationError(
