@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from kmeans.image.colorspace import COLOR_SPACES, from_space, to_rgb8, to_space
 from kmeans.image.io import ImageFileError, LossyOutputWarning, load_image, save_image
+from kmeans.image.quality import QualityTooLowError
 from kmeans.image.quantize import ColorFold, QuantizeResult, fold_colors, quantize, quantize_shared
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "ColorFold",
     "ImageFileError",
     "LossyOutputWarning",
+    "QualityTooLowError",
     "QuantizeResult",
     "fold_colors",
     "from_space",

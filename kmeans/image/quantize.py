@@ -52,6 +52,7 @@ from kmeans.image.io import (
     load_image,
     save_image,
 )
+from kmeans.image.quality import QualityTooLowError, check_quality, error_to_quality, palette_error, quality_to_error
 
 IntArray = NDArray[np.intp]
 Float64Array = NDArray[np.float64]
@@ -157,7 +158,9 @@ class QuantizeResult:
     ``load``, ``fit`` (fold + fit), ``map`` and ``write`` (0 until :meth:`save`);
     ``written`` what the last :meth:`save` wrote (empty before): ``path``, ``format``,
     ``mode``, ``bytes``, and ``mse``, ``psnr``, ``colors`` of the file as decoded again
-    (a lossy format such as JPEG adds colors back and moves the error).
+    (a lossy format such as JPEG adds colors back and moves the error); ``quality`` the
+    palette's quality on pngquant's 0-100 scale (:mod:`kmeans.image.quality`, without
+    dithering) when ``quality=`` chose ``n_clusters``, else ``None``.
     """
 
     image: UInt8Array
@@ -178,6 +181,7 @@ class QuantizeResult:
     written: dict[str, Any] = attrs.field(factory=dict)
     dither: str = "none"
     dither_strength: float = 0.0
+    quality: int | None = None
 
     def save(self, path: str | os.PathLike[str], *, indexed: bool | None = None, overwrite: bool = False) -> None:
         """Write the image (format from the extension), atomically.
@@ -242,6 +246,7 @@ class QuantizeResult:
             "color_space": self.color_space,
             "dither": self.dither,
             "dither_strength": self.dither_strength,
+            **({} if self.quality is None else {"quality": self.quality}),
             "iterations": self.n_iter,
             "inertia": self.inertia,
             "colors_before": self.colors_before,
@@ -322,12 +327,15 @@ def fit_palette(
     color_space: str = "rgb",
     prebin_bits: int | None = 5,
     refine_iter: int = 0,
+    histograms: dict[int, tuple[Float64Array, Float64Array]] | None = None,
     **kmeans_params: Any,
 ) -> PaletteFit:
     """Fit a palette of ``min(n_clusters, distinct voting colors)`` entries to ``fold``.
 
     ``kmeans_params`` go to ``KMeans`` (``init``, ``max_iter``, ``backend``, ``seed``
     (default 0), ``tol`` (default: :data:`DEFAULT_TOL` of the space), ``callbacks``, ...).
+    ``histograms``, if given, keeps the coarse histogram by ``prebin_bits`` for the next
+    fit of the same fold and space (the quality search fits several ``k``).
     """
     if prebin_bits is not None and (isinstance(prebin_bits, bool) or prebin_bits not in range(1, 8)):
         raise ValidationError(f"prebin_bits must be an integer from 1 to 7 or None, got {prebin_bits!r}")
@@ -350,7 +358,12 @@ def fit_palette(
     model: KMeans | None = None
     on_colors = True  # whether the final model was fitted on the distinct colors (not the histogram)
     if prebin_bits is not None and n_vote > max(PREBIN_MIN_COLORS, 16 * k):
-        bx, bw = _prebin(fold.colors[vote], x, w, prebin_bits)
+        if histograms is not None and prebin_bits in histograms:
+            bx, bw = histograms[prebin_bits]
+        else:
+            bx, bw = _prebin(fold.colors[vote], x, w, prebin_bits)
+            if histograms is not None:
+                histograms[prebin_bits] = bx, bw
         if bx.shape[0] >= 4 * k:
             model = KMeans(k, init=init, max_iter=max_iter, **params).fit(bx, sample_weight=bw)
             n_iter, on_colors = model.n_iter_, False
@@ -372,6 +385,60 @@ def fit_palette(
     return PaletteFit(model, palette, labels, n_iter, inertia, time.perf_counter() - t0)
 
 
+def fit_for_quality(
+    fold: ColorFold, max_colors: int, quality: tuple[int, int], **fit_params: Any
+) -> tuple[PaletteFit, int]:
+    """The fit with the fewest colors, up to ``max_colors``, whose error meets ``quality``'s
+    maximum, and its quality (:mod:`kmeans.image.quality`: libimagequant's measure, without
+    dithering); raises :class:`~kmeans.image.quality.QualityTooLowError` when
+    ``max_colors`` colors miss the minimum.
+
+    The error falls with ``k`` but not strictly (K-means finds local optima), so ``k`` is
+    found by bisection over ``[1, max_colors]``: at most ``1 + ceil(log2(max_colors))``
+    fits, sharing the fold and its coarse histogram. Each fit is the one
+    :func:`fit_palette` makes for that ``k``, so the result equals ``quantize(image, k)``.
+    ``fit_params`` go to :func:`fit_palette`.
+    """
+    low, high = quality
+    kmax = max(1, min(max_colors, int(np.count_nonzero(fold.votes > 0))))
+    histograms: dict[int, tuple[Float64Array, Float64Array]] = {}
+    fits: dict[int, tuple[PaletteFit, float]] = {}
+
+    def fit(k: int) -> tuple[PaletteFit, float]:
+        if k not in fits:
+            f = fit_palette(fold, k, histograms=histograms, **fit_params)
+            fits[k] = f, palette_error(fold.colors, fold.pixels, f.palette[f.labels])
+        return fits[k]
+
+    error = fit(kmax)[1]
+    if error > quality_to_error(low):
+        reached = error_to_quality(error)
+        raise QualityTooLowError(
+            f"quality {reached} with {kmax} colors is below the minimum {low} asked; "
+            "allow more colors or a lower minimum",
+            quality=reached,
+            minimum=low,
+            n_colors=kmax,
+        )
+    lo, hi = 1, kmax  # fit(hi) meets the target, or hi is kmax
+    if error <= quality_to_error(high):
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if fit(mid)[1] <= quality_to_error(high):
+                hi = mid
+            else:
+                lo = mid + 1
+    chosen, error = fits[hi]
+    return chosen, error_to_quality(error)
+
+
+def _squared_error(fold: ColorFold, palette: UInt8Array, color_labels: IntArray) -> float:
+    """Sum over pixels of the squared error in levels (:func:`_levels`) of mapping each folded
+    color to its palette entry: per distinct color, weighted by its pixels (exact per-pixel)."""
+    diff = _levels(palette[color_labels]) - _levels(fold.colors)
+    return float(np.dot(fold.pixels, np.einsum("ij,ij->i", diff, diff)))
+
+
 def apply_palette(
     image: UInt8Array,
     fold: ColorFold,
@@ -384,9 +451,11 @@ def apply_palette(
     dither_strength: float = DEFAULT_STRENGTH,
     load_seconds: float = 0.0,
     fit_seconds: float = 0.0,
+    quality: int | None = None,
 ) -> QuantizeResult:
     """Map every pixel of ``image`` through its fold (``color_labels`` = palette entry per folded color),
-    or, with ``dither``, by error diffusion (:mod:`kmeans.image.dither`) started from that map."""
+    or, with ``dither``, by error diffusion (:mod:`kmeans.image.dither`) started from that map.
+    ``quality``: the palette's, when a quality target chose it (its size is then ``n_clusters``)."""
     t0 = time.perf_counter()
     k, channels = fit.palette.shape
     if channels == 4 and image.shape[2] == 3:  # an RGB image sharing an RGBA palette: opaque pixels
@@ -395,9 +464,7 @@ def apply_palette(
     pixel_labels = color_labels[fold.inverse]
     n_pixels = int(fold.pixels.sum())
     if dither == "none":
-        # Errors per distinct color, weighted by its pixels: exact per-pixel MSE.
-        diff = _levels(fit.palette[color_labels]) - _levels(fold.colors)
-        sq = float(np.dot(fold.pixels, np.einsum("ij,ij->i", diff, diff)))
+        sq = _squared_error(fold, fit.palette, color_labels)
         counts = np.bincount(color_labels, weights=fold.pixels, minlength=k).astype(np.int64)
     else:
         # Diffuse against the palette as written (rounded to 8 bits), in the fitted space.
@@ -430,11 +497,12 @@ def apply_palette(
         inertia=fit.inertia,
         colors_before=int(fold.colors.shape[0]),
         colors_after=int(used),
-        n_clusters=n_clusters,
+        n_clusters=n_clusters if quality is None else k,
         color_space=color_space,
         original=image,
         dither=dither,
         dither_strength=dither_strength if dither != "none" else 0.0,
+        quality=quality,
     )
 
 
@@ -465,6 +533,7 @@ def quantize(
     dither: str = "none",
     dither_strength: float = DEFAULT_STRENGTH,
     on_stage: Callable[[str], None] | None = None,
+    quality: tuple[int, int] | None = None,
     **kmeans_params: Any,
 ) -> QuantizeResult:
     """Reduce ``image`` to at most ``n_clusters`` colors with K-means.
@@ -482,6 +551,10 @@ def quantize(
     (:mod:`kmeans.image.dither`); ``mse``, ``psnr`` and ``counts`` are then those of the
     dithered image. ``on_stage``, if given, is called with ``"fold"``, ``"fit"`` and
     ``"map"`` (or ``"dither"``) as each stage starts (the command line's progress bar).
+    ``quality=(min, max)`` on pngquant's 0-100 scale makes ``n_clusters`` the most colors
+    allowed: the fewest whose error meets ``max`` are used (:func:`fit_for_quality`), and
+    :class:`~kmeans.image.quality.QualityTooLowError` is raised if ``n_clusters`` colors
+    miss ``min``.
 
     >>> import numpy as np
     >>> img = np.array([[[255, 0, 0], [0, 0, 255]], [[255, 0, 0], [250, 0, 0]]], dtype=np.uint8)
@@ -492,15 +565,17 @@ def quantize(
     space = check_color_space(color_space)
     check_strategy_names(backend, init)
     dither, dither_strength = check_dither(dither, dither_strength)
+    target = check_quality(quality)
     pixels, load_s = read_input(image, max_pixels=max_pixels)
     stage = on_stage if on_stage is not None else _no_stage
     t0 = time.perf_counter()
     stage("fold")
     fold = fold_colors(pixels)
     stage("fit")
-    fit = fit_palette(
+    fit, reached = _fit(
         fold,
         k,
+        target,
         color_space=space,
         prebin_bits=prebin_bits,
         refine_iter=refine_iter,
@@ -525,7 +600,15 @@ def quantize(
         dither_strength=dither_strength,
         load_seconds=load_s,
         fit_seconds=fit_s,
+        quality=reached,
     )
+
+
+def _fit(fold: ColorFold, k: int, quality: tuple[int, int] | None, **fit_params: Any) -> tuple[PaletteFit, int | None]:
+    """:func:`fit_palette` for ``k`` colors, or :func:`fit_for_quality` with at most ``k``."""
+    if quality is None:
+        return fit_palette(fold, k, **fit_params), None
+    return fit_for_quality(fold, k, quality, **fit_params)
 
 
 def quantize_shared(
@@ -537,17 +620,20 @@ def quantize_shared(
     dither: str = "none",
     dither_strength: float = DEFAULT_STRENGTH,
     on_stage: Callable[[str], None] | None = None,
+    quality: tuple[int, int] | None = None,
     **params: Any,
 ) -> list[QuantizeResult]:
     """Quantize several images with one palette fitted to all their pixels together.
 
     Each result's ``timings["fit"]`` is the shared fit's time; ``load`` is its own.
-    ``on_stage`` is called as in :func:`quantize` (``"map"``/``"dither"`` once per image).
+    ``on_stage`` is called as in :func:`quantize` (``"map"``/``"dither"`` once per image);
+    ``quality`` as in :func:`quantize`, judged on all the images' pixels together.
     """
     k = check_n_clusters(n_clusters)
     space = check_color_space(color_space)
     check_strategy_names(params.get("backend", "numpy"), params.get("init", "k-means++"))
     dither, dither_strength = check_dither(dither, dither_strength)
+    target = check_quality(quality)
     loaded = [read_input(im, max_pixels=max_pixels) for im in images]
     stage = on_stage if on_stage is not None else _no_stage
     t0 = time.perf_counter()
@@ -555,7 +641,7 @@ def quantize_shared(
     folds = [fold_colors(px) for px, _ in loaded]
     merged, maps = merge_folds(folds)
     stage("fit")
-    fit = fit_palette(merged, k, color_space=space, **params)
+    fit, reached = _fit(merged, k, target, color_space=space, **params)
     fit_s = time.perf_counter() - t0
     results = []
     for (px, ls), fold, m in zip(loaded, folds, maps, strict=True):
@@ -572,6 +658,7 @@ def quantize_shared(
                 dither_strength=dither_strength,
                 load_seconds=ls,
                 fit_seconds=fit_s,
+                quality=reached,
             )
         )
     return results

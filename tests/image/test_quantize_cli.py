@@ -376,3 +376,19 @@ def test_the_progress_bar_names_every_stage_and_completes_with_the_summary_s_ite
     assert len(iterations) == result.n_iter
     assert "center shift" in iterations[-1] and "(stops at <= 0.1)" in iterations[-1]
     assert task.completed == task.total == 2 + result.n_iter + 2
+
+
+def test_quality_chooses_the_colors_or_exits_99_writing_nothing(tmp_path: Path) -> None:
+    y, x = np.mgrid[0:24, 0:32]
+    soft = (100 + np.stack([x * 2, y * 2, x + y], axis=2)).astype(np.uint8)
+    src = write_png(tmp_path / "soft.png", soft)
+    proc = run(src, "--quality", "0-70", "--json", "-o", "out.png", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["quality"] >= 70 and 1 < summary["n_clusters"] < 256  # -k defaults to 256 with --quality
+    assert len(color_set(load_image(tmp_path / "out.png"))) == summary["n_clusters"]
+    before = snapshot(tmp_path)
+    proc = run(src, "--quality", "95-100", "-k", "4", "-o", "low.png", cwd=tmp_path)
+    assert proc.returncode == 99
+    assert proc.stderr.count("\n") == 1 and "soft.png: quality" in proc.stderr and "below the minimum 95" in proc.stderr
+    assert snapshot(tmp_path) == before
