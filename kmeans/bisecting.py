@@ -126,6 +126,14 @@ def _dfs_leaves(children: NDArray[np.intp]) -> list[int]:
     return out
 
 
+def tree_labels(children: NDArray[np.intp]) -> NDArray[np.intp]:
+    """:attr:`SplitTree.label` from the children: leaves numbered in depth-first, left-first order."""
+    label = np.full(children.shape[0], -1, dtype=np.intp)
+    order = _dfs_leaves(children)
+    label[order] = np.arange(len(order))
+    return label
+
+
 @attrs.define(eq=False)
 class TreeAssign:
     """An :class:`~kmeans.protocols.AssignStep` that assigns by descending the split tree.
@@ -396,9 +404,7 @@ def bisect(
             stacklevel=4,
         )
     child_arr = np.asarray(children, dtype=np.intp).reshape(-1, 2)
-    label = np.full(len(centers), -1, dtype=np.intp)
-    order = _dfs_leaves(child_arr)
-    label[order] = np.arange(len(order))
+    label = tree_labels(child_arr)
     tree = SplitTree(
         centers=np.asarray(centers, dtype=np.float64).reshape(-1, d),
         children=child_arr,
@@ -586,7 +592,3 @@ class BisectingKMeans(KMeans):
     def _assign_step(self) -> Any:
         """Descent in the split tree (:class:`TreeAssign`)."""
         return self._tree_assign
-
-    def save(self, path: Any) -> None:
-        """Not available yet: the model format has no split tree, and a loaded model would predict otherwise."""
-        raise ValidationError("saving a BisectingKMeans is not supported (the model format has no split tree)")

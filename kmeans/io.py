@@ -21,6 +21,9 @@ from kmeans.errors import ModelFormatError, UnknownStrategyError, ValidationErro
 
 FORMAT = "kmeans-model"
 VERSION = 1
+#: The version of files that carry a ``BisectingKMeans`` split tree (field ``bisecting``):
+#: readers of version 1 alone refuse them instead of predicting by the nearest center.
+TREE_VERSION = 2
 
 
 def _file_mode(target: Path) -> int:
@@ -108,37 +111,41 @@ def model_to_dict(model: Any) -> dict[str, Any]:
             f"distance {distance!r} is not registered by name, so a loaded model could not find it; "
             "register it with kmeans.register_distance first"
         )
-    return {
-        "format": FORMAT,
-        "version": VERSION,
-        "n_clusters": int(model.cluster_centers_.shape[0]),
-        "n_features": int(model.n_features_in_),
-        "distance": distance,
-        "backend": getattr(model.backend_, "name", "numpy"),
-        "params": {
-            "max_iter": int(model.max_iter),  # NumPy integers are valid parameters but not JSON
-            "tol": float(model.tol),
-            "init": model.init if isinstance(model.init, str) else getattr(model.init, "name", "custom"),
-            "algorithm": _algorithm_to_dict(model),
-        },
-        "seed": int(model.seed_),
-        "cluster_centers": model.cluster_centers_.tolist(),
-        "inertia": float(model.inertia_),
-        "n_iter": int(model.n_iter_),
-        "converged": bool(model.converged_),
-        "cluster_sizes": model.cluster_sizes_.tolist(),
-        "history": [
-            {
-                "iteration": h.iteration,
-                "inertia": h.inertia,
-                "center_shift": h.center_shift,
-                "elapsed": h.elapsed,
-                "n_empty": h.n_empty,
-                "restart": h.restart,
-            }
-            for h in model.history_
-        ],
-    } | _state_to_dict(model)
+    return (
+        {
+            "format": FORMAT,
+            "version": VERSION,
+            "n_clusters": int(model.cluster_centers_.shape[0]),
+            "n_features": int(model.n_features_in_),
+            "distance": distance,
+            "backend": getattr(model.backend_, "name", "numpy"),
+            "params": {
+                "max_iter": int(model.max_iter),  # NumPy integers are valid parameters but not JSON
+                "tol": float(model.tol),
+                "init": model.init if isinstance(model.init, str) else getattr(model.init, "name", "custom"),
+                "algorithm": _algorithm_to_dict(model),
+            },
+            "seed": int(model.seed_),
+            "cluster_centers": model.cluster_centers_.tolist(),
+            "inertia": float(model.inertia_),
+            "n_iter": int(model.n_iter_),
+            "converged": bool(model.converged_),
+            "cluster_sizes": model.cluster_sizes_.tolist(),
+            "history": [
+                {
+                    "iteration": h.iteration,
+                    "inertia": h.inertia,
+                    "center_shift": h.center_shift,
+                    "elapsed": h.elapsed,
+                    "n_empty": h.n_empty,
+                    "restart": h.restart,
+                }
+                for h in model.history_
+            ],
+        }
+        | _state_to_dict(model)
+        | _tree_to_dict(model)
+    )
 
 
 def _state_to_dict(model: Any) -> dict[str, Any]:
@@ -384,9 +391,9 @@ def load_model(path: str | os.PathLike[str], *, max_bytes: int = MAX_MODEL_BYTES
         _require(isinstance(data, dict) and data.get("format") == FORMAT, path, f"missing format marker {FORMAT!r}")
         version = data.get("version")
         _require(
-            type(version) is int and version == VERSION,
+            type(version) is int and version in (VERSION, TREE_VERSION),
             path,
-            f"unsupported version {_short(version)} (this library reads {VERSION})",
+            f"unsupported version {_short(version)} (this library reads {VERSION} and {TREE_VERSION})",
         )
         k = _int(_field(data, "n_clusters"), "n_clusters", 1)
         d = _int(_field(data, "n_features"), "n_features", 1)
@@ -415,9 +422,15 @@ def load_model(path: str | os.PathLike[str], *, max_bytes: int = MAX_MODEL_BYTES
         history = _history(data.get("history", []))
         params = _params(data.get("params", {}))
         state = _state(data["minibatch"], k) if "minibatch" in data else None
+        if ("bisecting" in data) != (version == TREE_VERSION):
+            raise _BadFieldError(f"a file of version {TREE_VERSION} (and only one) has the field 'bisecting'")
+        bisecting = _bisecting(data["bisecting"], centers) if "bisecting" in data else None
     except _BadFieldError as exc:
         raise ModelFormatError(f"{path}: not a valid kmeans model file: {exc}") from None
-    model = KMeans(n_clusters=k, seed=seed, distance=name, **params)
+    if bisecting is not None:
+        model = _bisecting_model(bisecting, distance.assign, k=k, seed=seed, distance=name, **params)
+    else:
+        model = KMeans(n_clusters=k, seed=seed, distance=name, **params)
     model.cluster_centers_ = centers
     model.inertia_ = inertia
     model.n_iter_ = n_iter
@@ -430,4 +443,93 @@ def load_model(path: str | os.PathLike[str], *, max_bytes: int = MAX_MODEL_BYTES
     model.backend_ = registry.backends["numpy"]
     model.distance_ = distance
     model._set_state(state)
+    return model
+
+
+# -- the split tree of a BisectingKMeans (files of version TREE_VERSION) --------------------
+
+_TREE_ARRAYS = ("centers", "children", "weight", "cost")
+
+
+def _tree_to_dict(model: Any) -> dict[str, Any]:
+    """``version`` and ``bisecting`` (parameters and split tree) for a ``BisectingKMeans``; else nothing."""
+    tree = model.__dict__.get("tree_")
+    if tree is None:
+        return {}
+    return {
+        "version": TREE_VERSION,
+        "bisecting": {
+            "bisecting_strategy": model.bisecting_strategy,
+            "min_divisible_cluster_size": float(model.min_divisible_cluster_size),
+            "tree": {
+                "centers": tree.centers.tolist(),
+                "children": tree.children.tolist(),
+                "weight": tree.weight.tolist(),
+                "cost": [_cost_out(float(c)) for c in tree.cost],
+            },
+        },
+    }
+
+
+def _bisecting(value: Any, leaf_centers: Float64Array) -> tuple[str, float, Any]:
+    """The ``bisecting`` field: ``(strategy, min size, SplitTree)``, the tree checked against the model.
+
+    The tree must be one that :class:`~kmeans.BisectingKMeans` builds: split ``s`` made nodes
+    ``2s + 1`` and ``2s + 2``, one leaf per cluster, the leaves' centers (depth-first) equal to
+    ``cluster_centers``.
+    """
+    from kmeans.bisecting import STRATEGIES, SplitTree, tree_labels
+
+    if not isinstance(value, dict) or set(value) != {"bisecting_strategy", "min_divisible_cluster_size", "tree"}:
+        raise _BadFieldError("bisecting must be an object with bisecting_strategy, min_divisible_cluster_size, tree")
+    strategy = value["bisecting_strategy"]
+    if strategy not in STRATEGIES:
+        raise _BadFieldError(
+            f"bisecting.bisecting_strategy must be one of {', '.join(STRATEGIES)}, got {_short(strategy)}"
+        )
+    min_size = _number(value["min_divisible_cluster_size"], "bisecting.min_divisible_cluster_size")
+    if min_size <= 0:
+        raise _BadFieldError("bisecting.min_divisible_cluster_size must be > 0")
+    tree = value["tree"]
+    if not isinstance(tree, dict) or set(tree) != set(_TREE_ARRAYS):
+        raise _BadFieldError(f"bisecting.tree must be an object with {', '.join(_TREE_ARRAYS)}")
+    k, d = leaf_centers.shape
+    n = 2 * k - 1
+    centers = _matrix(tree["centers"], "bisecting.tree.centers", (n, d))
+    children = _matrix(tree["children"], "bisecting.tree.children", (n, 2))
+    weight = _matrix(tree["weight"], "bisecting.tree.weight", (n,))
+    cost_list = tree["cost"]
+    if not isinstance(cost_list, list):
+        raise _BadFieldError("bisecting.tree.cost must be a list")
+    cost = _matrix([math.inf if c == "inf" else c for c in cost_list], "bisecting.tree.cost", (n,))
+    if not (np.isfinite(centers).all() and np.isfinite(weight).all() and (weight >= 0).all() and (cost >= 0).all()):
+        raise _BadFieldError("bisecting.tree: centers and weights must be finite, weights and costs >= 0")
+    if not np.array_equal(children, np.round(children)) or (children < -1).any():
+        raise _BadFieldError("bisecting.tree.children must be node ids or -1")
+    kids = children.astype(np.intp)
+    split = np.flatnonzero(kids[:, 0] >= 0)
+    leaf = ~np.isin(np.arange(n), split)
+    left = kids[split, 0]
+    if (
+        (kids[leaf] != -1).any()
+        or (kids[split, 1] != left + 1).any()
+        or not np.array_equal(np.sort(left), 2 * np.arange(k - 1) + 1)
+        or (split >= left).any()
+    ):
+        raise _BadFieldError("bisecting.tree.children is not a split tree (split s makes nodes 2s+1 and 2s+2)")
+    parent = np.full(n, -1, dtype=np.intp)
+    parent[kids[split].ravel()] = np.repeat(split, 2)
+    label = tree_labels(kids)
+    if not np.array_equal(centers[label >= 0][np.argsort(label[label >= 0])], leaf_centers):
+        raise _BadFieldError("bisecting.tree: the leaf centers differ from cluster_centers")
+    return strategy, min_size, SplitTree(centers, kids, parent, weight, cost, label)
+
+
+def _bisecting_model(bisecting: tuple[str, float, Any], metric: Any, *, k: int, **params: Any) -> Any:
+    from kmeans.bisecting import BisectingKMeans, TreeAssign
+
+    strategy, min_size, tree = bisecting
+    model = BisectingKMeans(k, bisecting_strategy=strategy, min_divisible_cluster_size=min_size, **params)
+    model.tree_ = tree
+    model._tree_assign = TreeAssign(tree, metric)
     return model

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import warnings
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,7 +15,7 @@ from sklearn.base import clone
 from sklearn.cluster import BisectingKMeans as SklearnBisectingKMeans
 from sklearn.datasets import make_blobs
 
-from kmeans import BisectingKMeans, ValidationError
+from kmeans import BisectingKMeans, ModelFormatError, ValidationError, load_model
 from kmeans.backends.numpy import NumPyBackend
 from kmeans.bisecting import SplitTree
 
@@ -155,8 +158,6 @@ def test_validation() -> None:
         BisectingKMeans(51).fit(X)
     with pytest.raises(ValidationError, match="algorithm='lloyd'"):
         BisectingKMeans(3, algorithm="minibatch").fit(X)
-    with pytest.raises(ValidationError, match="not supported"):
-        BisectingKMeans(2, seed=0).fit(X).save("/tmp/never-written.json")
 
 
 def test_sklearn_params_and_single_cluster() -> None:
@@ -184,3 +185,63 @@ def test_cosine_bisecting() -> None:
     np.testing.assert_array_equal(model.predict(X * 7.0), model.labels_)  # scale of rows is irrelevant
     with pytest.raises(ValidationError, match="all-zero rows"):
         BisectingKMeans(2, distance="cosine").fit(np.vstack([X, np.zeros((1, 3))]))
+
+
+@pytest.mark.parametrize("distance", ["l2", "cosine"])
+def test_save_and_load_keep_the_tree(tmp_path: Path, distance: str) -> None:
+    X = blobs(600, centers=5, d=3, seed=2) + (10.0 if distance == "cosine" else 0.0)
+    model = BisectingKMeans(5, seed=0, distance=distance, bisecting_strategy="largest_cluster").fit(X)
+    model.save(tmp_path / "b.json")
+    loaded = load_model(tmp_path / "b.json")
+    assert type(loaded) is BisectingKMeans and json.loads((tmp_path / "b.json").read_text())["version"] == 2
+    assert loaded.get_params()["bisecting_strategy"] == "largest_cluster"
+    for name in ("centers", "children", "parent", "weight", "cost", "label"):
+        np.testing.assert_array_equal(getattr(loaded.tree_, name), getattr(model.tree_, name))
+    Y = np.random.default_rng(3).uniform(X.min() - 5, X.max() + 5, (3000, 3))
+    np.testing.assert_array_equal(loaded.predict(Y), model.predict(Y))  # the descent, not the nearest leaf
+    np.testing.assert_array_equal(loaded.predict(X), model.labels_)
+
+
+def _edit(path: Path, change: Any) -> None:
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+def _tree(data: dict[str, Any]) -> dict[str, Any]:
+    tree: dict[str, Any] = data["bisecting"]["tree"]
+    return tree
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d.pop("bisecting"), "version 2 .* has the field 'bisecting'"),
+        (lambda d: d.update(version=1), "version 2 .* has the field 'bisecting'"),
+        (lambda d: d["bisecting"].update(bisecting_strategy="biggest_sse"), "bisecting_strategy must be one of"),
+        (lambda d: d["bisecting"].update(min_divisible_cluster_size=-1), "min_divisible_cluster_size"),
+        (lambda d: d["bisecting"].pop("tree"), "an object with bisecting_strategy"),
+        (lambda d: _tree(d)["centers"].pop(), r"centers has shape \(6, 2\), expected \(7, 2\)"),
+        (
+            lambda d: _tree(d).update(children=[[1, 2], [3, 4], [5, 6], [-1, -1], [-1, -1], [-1, -1], [0, 1]]),
+            "not a split tree",
+        ),
+        (
+            lambda d: _tree(d).update(children=[[3, 4], [-1, -1], [-1, -1], [1, 2], [5, 6], [-1, -1], [-1, -1]]),
+            "not a split tree",
+        ),
+        (
+            lambda d: _tree(d).update(children=[[1, 2], [5, 6], [3, 4], [-1, -1], [-1, -1], [-1, -1], [-1.5, -1]]),
+            "node ids or -1",
+        ),
+        (lambda d: _tree(d)["weight"].__setitem__(0, -1.0), "weights and costs >= 0"),
+        (lambda d: _tree(d)["centers"].__setitem__(6, [1e3, 1e3]), "leaf centers differ"),
+    ],
+)
+def test_malformed_trees_are_refused(tmp_path: Path, change: Any, message: str) -> None:
+    path = tmp_path / "b.json"
+    BisectingKMeans(4, seed=0).fit(blobs(400, centers=4, d=2, seed=1)).save(path)
+    load_model(path)
+    _edit(path, change)
+    with pytest.raises(ModelFormatError, match=message):
+        load_model(path)

@@ -148,10 +148,10 @@ def test_json_that_is_not_a_model(tmp_path: Path) -> None:
         load_model(path)
 
 
-@pytest.mark.parametrize("version", [2, 0, "1", None])
+@pytest.mark.parametrize("version", [3, 0, "1", None])
 def test_wrong_version(saved: Path, version: Any) -> None:
     _rewrite(saved, version=version)
-    with pytest.raises(ModelFormatError, match=rf"unsupported version {version!r} \(this library reads 1\)"):
+    with pytest.raises(ModelFormatError, match=rf"unsupported version {version!r} \(this library reads 1 and 2\)"):
         load_model(saved)
 
 
