@@ -20,12 +20,22 @@ PIXELS = RNG.integers(0, 256, size=(20, 30, 3), dtype=np.uint8)
 # -- init="auto": k-means|| on Spark, quietly ---------------------------------------------------
 
 
-def test_default_parameters_fit_quietly_on_spark_ml(spark: Any) -> None:
+@pytest.fixture(scope="module")
+def spark_ml_default(spark: Any) -> KMeans:
+    """``KMeans(3, backend="spark-ml")`` with default parameters on a DataFrame of the blobs, fitted quietly.
+
+    Also the reference of the spark-ml pipeline test (one MLlib fit for both): the same rows
+    in the same partitions as :func:`_frame`, so MLlib's partition-seeded k-means|| agrees.
+    """
     df = spark.createDataFrame(BLOBS.tolist(), "a double, b double")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        model = KMeans(3, seed=1, backend="spark-ml").fit(df)  # k-means++ would be refused: MLlib has none
-    assert sorted(np.round(model.cluster_centers_).tolist()) == sorted(CENTERS.tolist())
+        return KMeans(3, seed=4, backend="spark-ml").fit(df)  # k-means++ would be refused: MLlib has none
+
+
+def test_default_parameters_fit_quietly_on_spark_ml(spark_ml_default: KMeans) -> None:
+    assert spark_ml_default.init == "auto" and spark_ml_default.max_iter == 300  # the defaults, fitted quietly
+    assert sorted(np.round(spark_ml_default.cluster_centers_).tolist()) == sorted(CENTERS.tolist())
 
 
 def test_spark_backends_declare_kmeans_parallel_as_their_default_init() -> None:
@@ -59,20 +69,29 @@ def _labels(df: Any, column: str = "prediction") -> list[int]:
 
 
 @pytest.mark.parametrize("backend", ["spark-rdd", "spark-ml"])
-def test_pipeline_fits_transforms_saves_and_loads(spark: Any, tmp_path: Path, backend: str) -> None:
+def test_pipeline_fits_transforms_saves_and_loads(
+    spark: Any, tmp_path: Path, backend: str, spark_ml_default: KMeans
+) -> None:
     from pyspark.ml import Pipeline, PipelineModel
     from pyspark.ml.feature import VectorAssembler
 
     from kmeans.spark import KMeans as SparkKMeans
     from kmeans.spark import KMeansModel
 
-    df = _frame(spark)
+    # spark-rdd on one partition runs each Lloyd run in one task (the same model: any layout gives numpy's);
+    # spark-ml keeps _frame's partitions, which its MLlib reference was fitted on
+    df = _frame(spark) if backend == "spark-ml" else _frame(spark).coalesce(1)
     stages = [VectorAssembler(inputCols=["a", "b"], outputCol="features"), SparkKMeans(k=3, seed=4, backend=backend)]
     fitted = Pipeline(stages=stages).fit(df)
     labels = _labels(fitted.transform(df))
-    reference = KMeans(3, seed=4, init="k-means||", max_iter=20, backend=backend).fit(BLOBS)
+    # the same fit without the Pipeline: spark-rdd's model is numpy's (same seed, any layout); spark-ml's is
+    # MLlib's from KMeans(backend="spark-ml") (it converges well before either maxIter, 20 or 300)
+    if backend == "spark-rdd":
+        reference = KMeans(3, seed=4, init="k-means||", max_iter=20).fit(BLOBS)
+    else:
+        reference = spark_ml_default
     np.testing.assert_allclose(fitted.stages[-1].clusterCenters(), reference.cluster_centers_, rtol=1e-9)
-    assert labels == reference.labels_.tolist()
+    assert labels == reference.predict(BLOBS).tolist()  # the training labels (spark-ml's labels_ is an RDD here)
 
     fitted.save(str(tmp_path / "pipeline"))
     loaded = PipelineModel.load(str(tmp_path / "pipeline"))
@@ -90,7 +109,8 @@ def test_cross_validator_with_clustering_evaluator_picks_the_true_k(spark: Any) 
 
     from kmeans.spark import KMeans as SparkKMeans
 
-    df = VectorAssembler(inputCols=["a", "b"], outputCol="features").transform(_frame(spark))
+    # one partition: each spark-rdd fit of the search runs its Lloyd iterations in one task
+    df = VectorAssembler(inputCols=["a", "b"], outputCol="features").transform(_frame(spark).coalesce(1))
     estimator = SparkKMeans(seed=1, maxIter=10)
     grid = ParamGridBuilder().addGrid(estimator.k, [2, 3]).build()
     cv = CrossValidator(
@@ -107,7 +127,7 @@ def test_weight_col_and_prediction_col_are_honoured_and_features_remembered(spar
     from kmeans.spark import KMeans as SparkKMeans
 
     w = RNG.uniform(0.5, 2.0, len(BLOBS))
-    df = _frame(spark, w).withColumn("features", sf.array("a", "b"))
+    df = _frame(spark, w).coalesce(1).withColumn("features", sf.array("a", "b"))  # one task per Lloyd run
     model = SparkKMeans(k=3, seed=2, weightCol="w", predictionCol="cluster").fit(df)
     reference = KMeans(3, seed=2, init="k-means||", max_iter=20).fit(BLOBS, sample_weight=w)
     np.testing.assert_allclose(np.array(model.clusterCenters()), reference.cluster_centers_, rtol=1e-9)
