@@ -156,10 +156,10 @@ def to_spark(model: KMeans, *, spark: Any = None) -> Any:
     from pyspark.mllib.common import _py2java
     from pyspark.mllib.linalg import Vectors as MLlibVectors
 
-    from kmeans.backends import _spark
+    from kmeans.backends._spark import session as spark_session
 
     centers = _require_l2(model, "Spark's KMeansModel")
-    session = spark if spark is not None else _spark.get_session()
+    session = spark if spark is not None else spark_session.get_session()
     sc = session.sparkContext
     jvm = sc._jvm
     vectors = _py2java(sc, [MLlibVectors.dense(row) for row in centers])

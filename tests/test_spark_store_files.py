@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from kmeans._kernels.bounds import Bounds
-from kmeans.backends._spark_store import BlockStore, StoredMemory
+from kmeans.backends._spark.store import BlockStore, StoredMemory
 
 
 def test_blocks_round_trip_with_and_without_weights(tmp_path: Path) -> None:

@@ -50,7 +50,8 @@ from kmeans import registry
 from kmeans._random import derive_seed
 from kmeans._types import Deferred, FitResult, FitSpec, Float64Array
 from kmeans._validation import check_points, check_weights
-from kmeans.backends import _spark
+from kmeans.backends._spark import blocks, frames, inputs, mllib
+from kmeans.backends._spark import session as spark_session
 from kmeans.backends.spark_rdd import SparkRDDBackend, SparkRDDDataset
 from kmeans.dataset import BlockDataset
 from kmeans.distance.base import Distance
@@ -63,7 +64,7 @@ from kmeans.init.kmeans_parallel import KMeansParallel
 from kmeans.init.random import Random
 from kmeans.protocols import AssignStep
 
-_spark.require_pyspark()  # fail at registry lookup with the install hint, not deep inside a fit
+spark_session.require_pyspark()  # fail at registry lookup with the install hint, not deep inside a fit
 
 #: MLlib's k-means|| draws ``2 k`` candidates per round; other oversampling factors cannot be passed.
 MLLIB_OVERSAMPLING = 2.0
@@ -79,11 +80,6 @@ _WEIGHT = "__kmeans_weight"
 MLLIB_MEASURES = {"l2": "euclidean", "cosine": "cosine"}
 
 _ALTERNATIVES = "backend='spark-rdd' (the same Spark data, every strategy of this library) or backend='numpy'"
-
-
-def mllib_seed(seed: int) -> int:
-    """``seed`` folded into MLlib's signed 64-bit range (the same seed gives the same fold)."""
-    return ((int(seed) + (1 << 63)) % (1 << 64)) - (1 << 63)
 
 
 def _fewer_centers(init: str, found: int | None, k: int) -> ValidationError:
@@ -141,7 +137,7 @@ class SparkMLDataset:
         #: Broadcasts an array input is read from (see :func:`_from_array`).
         self.sources = sources
         if sources:
-            weakref.finalize(self, _spark._destroy_all, sources)
+            weakref.finalize(self, blocks._destroy_all, sources)
         self.features_col = features_col
         self.weight_col = weight_col
         self._n_rows = n_rows
@@ -207,7 +203,7 @@ class SparkMLDataset:
         if self._blocks is None:
             values = self.values_frame().selectExpr(f"v AS {_VALUES}", f"w AS {_WEIGHT}")
             weight = _WEIGHT if self.weight_col is not None else None
-            data = _spark.blocks_from_dataframe(values, weight, features=_VALUES)
+            data = frames.blocks_from_dataframe(values, weight, features=_VALUES)
             self._blocks = SparkRDDDataset(data, source=self.source)
         return self._blocks.map_reduce(fn, merge)
 
@@ -360,7 +356,7 @@ def _plain_name(name: str) -> bool:
 
 def _double_sql(column: str) -> str:
     """SQL of ``column`` cast to double (how weights are read)."""
-    return f"CAST({_spark.quote(column)} AS DOUBLE)"
+    return f"CAST({frames.quote(column)} AS DOUBLE)"
 
 
 def _with_struct(df: Any, column: str) -> Any:
@@ -376,7 +372,7 @@ def _with_struct(df: Any, column: str) -> Any:
     from pyspark.sql import DataFrame
 
     jvm = df.sparkSession.sparkContext._jvm
-    jcol = df._jdf.col(_spark.quote(column))
+    jcol = df._jdf.col(frames.quote(column))
     struct = _jvm_function(jvm, "sql").unwrap_udt(jcol)
     jdf = df._jdf.withColumn(_STRUCT, struct).withColumn(
         _SPARSE, _jvm_function(jvm, "ml").vector_to_array(jcol, "float64")
@@ -388,12 +384,6 @@ def _with_struct(df: Any, column: str) -> Any:
 def _jvm_function(jvm: Any, package: str) -> Any:
     """``org.apache.spark.sql.functions`` or ``org.apache.spark.ml.functions``, looked up once."""
     return jvm.org.apache.spark.sql.functions if package == "sql" else jvm.org.apache.spark.ml.functions
-
-
-def _persistent_ids(context: Any) -> set[int]:
-    """Ids of the cached RDDs, in one py4j call (iterating the Java set costs one per element)."""
-    text = str(context._jsc.getPersistentRDDs().keySet().toString())
-    return {int(i) for i in text.strip("[]").split(",") if i.strip()}
 
 
 def _first(row: Any) -> int:
@@ -448,16 +438,16 @@ def _arrow_labels(centers: Float64Array, assign: AssignStep, d: int) -> Callable
 # -- building the dataset --------------------------------------------------------------------
 
 
-def _values_expr(df: Any, spec: _spark.FeatureSpec) -> Any:
+def _values_expr(df: Any, spec: frames.FeatureSpec) -> Any:
     """The feature columns of ``df`` as one ``array<double>`` expression (not for vector columns)."""
     from pyspark.sql import functions as sf
 
     if spec.kind == "array":
-        return _spark.column(spec.columns[0]).cast("array<double>")
-    return sf.array(*[_spark.column(c).cast("double") for c in spec.columns])
+        return frames.column(spec.columns[0]).cast("array<double>")
+    return sf.array(*[frames.column(c).cast("double") for c in spec.columns])
 
 
-def _validate_frame(df: Any, spec: _spark.FeatureSpec, what: str) -> tuple[int, int, float]:
+def _validate_frame(df: Any, spec: frames.FeatureSpec, what: str) -> tuple[int, int, float]:
     """One aggregate job over ``df``: ``(n_rows, n_features, total_weight)``, or a ValidationError.
 
     The checks avoid per-element lambdas, which Spark interprets row by row: a value is
@@ -505,8 +495,8 @@ def _validate_frame(df: Any, spec: _spark.FeatureSpec, what: str) -> tuple[int, 
         problems = tuple((kind, int(row[key])) for key, kind in kinds if row[key])
         total = float(row["wsum"] or 0.0)
     widths = () if n == 0 else (int(row["dmin"]), int(row["dmax"]))
-    _spark.check_row_stats(
-        _spark.RowStats(n, widths, int(row["nonfinite"] or 0), None, int(row["nulls"] or 0), problems, total), what
+    blocks.check_row_stats(
+        blocks.RowStats(n, widths, int(row["nonfinite"] or 0), None, int(row["nulls"] or 0), problems, total), what
     )
     return n, int(row["dmin"]), total
 
@@ -524,8 +514,8 @@ def _from_dataframe(df: Any, sample_weight: Any, features: Any) -> SparkMLDatase
     """
     from pyspark.ml.functions import array_to_vector
 
-    spec = _spark.resolve_features(df, features, sample_weight)
-    weight = None if spec.weight is None else _spark.column(spec.weight).cast("double")
+    spec = frames.resolve_features(df, features, sample_weight)
+    weight = None if spec.weight is None else frames.column(spec.weight).cast("double")
 
     def validate() -> tuple[int, int, float]:
         return _validate_frame(df, spec, "the DataFrame")
@@ -535,8 +525,8 @@ def _from_dataframe(df: Any, sample_weight: Any, features: Any) -> SparkMLDatase
         if not all(map(_plain_name, (features_col, weight_col or ""))):
             # MLlib resolves a.b as field b of column a: hand it the columns under plain names
             frame = df.select(
-                _spark.column(features_col).alias(_FEATURES),
-                *([] if weight_col is None else [_spark.column(weight_col).alias(_WEIGHT)]),
+                frames.column(features_col).alias(_FEATURES),
+                *([] if weight_col is None else [frames.column(weight_col).alias(_WEIGHT)]),
             )
             features_col, weight_col = _FEATURES, None if weight_col is None else _WEIGHT
         return SparkMLDataset(
@@ -614,10 +604,10 @@ def _from_array(X: Any, sample_weight: Any, num_partitions: int | None) -> Spark
     arr = check_points(X)
     weights = check_weights(sample_weight, arr.shape[0])
     points = np.asarray(arr, dtype=np.float64)
-    session = _spark.get_session()
+    session = spark_session.get_session()
     names = [f"x{j}" for j in range(points.shape[1])]
     parts = max(1, min(points.shape[0], num_partitions or session.sparkContext.defaultParallelism))
-    _, handles = _spark.broadcast_slices(session.sparkContext, points, weights, parts)
+    _, handles = blocks.broadcast_slices(session.sparkContext, points, weights, parts)
     schema = ", ".join([*(f"{c} double" for c in names), *([f"{_WEIGHT} double"] if weights is not None else [])])
     columns = [*names, *([_WEIGHT] if weights is not None else [])]
     rows = session.range(0, parts, 1, parts).mapInArrow(_arrow_blocks(handles, columns, weights is not None), schema)
@@ -639,11 +629,11 @@ def _from_array(X: Any, sample_weight: Any, num_partitions: int | None) -> Spark
 
 
 def _from_rdd(rdd: Any) -> SparkMLDataset:
-    data = _spark.blocks_from_rdd(rdd)  # validates every row, in one pass that caches blocks
+    data = blocks.blocks_from_rdd(rdd)  # validates every row, in one pass that caches blocks
     try:
         from pyspark.sql import functions as sf
 
-        rows = _spark.get_session().createDataFrame(data.blocks.flatMap(_block_rows), f"{_VALUES} array<double>")
+        rows = spark_session.get_session().createDataFrame(data.blocks.flatMap(_block_rows), f"{_VALUES} array<double>")
         frame = _vector_frame(rows, sf.col(_VALUES), False)
     finally:
         data.unpersist()
@@ -662,18 +652,6 @@ def _from_rdd(rdd: Any) -> SparkMLDataset:
 
 def _block_rows(block: Any) -> list[tuple[list[float]]]:
     return [(row,) for row in np.asarray(block.points, dtype=np.float64).tolist()]
-
-
-# -- running MLlib ---------------------------------------------------------------------------
-
-
-@attrs.frozen(eq=False)
-class MLlibRun:
-    """What one MLlib fit returned: centers, iterations run, and its ``trainingCost``."""
-
-    centers: Float64Array
-    n_iter: int
-    training_cost: float
 
 
 @attrs.frozen
@@ -745,11 +723,11 @@ class SparkMLBackend:
     def dataset(self, X: Any, sample_weight: Any = None, *, features: Any = None) -> SparkMLDataset:
         if isinstance(X, SparkMLDataset):
             return X
-        if _spark.is_dataframe(X):
+        if inputs.is_dataframe(X):
             return _from_dataframe(X, sample_weight, features)
         if features is not None:
             raise ValidationError("features= selects DataFrame columns; it cannot be used with an array or an RDD")
-        if _spark.is_rdd(X):
+        if inputs.is_rdd(X):
             if sample_weight is not None:
                 raise ValidationError(
                     "sample_weight is not supported with an RDD input (its order cannot be matched to the rows); "
@@ -772,7 +750,7 @@ class SparkMLBackend:
                 centers, run_seed, inertias = run.centers, spec.seed, ()
                 inertia, weights = _lazy_evaluation(dataset, centers, spec.distance)
             else:
-                best: tuple[float, Float64Array, Float64Array, MLlibRun, int] | None = None
+                best: tuple[float, Float64Array, Float64Array, mllib.MLlibRun, int] | None = None
                 scores: list[float] = []
                 for r in range(spec.n_init):
                     run_seed = spec.seed if r == 0 else derive_seed(spec.seed, r)
@@ -805,23 +783,26 @@ class SparkMLBackend:
 
     # -- MLlib calls ------------------------------------------------------------------------
 
-    def _run(self, dataset: SparkMLDataset, spec: FitSpec, seed: int) -> MLlibRun:
+    def _run(self, dataset: SparkMLDataset, spec: FitSpec, seed: int) -> mllib.MLlibRun:
         init, k = spec.initializer, spec.n_clusters
         measure = _measure(spec.distance) or "euclidean"
         context = dataset.frame.sparkSession.sparkContext
         if isinstance(init, ExplicitCenters):
             dataset.check_rows()  # the RDD-based API checks nothing: NaN rows would give NaN centers
             if spec.max_iter == 0:  # the given centers are the result (MLlib would run no update): no MLlib call
-                return MLlibRun(init.centers.copy(), 0, float("nan"))
-            return self.run_mllib_rdd(dataset, init.centers, spec.max_iter, spec.tol, seed, measure)
-        before = _persistent_ids(context)
+                return mllib.MLlibRun(init.centers.copy(), 0, float("nan"))
+            steps = self.init_steps if self.init_steps is not None else 2
+            params = mllib.MLlibParams(k, spec.max_iter, spec.tol, seed, measure, steps, self.solver)
+            return mllib.fit_rdd(dataset.frame, dataset.features_col, init.centers, params)
+        steps = self.init_steps if self.init_steps is not None else getattr(init, "rounds", 2)
+        params = mllib.MLlibParams(k, spec.max_iter, spec.tol, seed, measure, steps, self.solver)
+        before = mllib.persistent_ids(context)
         try:
-            run = self.run_ml(dataset, k, init, spec.max_iter, spec.tol, seed, measure)
+            run = mllib.fit_ml(
+                dataset.frame, dataset.features_col, dataset.weight_col, dataset.n_features, init.name, params
+            )
         except Exception as exc:
-            # a failed MLlib fit leaves its cached training instances behind: drop them
-            for rdd_id, rdd in context._jsc.getPersistentRDDs().items():
-                if rdd_id not in before:
-                    rdd.unpersist(False)
+            mllib.unpersist_new(context, before)  # a failed MLlib fit leaves its cached training instances behind
             # MLlib fails on null, NaN or infinite vectors, vectors of different lengths and
             # bad weights in its first pass (its own row checks): say which, and how many
             dataset.check_rows()
@@ -837,77 +818,6 @@ class SparkMLBackend:
         if run.centers.shape[0] < k:
             raise _fewer_centers(init.name, run.centers.shape[0], k)
         return run
-
-    def run_ml(
-        self,
-        dataset: SparkMLDataset,
-        k: int,
-        init: Any,
-        max_iter: int,
-        tol: float,
-        seed: int,
-        measure: str = "euclidean",
-    ) -> MLlibRun:
-        """One ``pyspark.ml.clustering.KMeans`` fit on ``dataset.frame``."""
-        from pyspark.ml.clustering import KMeans as MLlibKMeans
-
-        steps = self.init_steps if self.init_steps is not None else getattr(init, "rounds", 2)
-        estimator = MLlibKMeans(
-            featuresCol=dataset.features_col,
-            predictionCol="__kmeans_prediction",
-            k=k,
-            initMode=init.name,
-            initSteps=steps,
-            maxIter=max_iter,
-            tol=tol,
-            seed=mllib_seed(seed),
-            distanceMeasure=measure,
-            solver=self.solver,
-        )
-        if dataset.weight_col is not None:
-            estimator.setWeightCol(dataset.weight_col)
-        model = estimator.fit(dataset.frame)
-        centers = np.array(model.clusterCenters(), dtype=np.float64).reshape(-1, dataset.n_features)
-        return MLlibRun(centers, int(model.summary.numIter), float(model.summary.trainingCost))
-
-    def run_mllib_rdd(
-        self,
-        dataset: SparkMLDataset,
-        centers: Float64Array,
-        max_iter: int,
-        tol: float,
-        seed: int,
-        measure: str = "euclidean",
-    ) -> MLlibRun:
-        """One RDD-based MLlib fit from explicit initial ``centers``.
-
-        Calls ``trainKMeansModel``, the JVM entry point of
-        ``pyspark.mllib.clustering.KMeans.train(..., initialModel=KMeansModel(centers))``,
-        directly: ``train`` drops the Java model, and with it MLlib's iteration count. The
-        rows reach it as a JVM ``RDD[Vector]`` made from the DataFrame inside the JVM
-        (:func:`_jvm_vectors`), not through Python workers.
-        """
-        from pyspark.mllib.common import callJavaFunc, callMLlibFunc
-        from pyspark.mllib.linalg import Vectors
-
-        rows = _jvm_vectors(dataset.frame, dataset.features_col)
-        initial = [Vectors.dense(c) for c in np.asarray(centers, dtype=np.float64)]
-        steps = self.init_steps if self.init_steps is not None else 2
-        java_model = callMLlibFunc(
-            "trainKMeansModel",
-            rows,
-            centers.shape[0],
-            max_iter,
-            "k-means||",
-            mllib_seed(seed),
-            steps,
-            tol,
-            initial,
-            measure,
-        )
-        found = callJavaFunc(dataset.frame.sparkSession.sparkContext, java_model.clusterCenters)
-        out = np.array([c.toArray() for c in found], dtype=np.float64)
-        return MLlibRun(out, int(java_model.numIter()), float(java_model.trainingCost()))
 
 
 def _measure(distance: Any) -> str | None:
@@ -929,29 +839,3 @@ def _lazy_evaluation(
     """
     both: Deferred[tuple[float, Float64Array]] = Deferred(lambda: dataset.evaluate(centers, distance))
     return Deferred(lambda: both.get()[0]), Deferred(lambda: both.get()[1])
-
-
-def _jvm_vectors(frame: Any, column: str) -> Any:
-    """The vector ``column`` of ``frame`` as a JVM ``JavaRDD[mllib Vector]``.
-
-    Made inside the JVM by ``org.apache.spark.ml.util.DatasetUtils.columnToOldVector``
-    (what MLlib's own estimators use; internal, but public in the bytecode since Spark
-    3.1). On the raccoon at k=10 and 50 iterations this made the explicit-centers fit
-    several times faster than mapping every row through a Python worker, which remains the
-    fallback if a Spark version lacks the method.
-    """
-    from py4j.protocol import Py4JError, Py4JJavaError
-
-    try:
-        utils = frame.sparkSession.sparkContext._jvm.org.apache.spark.ml.util.DatasetUtils
-        return utils.columnToOldVector(frame._jdf, column).toJavaRDD()
-    except Py4JJavaError:  # the JVM ran it and failed: a real error, not a missing method
-        raise
-    except Py4JError:  # pragma: no cover - Spark versions without the helper
-        return frame.select(column).rdd.map(_mllib_vector)
-
-
-def _mllib_vector(row: Any) -> Any:
-    from pyspark.mllib.linalg import Vectors
-
-    return Vectors.fromML(row[0])

@@ -41,14 +41,15 @@ from kmeans import driver
 from kmeans._blas import single_threaded_blas
 from kmeans._types import Block, Callback, FitResult, FitSpec, Float64Array, FloatArray, IntArray, LloydResult
 from kmeans._validation import check_points
-from kmeans.backends import _spark
-from kmeans.backends._spark_store import BlockStore
+from kmeans.backends._spark import blocks, frames, inputs
+from kmeans.backends._spark import session as spark_session
+from kmeans.backends._spark.store import BlockStore
 from kmeans.dataset import BlockDataset, DatasetFacts, FactsMixin, compress_rows
 from kmeans.driver import lloyd
 from kmeans.errors import ValidationError
 from kmeans.protocols import AssignStep
 
-_spark.require_pyspark()  # fail at registry lookup with the install hint, not deep inside a fit
+spark_session.require_pyspark()  # fail at registry lookup with the install hint, not deep inside a fit
 
 T = TypeVar("T")
 
@@ -87,7 +88,7 @@ class SparkRDDDataset(FactsMixin):
     decides the type of :meth:`labels`.
     """
 
-    def __init__(self, data: _spark.SparkBlocks, *, source: str = "array", distinct: bool = False) -> None:
+    def __init__(self, data: blocks.SparkBlocks, *, source: str = "array", distinct: bool = False) -> None:
         self._data = data
         self.source = source
         self.facts = DatasetFacts(
@@ -136,7 +137,7 @@ class SparkRDDDataset(FactsMixin):
         The partials are merged in partition order, as :meth:`map_reduce` merges them.
         """
         data = self._data
-        view = _spark.to_block_view(data.offsets, data.dtype.str)
+        view = blocks.to_block_view(data.offsets, data.dtype.str)
         found: dict[int, list[Any]] = {}
         missed = []
         for p, status, partial in self._indices().mapPartitions(_from_store(store, view, task)).collect():
@@ -233,7 +234,7 @@ class SparkRDDDataset(FactsMixin):
                 .partitionBy(bounds.shape[0] + 1, _identity)
                 .mapPartitions(_merge_ranges(integer, data.dtype.str))
             )
-            folded = _spark._validated(merged, "the compressed data", store=data.store is not None)
+            folded = blocks.validated(merged, "the compressed data", store=data.store is not None)
         finally:
             local.unpersist(blocking=False)
         return SparkRDDDataset(folded, source=self.source, distinct=True)
@@ -383,10 +384,10 @@ def _fold(points: FloatArray, weights: Float64Array, integer: bool) -> tuple[Flo
 
 def _fold_partition(integer: bool) -> Callable[[Iterable[Block]], Iterator[tuple[FloatArray, Float64Array]]]:
     def run(iterator: Iterable[Block]) -> Iterator[tuple[FloatArray, Float64Array]]:
-        blocks = list(iterator)
-        if blocks:
-            points = np.concatenate([b.points for b in blocks])
-            weights = np.concatenate([np.asarray(b.weights, dtype=np.float64) for b in blocks])
+        parts = list(iterator)
+        if parts:
+            points = np.concatenate([b.points for b in parts])
+            weights = np.concatenate([np.asarray(b.weights, dtype=np.float64) for b in parts])
             yield _fold(points, weights, integer)
 
     return run
@@ -460,12 +461,12 @@ def _merge_ranges(integer: bool, dtype: str) -> Callable[[Iterable[Any]], Iterat
 def _predict_rows(
     centers: Float64Array, assign: AssignStep, block_rows: int
 ) -> Callable[[int, Iterable[Any]], Iterator[int]]:
-    parse = _spark._parse_partition(block_rows)
+    parse = blocks._parse_partition(block_rows)
     d = centers.shape[1]
 
     def run(index: int, iterator: Iterable[Any]) -> Iterator[int]:
         for item in parse(index, iterator):
-            if isinstance(item, _spark.ParseError):
+            if isinstance(item, blocks.ParseError):
                 raise ValidationError(item.message)
             points = item[0]
             if points.shape[1] != d:
@@ -511,19 +512,19 @@ class SparkRDDBackend:
     name: str = "spark-rdd"
     default_init = "k-means||"  # init="auto": a few passes over distributed data, as MLlib's default
     num_partitions: int | None = None
-    block_rows: int = _spark.BLOCK_ROWS
+    block_rows: int = blocks.BLOCK_ROWS
     #: A single-partition dataset runs each restart's Lloyd iterations in one task (see
     #: the module docstring); ``False``: one job per iteration, callbacks live.
     one_task: bool = True
     #: With a ``local[...]`` master, keep a copy of the cached blocks in files the passes read
-    #: (:mod:`kmeans.backends._spark_store`); ``False``: every pass reads Spark's cache.
+    #: (:mod:`kmeans.backends._spark.store`); ``False``: every pass reads Spark's cache.
     local_store: bool = True
 
     def dataset(self, X: Any, sample_weight: Any = None, *, features: Any = None) -> SparkRDDDataset:
         if isinstance(X, SparkRDDDataset):
             return X
-        source = "dataframe" if _spark.is_dataframe(X) else "rdd" if _spark.is_rdd(X) else "array"
-        data = _spark.to_blocks(
+        source = "dataframe" if inputs.is_dataframe(X) else "rdd" if inputs.is_rdd(X) else "array"
+        data = inputs.to_blocks(
             X,
             sample_weight,
             features=features,
@@ -551,9 +552,9 @@ class SparkRDDBackend:
     def predict(self, X: Any, centers: Float64Array, assign: AssignStep, *, features: Any = None) -> Any:
         """ndarray -> ndarray of labels; RDD -> lazy RDD of labels; DataFrame -> DataFrame + ``prediction``."""
         centers = np.asarray(centers, dtype=np.float64)
-        if _spark.is_rdd(X):
+        if inputs.is_rdd(X):
             return X.mapPartitionsWithIndex(_predict_rows(centers, assign, self.block_rows), preservesPartitioning=True)
-        if _spark.is_dataframe(X):
+        if inputs.is_dataframe(X):
             return self._predict_dataframe(X, centers, assign, features)
         arr = check_points(X)
         if arr.shape[1] != centers.shape[1]:
@@ -565,14 +566,14 @@ class SparkRDDBackend:
         from pyspark.sql import functions as sf
         from pyspark.sql.pandas.functions import pandas_udf
 
-        spec = _spark.resolve_features(df, features)
+        spec = frames.resolve_features(df, features)
         if "prediction" in df.columns:
             raise ValidationError("the DataFrame already has a 'prediction' column; rename or drop it first")
         if spec.kind == "columns":
-            values = sf.array(*[_spark.column(c).cast("double") for c in spec.columns])
+            values = sf.array(*[frames.column(c).cast("double") for c in spec.columns])
         elif spec.kind == "vector":
-            values = _spark.vector_values(spec.columns[0])
+            values = frames.vector_values(spec.columns[0])
         else:
-            values = _spark.column(spec.columns[0])
+            values = frames.column(spec.columns[0])
         udf: Any = pandas_udf(_predict_series(centers, assign), "int")  # type: ignore[call-overload]
         return df.withColumn("prediction", udf(values))

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from kmeans import KMeans  # noqa: E402
-from kmeans.backends import _spark  # noqa: E402
+from kmeans.backends._spark import session as spark_session  # noqa: E402
 from kmeans.backends.spark_rdd import SparkRDDBackend  # noqa: E402
 from kmeans.distance.base import Distance  # noqa: E402
 from kmeans.distance.l2 import L2  # noqa: E402
@@ -113,8 +113,8 @@ def summary(model: KMeans) -> dict[str, Any]:
 
 
 def main(master: str) -> None:
-    os.environ.setdefault("SPARK_HOME", str(Path(_spark.require_pyspark().__file__).parent))
-    session = _spark.start_local_session(
+    os.environ.setdefault("SPARK_HOME", str(Path(spark_session.require_pyspark().__file__).parent))
+    session = spark_session.start_local_session(
         master,
         {"spark.executor.memory": "512m", "spark.task.maxFailures": "4", "spark.default.parallelism": "4"},
     )

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from kmeans.backends import _spark
+from kmeans.backends._spark import session as spark_session
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,7 +27,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def local_test_session() -> Any:
     """The tests' local[2] session (the running one if a test module started it already)."""
-    return _spark.start_local_session(
+    return spark_session.start_local_session(
         "local[2]",
         {
             "spark.app.name": "kmeans-tests",

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from kmeans import ValidationError
-from kmeans.backends import _spark
+from kmeans.backends._spark import blocks, frames, inputs
 
 X = np.array([[0.0, 1.0], [2.0, 3.0], [4.0, 5.0], [6.0, 7.0], [8.0, 9.0]])
 
 
-def _rows(blocks: _spark.SparkBlocks) -> tuple[np.ndarray, np.ndarray, list[int]]:
+def _rows(blocks: blocks.SparkBlocks) -> tuple[np.ndarray, np.ndarray, list[int]]:
     collected = sorted(blocks.blocks.collect(), key=lambda b: b.start)
     blocks.unpersist()
     return (
@@ -25,7 +25,7 @@ def _rows(blocks: _spark.SparkBlocks) -> tuple[np.ndarray, np.ndarray, list[int]
 
 @pytest.mark.parametrize("parts", [1, 2, 3, 5])
 def test_an_array_becomes_contiguous_blocks_with_global_offsets(sc: Any, parts: int) -> None:
-    data = _spark.blocks_from_array(sc, X, num_partitions=parts)
+    data = blocks.blocks_from_array(sc, X, num_partitions=parts)
     assert data.num_partitions == parts
     points, weights, starts = _rows(data)
     np.testing.assert_array_equal(points, X)
@@ -35,39 +35,39 @@ def test_an_array_becomes_contiguous_blocks_with_global_offsets(sc: Any, parts: 
 
 def test_small_arrays_default_to_one_partition(sc: Any) -> None:
     # Each partition costs a task per Lloyd pass; a million rows take about as long to assign.
-    data = _spark.blocks_from_array(sc, X)
+    data = blocks.blocks_from_array(sc, X)
     assert data.num_partitions == 1
     data.unpersist()
 
 
 def test_large_arrays_default_to_one_partition_per_million_rows_up_to_the_cores(sc: Any) -> None:
-    big = np.zeros((_spark.ROWS_PER_PARTITION + 1, 1))
-    data = _spark.blocks_from_array(sc, big)
+    big = np.zeros((blocks.ROWS_PER_PARTITION + 1, 1))
+    data = blocks.blocks_from_array(sc, big)
     assert data.num_partitions == min(2, sc.defaultParallelism)
     data.unpersist()
 
 
 def test_never_more_partitions_than_rows(sc: Any) -> None:
-    data = _spark.blocks_from_array(sc, X, num_partitions=50)
+    data = blocks.blocks_from_array(sc, X, num_partitions=50)
     assert data.num_partitions == 5
     data.unpersist()
 
 
 def test_array_weights_travel_with_their_rows(sc: Any) -> None:
     w = np.array([1.0, 0.0, 2.5, 1.0, 3.0])
-    data = _spark.blocks_from_array(sc, X, w, num_partitions=2)
+    data = blocks.blocks_from_array(sc, X, w, num_partitions=2)
     assert data.total_weight == pytest.approx(7.5)
     np.testing.assert_array_equal(_rows(data)[1], w)
 
 
 def test_integer_arrays_are_float64_and_flagged_integer_valued(sc: Any) -> None:
-    data = _spark.blocks_from_array(sc, X.astype(np.uint8), num_partitions=2)
+    data = blocks.blocks_from_array(sc, X.astype(np.uint8), num_partitions=2)
     assert data.integer_valued and data.dtype == np.float64
     data.unpersist()
 
 
 def test_float32_stays_float32(sc: Any) -> None:
-    data = _spark.blocks_from_array(sc, X.astype(np.float32), num_partitions=2)
+    data = blocks.blocks_from_array(sc, X.astype(np.float32), num_partitions=2)
     assert data.dtype == np.float32 and not data.integer_valued
     assert _rows(data)[0].dtype == np.float32
 
@@ -79,7 +79,7 @@ def test_float32_stays_float32(sc: Any) -> None:
 )
 def test_rdd_rows_of_every_kind_convert_in_order(sc: Any, convert: Any) -> None:
     rdd = sc.parallelize([convert(r) for r in X.tolist()], 3)
-    data = _spark.blocks_from_rdd(rdd)
+    data = blocks.blocks_from_rdd(rdd)
     assert (data.n_rows, data.n_features, data.num_partitions) == (5, 2, 3)
     np.testing.assert_array_equal(_rows(data)[0], X)
 
@@ -91,18 +91,18 @@ def _vector(row: list[float]) -> Any:
 
 
 def test_rdd_of_2d_array_blocks_is_accepted(sc: Any) -> None:
-    data = _spark.blocks_from_rdd(sc.parallelize([X[:2], X[2:]], 2))
+    data = blocks.blocks_from_rdd(sc.parallelize([X[:2], X[2:]], 2))
     np.testing.assert_array_equal(_rows(data)[0], X)
 
 
 def test_rdd_of_int_rows_is_integer_valued(sc: Any) -> None:
-    data = _spark.blocks_from_rdd(sc.parallelize([[1, 2], [3, 4]], 2))
+    data = blocks.blocks_from_rdd(sc.parallelize([[1, 2], [3, 4]], 2))
     assert data.integer_valued and data.dtype == np.float64
     data.unpersist()
 
 
 def test_rdd_partitions_are_cut_into_blocks_of_at_most_block_rows(sc: Any) -> None:
-    data = _spark.blocks_from_rdd(sc.parallelize(X.tolist(), 1), block_rows=2)
+    data = blocks.blocks_from_rdd(sc.parallelize(X.tolist(), 1), block_rows=2)
     collected = data.blocks.collect()
     data.unpersist()
     assert [b.start for b in collected] == [0, 2, 4]
@@ -110,13 +110,13 @@ def test_rdd_partitions_are_cut_into_blocks_of_at_most_block_rows(sc: Any) -> No
 
 def test_dataframe_numeric_columns(spark: Any) -> None:
     df = spark.createDataFrame([(float(a), int(b), "x") for a, b in X], ["a", "b", "label"])
-    data = _spark.blocks_from_dataframe(df, features=["a", "b"])
+    data = frames.blocks_from_dataframe(df, features=["a", "b"])
     np.testing.assert_array_equal(_rows(data)[0], X)
 
 
 def test_dataframe_vector_column(spark: Any) -> None:
     df = spark.createDataFrame([(_vector(r),) for r in X.tolist()], ["features"])
-    data = _spark.blocks_from_dataframe(df)
+    data = frames.blocks_from_dataframe(df)
     np.testing.assert_array_equal(_rows(data)[0], X)
 
 
@@ -124,20 +124,20 @@ def test_dataframe_sparse_vectors_are_densified(spark: Any) -> None:
     from pyspark.ml.linalg import Vectors
 
     df = spark.createDataFrame([(Vectors.sparse(3, [1], [2.0]),), (Vectors.dense([1.0, 0.0, 0.0]),)], ["v"])
-    data = _spark.blocks_from_dataframe(df, features="v")
+    data = frames.blocks_from_dataframe(df, features="v")
     np.testing.assert_array_equal(_rows(data)[0], [[0.0, 2.0, 0.0], [1.0, 0.0, 0.0]])
 
 
 def test_dataframe_weight_column(spark: Any) -> None:
     df = spark.createDataFrame([(1.0, 2.0), (3.0, 0.5)], ["x", "w"])
-    data = _spark.blocks_from_dataframe(df, "w", features=["x"])
+    data = frames.blocks_from_dataframe(df, "w", features=["x"])
     assert data.total_weight == 2.5
     np.testing.assert_array_equal(_rows(data)[1], [2.0, 0.5])
 
 
 def test_dataframe_integer_columns_are_integer_valued(spark: Any) -> None:
     df = spark.createDataFrame([(1, 2), (3, 4)], ["r", "g"])
-    data = _spark.blocks_from_dataframe(df)
+    data = frames.blocks_from_dataframe(df)
     assert data.integer_valued
     data.unpersist()
 
@@ -148,72 +148,72 @@ def test_dataframe_integer_columns_are_integer_valued(spark: Any) -> None:
 def test_unknown_feature_columns_are_named(spark: Any) -> None:
     df = spark.createDataFrame([(1.0, 2.0)], ["a", "b"])
     with pytest.raises(ValidationError, match=r"unknown column\(s\) \['c'\].*\['a', 'b'\]"):
-        _spark.blocks_from_dataframe(df, features=["a", "c"])
+        frames.blocks_from_dataframe(df, features=["a", "c"])
 
 
 def test_non_numeric_columns_are_named(spark: Any) -> None:
     df = spark.createDataFrame([(1.0, "x")], ["a", "s"])
     with pytest.raises(ValidationError, match=r"non-numeric feature column\(s\) \{'s': 'string'\}"):
-        _spark.blocks_from_dataframe(df)
+        frames.blocks_from_dataframe(df)
 
 
 def test_null_values_are_reported_with_their_column(spark: Any) -> None:
     df = spark.createDataFrame([(1.0, 2.0), (None, 3.0)], "a double, b double")
     with pytest.raises(ValidationError, match="column 'a' has 1 null values"):
-        _spark.blocks_from_dataframe(df)
+        frames.blocks_from_dataframe(df)
 
 
 def test_nan_in_a_dataframe_is_reported(spark: Any) -> None:
     df = spark.createDataFrame([(1.0,), (float("nan"),)], ["a"])
     with pytest.raises(ValidationError, match="NaN or infinite values in 1 of 2 rows"):
-        _spark.blocks_from_dataframe(df)
+        frames.blocks_from_dataframe(df)
 
 
 def test_nan_in_an_rdd_is_reported_with_its_global_row(sc: Any) -> None:
     rdd = sc.parallelize([[1.0], [2.0], [3.0], [float("nan")]], 2)
     with pytest.raises(ValidationError, match=r"NaN or infinite values in 1 of 4 rows \(first at row 3\)"):
-        _spark.blocks_from_rdd(rdd)
+        blocks.blocks_from_rdd(rdd)
 
 
 def test_ragged_rows_are_reported(sc: Any) -> None:
     with pytest.raises(ValidationError, match="different lengths"):
-        _spark.blocks_from_rdd(sc.parallelize([[1.0, 2.0], [3.0]], 1))
+        blocks.blocks_from_rdd(sc.parallelize([[1.0, 2.0], [3.0]], 1))
 
 
 def test_ragged_rows_across_partitions_are_reported(sc: Any) -> None:
     with pytest.raises(ValidationError, match=r"rows of different lengths \(1 to 2\)"):
-        _spark.blocks_from_rdd(sc.parallelize([[1.0, 2.0], [3.0]], 2))
+        blocks.blocks_from_rdd(sc.parallelize([[1.0, 2.0], [3.0]], 2))
 
 
 def test_non_numeric_rdd_rows_are_reported(sc: Any) -> None:
     with pytest.raises(ValidationError, match="non-numeric values such as 'a'"):
-        _spark.blocks_from_rdd(sc.parallelize([[1.0, "a"]], 1))
+        blocks.blocks_from_rdd(sc.parallelize([[1.0, "a"]], 1))
 
 
 def test_scalar_rdd_elements_are_not_rows(sc: Any) -> None:
     with pytest.raises(ValidationError, match=r"each RDD element must be a row"):
-        _spark.blocks_from_rdd(sc.parallelize([1.0, 2.0], 1))
+        blocks.blocks_from_rdd(sc.parallelize([1.0, 2.0], 1))
 
 
 def test_an_empty_rdd_is_reported(sc: Any) -> None:
     with pytest.raises(ValidationError, match="the RDD is empty"):
-        _spark.blocks_from_rdd(sc.parallelize([], 2))
+        blocks.blocks_from_rdd(sc.parallelize([], 2))
 
 
 def test_nothing_stays_cached_after_a_validation_error(sc: Any) -> None:
     with pytest.raises(ValidationError):
-        _spark.blocks_from_rdd(sc.parallelize([[1.0], [float("inf")]], 2))
+        blocks.blocks_from_rdd(sc.parallelize([[1.0], [float("inf")]], 2))
     assert sc._jsc.getPersistentRDDs().isEmpty()
 
 
 def test_rdd_input_rejects_sample_weight(sc: Any) -> None:
     with pytest.raises(ValidationError, match="sample_weight is not supported with an RDD"):
-        _spark.blocks_from_rdd(sc.parallelize([[1.0]]), np.ones(1))
+        blocks.blocks_from_rdd(sc.parallelize([[1.0]]), np.ones(1))
 
 
 def test_features_with_an_array_is_an_error(spark: Any) -> None:
     with pytest.raises(ValidationError, match="features= selects DataFrame columns"):
-        _spark.to_blocks(X, features=["a"])
+        inputs.to_blocks(X, features=["a"])
 
 
 # -- issue 14: null vectors, null features at predict, special column names, spark-ml limits -------
@@ -226,7 +226,7 @@ def test_a_null_vector_is_a_clear_error_not_a_java_exception(spark: Any) -> None
     schema = StructType([StructField("features", VectorUDT(), True)])
     df = spark.createDataFrame([(_vector([1.0, 2.0]),), (None,), (_vector([3.0, 4.0]),)], schema)
     with pytest.raises(ValidationError, match=r"column 'features' has 1 null values"):
-        _spark.blocks_from_dataframe(df)
+        frames.blocks_from_dataframe(df)
     from kmeans import KMeans
 
     with pytest.raises(ValidationError, match=r"null feature values in 1 of 3 rows"):

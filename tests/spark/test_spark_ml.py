@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 
 from kmeans import ConvergenceWarning, Distance, KMeans, ValidationError, load_model
 from kmeans._types import Deferred
+from kmeans.backends._spark.mllib import mllib_seed
 from kmeans.backends.numpy import NumPyDataset
-from kmeans.backends.spark_ml import SparkMLBackend, SparkMLDataset, mllib_seed
+from kmeans.backends.spark_ml import SparkMLBackend, SparkMLDataset
 from kmeans.distance.l1 import L1
 from kmeans.distance.l2 import L2
 from kmeans.init.kmeans_parallel import KMeansParallel
@@ -64,25 +65,25 @@ def test_explicit_centers_reach_mllib_as_a_jvm_rdd_not_through_python_workers(sp
     # Regression: every row used to go through a Python worker (2x slower on the raccoon).
     from py4j.java_gateway import JavaObject
 
-    from kmeans.backends.spark_ml import _jvm_vectors
+    from kmeans.backends._spark.mllib import jvm_vectors
 
     ds = SparkMLBackend().dataset(BLOBS)
-    rows = _jvm_vectors(ds.frame, ds.features_col)
+    rows = jvm_vectors(ds.frame, ds.features_col)
     assert isinstance(rows, JavaObject) and rows.count() == BLOBS.shape[0]
     ds.unpersist()
 
 
 def test_an_explicit_centers_fit_goes_through_the_jvm_rdd(spark: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from kmeans.backends import spark_ml
+    from kmeans.backends._spark import mllib
 
     made: list[Any] = []
-    real = spark_ml._jvm_vectors
+    real = mllib.jvm_vectors
 
     def spy(frame: Any, column: str) -> Any:
         made.append(real(frame, column))
         return made[-1]
 
-    monkeypatch.setattr(spark_ml, "_jvm_vectors", spy)
+    monkeypatch.setattr(mllib, "jvm_vectors", spy)
     KMeans(3, init=BLOBS[[0, 60, 120]], max_iter=2, tol=0, backend="spark-ml").fit(BLOBS)
     assert len(made) == 1 and type(made[0]).__name__ == "JavaObject"
 

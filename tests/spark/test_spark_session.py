@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from kmeans import KMeans, MissingDependencyError
-from kmeans.backends import _spark
+from kmeans.backends._spark import inputs
+from kmeans.backends._spark import session as spark_session
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,8 +25,8 @@ def _run(code: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_callers_active_session_is_used(spark: Any) -> None:
-    assert _spark.get_session() is spark
-    assert not _spark.owns_session(spark)
+    assert spark_session.get_session() is spark
+    assert not spark_session.owns_session(spark)
 
 
 def test_a_fit_never_stops_the_callers_session(spark: Any) -> None:
@@ -35,16 +36,16 @@ def test_a_fit_never_stops_the_callers_session(spark: Any) -> None:
 
 
 def test_stop_owned_session_leaves_the_callers_session_alone(spark: Any) -> None:
-    _spark.stop_owned_session()
+    spark_session.stop_owned_session()
     assert spark.sparkContext._jsc is not None
 
 
 def test_spark_objects_are_detected(spark: Any, sc: Any) -> None:
     rdd = sc.parallelize([[1.0]])
     df = spark.createDataFrame([(1.0,)], ["x"])
-    assert _spark.is_rdd(rdd) and not _spark.is_dataframe(rdd)
-    assert _spark.is_dataframe(df) and not _spark.is_rdd(df)
-    assert not _spark.is_spark_input(np.zeros((2, 2)))
+    assert inputs.is_rdd(rdd) and not inputs.is_dataframe(rdd)
+    assert inputs.is_dataframe(df) and not inputs.is_rdd(df)
+    assert not inputs.is_spark_input(np.zeros((2, 2)))
 
 
 def test_the_numpy_backend_never_imports_pyspark() -> None:
@@ -53,10 +54,10 @@ def test_the_numpy_backend_never_imports_pyspark() -> None:
         import sys
         import numpy as np
         from kmeans import KMeans
-        from kmeans.backends import _spark
+        from kmeans.backends._spark import inputs, session as spark_session
         X = np.arange(20.0).reshape(10, 2)
         KMeans(2, seed=0).fit(X).predict(X)
-        assert not _spark.is_spark_input(X)
+        assert not inputs.is_spark_input(X)
         assert "pyspark" not in sys.modules, "pyspark was imported"
         """
     )
@@ -85,14 +86,14 @@ def test_missing_java_says_to_install_a_java_runtime(monkeypatch: pytest.MonkeyP
     monkeypatch.delenv("JAVA_HOME", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(MissingDependencyError, match="Java 17 or 21"):
-        _spark.start_local_session()
+        spark_session.start_local_session()
 
 
 def test_local_sessions_bind_to_loopback_and_log_quietly() -> None:
-    conf = _spark.local_conf()
+    conf = spark_session.local_conf()
     assert conf["spark.driver.host"] == conf["spark.driver.bindAddress"] == "127.0.0.1"
     assert "log4j2.configurationFile=file:" in conf["spark.driver.extraJavaOptions"]
-    assert "rootLogger.level = error" in _spark.log4j2_file().read_text()
+    assert "rootLogger.level = error" in spark_session.log4j2_file().read_text()
 
 
 def test_without_a_session_one_is_started_on_loopback_and_stopped_at_exit() -> None:
@@ -100,10 +101,10 @@ def test_without_a_session_one_is_started_on_loopback_and_stopped_at_exit() -> N
         """
         import numpy as np
         from kmeans import KMeans
-        from kmeans.backends import _spark
+        from kmeans.backends._spark import inputs, session as spark_session
         m = KMeans(2, backend="spark-rdd", seed=0, max_iter=3).fit(np.array([[0.0], [1.0], [9.0], [10.0]]))
-        s = _spark.get_session()
-        assert _spark.owns_session(s)
+        s = spark_session.get_session()
+        assert spark_session.owns_session(s)
         print(s.conf.get("spark.driver.host"), sorted(m.cluster_centers_.ravel().tolist()))
         """
     )
