@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import kmeans
 from kmeans.errors import MissingDependencyError
 
 INSTALL_HINT = "Install it with: pip install 'kmeans[spark]' (pyspark, pandas<3 and pyarrow)"
@@ -82,7 +83,7 @@ def log4j2_file() -> Path:
 
 def _python_path() -> str:
     """PYTHONPATH for Python workers: this ``kmeans`` checkout first, then the caller's path."""
-    root = str(Path(__file__).resolve().parents[2])
+    root = str(Path(kmeans.__file__).resolve().parents[1])
     current = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != root]
     if Path(root).name in ("site-packages", "dist-packages"):
         return os.pathsep.join(current)  # an installed kmeans: workers find it already
