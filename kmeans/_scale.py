@@ -35,16 +35,14 @@ _SAFE_EXP = 500
 
 
 def cost_power(distance: Any) -> int | None:
-    """How a cost scales with the data: 2 for the built-in L2, 1 for L1, ``None`` otherwise."""
-    from kmeans.distance.l1 import Manhattan, WeightedMedian
-    from kmeans.distance.l2 import SquaredEuclidean, WeightedMean
+    """The ``cost_power`` a :class:`~kmeans.distance.base.Distance` declares (``None``: fitted as given)."""
+    power = getattr(distance, "cost_power", None)
+    return power if isinstance(power, int) and not isinstance(power, bool) else None
 
-    assign, update = getattr(distance, "assign", None), getattr(distance, "update", None)
-    if type(assign) is SquaredEuclidean and type(update) is WeightedMean:
-        return 2
-    if type(assign) is Manhattan and type(update) is WeightedMedian:
-        return 1
-    return None
+
+def squares(distance: Any) -> bool:
+    """Whether the distance squares coordinates (its data need the safe range of :func:`safe_range`)."""
+    return cost_power(distance) is not None and getattr(distance, "squares", False) is True
 
 
 def _max_abs(arr: NDArray[Any]) -> float:
@@ -79,19 +77,23 @@ def _shift_into(value: float, lo_exp: int, hi_exp: int) -> int:
     return 0
 
 
-def data_exponent(arr: NDArray[Any], power: int | None, *, extra: float = 0.0) -> int:
+def data_exponent(arr: NDArray[Any], squared: bool, *, extra: float = 0.0) -> int:
     """The data scale ``e`` (``0``: none needed) for float ``arr`` (and ``extra``, e.g. centers).
 
-    Only L2 (``power == 2``) needs one: its squares leave the float range; L1 costs are
-    exact at every scale.
+    Only metrics that square coordinates (L2, cosine) need one: their squares leave the
+    float range; L1 costs are exact at every scale.
     """
-    if power != 2 or arr.dtype.kind != "f":
+    if not squared or arr.dtype.kind != "f":
         return 0
-    m = max(_max_abs(arr), extra)
-    if m == 0.0:
+    return range_exponent(max(_max_abs(arr), extra), arr.dtype, arr.shape[1] if arr.ndim == 2 else 1)
+
+
+def range_exponent(max_abs: float, dtype: np.dtype[Any], n_features: int) -> int:
+    """The data scale ``e`` that brings a largest magnitude ``max_abs`` into :func:`safe_range`."""
+    if max_abs == 0.0 or dtype.kind != "f":
         return 0
-    lo, hi = safe_range(arr.dtype, arr.shape[1] if arr.ndim == 2 else 1)
-    return _shift_into(m, round(math.log2(lo)), round(math.log2(hi)))
+    lo, hi = safe_range(dtype, n_features)
+    return _shift_into(max_abs, round(math.log2(lo)), round(math.log2(hi)))
 
 
 def weight_exponent(weights: NDArray[Any] | None, data_max: float) -> int:
@@ -102,10 +104,14 @@ def weight_exponent(weights: NDArray[Any] | None, data_max: float) -> int:
     """
     if weights is None or weights.size == 0:
         return 0
-    wmax = float(np.max(weights))
-    if wmax == 0.0:
+    return max_weight_exponent(float(np.max(weights)), weights.shape[0], data_max)
+
+
+def max_weight_exponent(wmax: float, n_rows: int, data_max: float) -> int:
+    """:func:`weight_exponent` from the largest of ``n_rows`` weights (what a validation pass reports)."""
+    if wmax == 0.0 or n_rows == 0:
         return 0
-    headroom = math.ceil(math.log2(weights.shape[0]) + math.log2(max(data_max, 1.0)))
+    headroom = math.ceil(math.log2(n_rows) + math.log2(max(data_max, 1.0)))
     return _shift_into(wmax, -_SAFE_EXP, 2 * _SAFE_EXP - headroom)
 
 
@@ -123,8 +129,8 @@ class FitScaling:
             return np.ldexp(value, -self.power * self.data_exp - self.weight_exp)
 
     def length(self, value: Any) -> Any:
-        """A center or a center shift back in the units of the input."""
-        return np.ldexp(value, -self.data_exp)
+        """A center or a center shift back in the units of the input (scale-free when ``power == 0``)."""
+        return value if self.power == 0 else np.ldexp(value, -self.data_exp)
 
     def record(self, r: IterationRecord) -> IterationRecord:
         return attrs.evolve(r, inertia=float(self.cost(r.inertia)), center_shift=float(self.length(r.center_shift)))
@@ -133,13 +139,11 @@ class FitScaling:
         """``spec`` for the scaled data: ``tol`` and explicit centers scaled, callbacks shown input units."""
         from kmeans.init.explicit import ExplicitCenters
 
-        initializer = spec.initializer
-        if isinstance(initializer, ExplicitCenters) and self.data_exp:
-            initializer = ExplicitCenters(np.ldexp(initializer.centers, self.data_exp))
+        initializer, exp = spec.initializer, 0 if self.power == 0 else self.data_exp
+        if isinstance(initializer, ExplicitCenters) and exp:
+            initializer = ExplicitCenters(np.ldexp(initializer.centers, exp))
         callbacks = tuple(_UnscaledCallback(cb, self) for cb in spec.callbacks)
-        return attrs.evolve(
-            spec, initializer=initializer, tol=float(np.ldexp(spec.tol, self.data_exp)), callbacks=callbacks
-        )
+        return attrs.evolve(spec, initializer=initializer, tol=float(np.ldexp(spec.tol, exp)), callbacks=callbacks)
 
     def result(self, result: FitResult) -> FitResult:
         def weights(value: Any) -> Any:
@@ -167,26 +171,25 @@ class _UnscaledCallback:
         self.callback(self.scaling.record(record))
 
 
-#: Backends whose in-memory input is an ``(n, d)`` array-like (a custom backend may read lists otherwise).
-_ARRAY_BACKENDS = ("kmeans.backends.numpy", "kmeans.backends.spark_rdd", "kmeans.backends.spark_ml")
-
-
 def scale_fit_input(
     X: Any, sample_weight: Any, spec: FitSpec, backend: Any
 ) -> tuple[Any, Any, FitSpec, FitScaling | None]:
     """``(X, sample_weight, spec, scaling)`` for a fit: scaled copies when in-memory input needs them.
 
     ``scaling`` is ``None`` (and the inputs are returned as given) for data and weights in
-    the safe range, a custom metric or backend, or engine-native input (RDDs, DataFrames).
+    the safe range, a distance without a ``cost_power``, a backend that declares
+    ``array_input = False``, or input that is not an ndarray, list or tuple (engine-native
+    input is scaled by :func:`scale_dataset`).
     """
     from kmeans._validation import check_points, check_weights
+    from kmeans.protocols import optional
 
     power = cost_power(spec.distance)
-    if power is None or type(backend).__module__ not in _ARRAY_BACKENDS or not isinstance(X, (np.ndarray, list, tuple)):
+    if power is None or not optional(backend, "array_input") or not isinstance(X, (np.ndarray, list, tuple)):
         return X, sample_weight, spec, None
     arr = check_points(X)
     w = check_weights(sample_weight, arr.shape[0])
-    data_exp = data_exponent(arr, power)
+    data_exp = data_exponent(arr, squares(spec.distance))
     data_max = math.ldexp(_max_abs(arr), data_exp) if arr.dtype.kind == "f" else float(_max_abs(arr))
     weight_exp = weight_exponent(w, data_max)
     if data_exp == 0 and weight_exp == 0:
@@ -200,6 +203,59 @@ def scale_fit_input(
     return arr, w if w is not None else sample_weight, scaling.spec(spec), scaling
 
 
+def scale_dataset(dataset: Any, spec: FitSpec) -> tuple[Any, FitSpec, FitScaling | None]:
+    """``(dataset, spec, scaling)`` for engine-native data (an RDD, a DataFrame, a :class:`Dataset`).
+
+    Reads the dataset's optional ``value_range``; data or weights at an extreme scale run on
+    its ``scaled`` copy. A dataset that reports its range but cannot be scaled is refused
+    with a :class:`~kmeans.errors.ValidationError`; one that reports no range is fitted as given.
+    """
+    from kmeans.errors import ValidationError
+    from kmeans.protocols import optional
+
+    power = cost_power(spec.distance)
+    value_range = optional(dataset, "value_range")
+    if power is None or value_range is None:
+        return dataset, spec, None
+    max_abs, max_w = (float(v) for v in value_range())
+    dtype = np.dtype(dataset.dtype)
+    data_exp = range_exponent(max_abs, dtype, dataset.n_features) if squares(spec.distance) else 0
+    data_max = math.ldexp(max_abs, data_exp)
+    weight_exp = max_weight_exponent(max_w, dataset.n_rows, data_max)
+    if data_exp == 0 and weight_exp == 0:
+        return dataset, spec, None
+    scaled = optional(dataset, "scaled")
+    if scaled is None:
+        raise ValidationError(
+            f"the data reach magnitude {max_abs:g} and weights {max_w:g}, where the costs of "
+            f"distance={getattr(spec.distance, 'name', '?')!r} overflow or underflow, and this dataset "
+            f"({type(dataset).__name__}) cannot be rescaled; rescale the data, or fit an ndarray"
+        )
+    scaling = FitScaling(data_exp, weight_exp, power)
+    return scaled(data_exp, weight_exp), scaling.spec(spec), scaling
+
+
+@attrs.frozen(eq=False)
+class RangeSafeAssign:
+    """An assign step that rescales each block's rows (and the centers) into the safe range first.
+
+    What :meth:`KMeans.predict` hands an engine for engine-native rows: labels are exact at any
+    finite scale, and costs come back in input units.
+    """
+
+    inner: Any
+    distance: Any
+
+    @property
+    def name(self) -> str:
+        return str(getattr(self.inner, "name", "assign"))
+
+    def assign(self, points: Any, centers: Any) -> tuple[Any, Any]:
+        pts, c, e = scale_for_centers(points, centers, self.distance)
+        labels, costs = self.inner.assign(pts, c)
+        return labels, unscale_cost(costs, e, self.distance)
+
+
 def scale_for_centers(points: NDArray[Any], centers: NDArray[Any], distance: Any) -> tuple[Any, Any, int]:
     """``(points, centers, e)``, both scaled by ``2**e`` when their joint range needs it (predict, transform, score)."""
     from kmeans.sparse import is_sparse
@@ -207,16 +263,23 @@ def scale_for_centers(points: NDArray[Any], centers: NDArray[Any], distance: Any
     if is_sparse(points):  # sparse rows are fitted as given (never rescaled)
         return points, centers, 0
     c = np.asarray(centers, dtype=np.float64)
+    free = cost_power(distance) == 0  # directions: only the rows are rescaled
     # the range of the points' dtype: float32 points take the GEMM product in float32
-    e = data_exponent(points, cost_power(distance), extra=_max_abs(c))
+    e = data_exponent(points, squares(distance), extra=0.0 if free else _max_abs(c))
     if e == 0:
         return points, centers, 0
-    return np.ldexp(points.astype(np.float64, copy=False), e), np.ldexp(c, e), e
+    return np.ldexp(points.astype(np.float64, copy=False), e), c if free else np.ldexp(c, e), e
+
+
+def unscale_distance(value: Any, e: int, distance: Any) -> Any:
+    """A distance (``transform``) computed on data scaled by ``2**e``, in input units."""
+    return value if e == 0 or cost_power(distance) == 0 else np.ldexp(value, -e)
 
 
 def unscale_cost(value: Any, e: int, distance: Any) -> Any:
     """A cost computed on data scaled by ``2**e`` (see :func:`scale_for_centers`), in input units."""
-    if e == 0:
+    power = cost_power(distance) or 0
+    if e == 0 or power == 0:
         return value
     with np.errstate(over="ignore", under="ignore"):  # inf or 0 only when the true value is out of range
-        return np.ldexp(value, -(cost_power(distance) or 0) * e)
+        return np.ldexp(value, -power * e)

@@ -16,7 +16,14 @@ from numpy.typing import NDArray
 from kmeans import registry
 from kmeans._ops import caller_stacklevel, weighted_sum
 from kmeans._random import derive_seed, fresh_seed
-from kmeans._scale import scale_fit_input, scale_for_centers, unscale_cost
+from kmeans._scale import (
+    RangeSafeAssign,
+    scale_dataset,
+    scale_fit_input,
+    scale_for_centers,
+    unscale_cost,
+    unscale_distance,
+)
 from kmeans._types import Callback, Deferred, FitSpec, Float64Array, IterationRecord
 from kmeans._validation import (
     check_callbacks,
@@ -538,6 +545,8 @@ class KMeans:
             # data or weights at an extreme scale are fitted as an exact power-of-two rescaled copy
             X, sample_weight, spec, scaling = scale_fit_input(_as_numbers(X), sample_weight, spec, backend)
             dataset = backend.dataset(X, sample_weight, features=features)
+        if scaling is None:  # engine-native data: rescaled by the engine, from its validation pass
+            dataset, spec, scaling = scale_dataset(dataset, spec)
         k = spec.n_clusters
         check_data = optional(spec.distance.assign, "check_dataset")
         if check_data is not None:  # rows the metric cannot measure (cosine: zero rows), before any fitting work
@@ -782,14 +791,16 @@ class KMeans:
             pts, centers, _ = scale_for_centers(self._local_points(X), self.cluster_centers_, self.distance_)
             labels = self._assign_step().assign(pts, centers)[0]
             return labels.astype(np.int32)  # the dtype of labels_, as in scikit-learn
+        # engine-native rows: each block is rescaled with the centers where the engine assigns it
+        assign = RangeSafeAssign(self._assign_step(), self.distance_)
         if _in_process_dataset(X):  # every row of a Dataset (kmeans.datasets), one pass
             from kmeans.driver import labels
 
-            found = labels(X, self.cluster_centers_, self._assign_step())
+            found = labels(X, self.cluster_centers_, assign)
             return found.get() if isinstance(found, Deferred) else found
         if features is None:
             features = getattr(self, "features_", None)  # the fit's columns: no need to repeat them
-        return self.backend_.predict(X, self.cluster_centers_, self._assign_step(), features=features)
+        return self.backend_.predict(X, self.cluster_centers_, assign, features=features)
 
     def transform(self, X: Any) -> Float64Array:
         """Distance from every row to every center, ``(n, k)``: Euclidean for L2, Manhattan for L1."""
@@ -797,8 +808,8 @@ class KMeans:
         pts, centers, e = scale_for_centers(self._local_points(X), self.cluster_centers_, self.distance_)
         assign = self.distance_.assign  # the metric says how its costs become distances (data units)
         distances = optional(assign, "distances") or assign.pairwise
-        out = distances(pts, centers)
-        return out if e == 0 else np.ldexp(out, -e)  # type: ignore[no-any-return]  # distances scale as the data
+        out: Float64Array = unscale_distance(distances(pts, centers), e, self.distance_)
+        return out
 
     def score(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
         """Opposite of the weighted cost of ``X`` against the centers (higher is better; ``y`` is ignored)."""

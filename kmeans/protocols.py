@@ -65,6 +65,12 @@ class Dataset(Protocol):
     - ``run_memory()``: a new :class:`~kmeans._types.RunMemory` for one Lloyd run, where the
       engine keeps the fused passes' per-block state between passes (spark-rdd: files
       beside its blocks). Default: a ``dict``, which only works where ``fn`` runs in this process.
+    - ``value_range() -> (max |x|, max w)``: the largest magnitude and weight, known from the
+      validation pass; with ``scaled``, lets a fit of engine-native data at an extreme scale run
+      exactly rescaled (:mod:`kmeans._scale`). Default: none (the data are fitted as given).
+    - ``scaled(data_exp, weight_exp) -> Dataset``: the same rows times ``2**data_exp`` and
+      weights times ``2**weight_exp`` (exact), as a new dataset of the same engine. Default:
+      none (a fit refuses data that need it, naming the problem).
 
     :class:`kmeans.dataset.BlockDataset` implements the protocol for blocks in memory.
     """
@@ -240,7 +246,9 @@ class Backend(Protocol):
     ``"k-means++"``; the Spark backends declare ``"k-means||"``). ``run_lloyd(dataset, centers,
     assign, update, **options)``: how the engine runs one Lloyd restart (:func:`kmeans.driver.lloyd`'s
     signature), for drivers that call Lloyd themselves (bisecting k-means, ``sweep``). Default:
-    :func:`kmeans.driver.lloyd`.
+    :func:`kmeans.driver.lloyd`. ``array_input`` (default ``True``): the backend reads in-memory
+    input as an ``(n, d)`` numeric array, so :meth:`KMeans.fit` may hand it an exactly rescaled
+    float copy of data at an extreme scale; a backend that reads other objects declares ``False``.
 
     ``fit`` is usually :func:`kmeans.driver.fit`, which applies the compress rule, runs the
     restarts and labels every input row; an engine passes its own ``run`` to execute the
@@ -275,6 +283,8 @@ OPTIONAL_MEMBERS: dict[str, Any] = {
     "row_state": True,
     "zero_rows": None,
     "run_memory": None,
+    "value_range": None,
+    "scaled": None,
     # AssignStep
     "distances": None,
     "check_dataset": None,
@@ -290,6 +300,7 @@ OPTIONAL_MEMBERS: dict[str, Any] = {
     "check_fit": None,
     "default_init": "k-means++",
     "run_lloyd": None,
+    "array_input": True,
 }
 
 

@@ -161,3 +161,37 @@ def test_rescaling_shifts_least_so_small_values_keep_their_bits() -> None:
     np.testing.assert_allclose(model.cluster_centers_, centers, rtol=1e-15, atol=0)
     assert model.cluster_centers_[1, 0] == 2e-226  # not flushed to 0 by a needlessly large shift
     assert model.labels_.tolist() == labels == [0, 0, 1, 1]
+
+
+@pytest.mark.parametrize("exp", [700, -700], ids=["2^700", "2^-700"])
+def test_cosine_is_scale_free_at_extreme_scales(exp: int) -> None:
+    # norms of such rows overflow or underflow float64: the rows are rescaled by a power of
+    # two, which leaves every direction, cosine and unit center bit for bit as they were
+    X, start = BLOBS + 20.0, START + 20.0
+    plain = KMeans(3, init=start, max_iter=3, tol=1e-9, distance="cosine").fit(X)
+    model = KMeans(3, init=start, max_iter=3, tol=1e-9, distance="cosine").fit(np.ldexp(X, exp))
+    assert (model.cluster_centers_ == plain.cluster_centers_).all()
+    assert model.labels_.tolist() == plain.labels_.tolist()
+    assert (model.inertia_, model.n_iter_) == (plain.inertia_, plain.n_iter_)  # tol is scale-free too
+    Y = np.ldexp(X, exp)
+    assert model.predict(Y).tolist() == plain.labels_.tolist()
+    assert (model.transform(Y) == plain.transform(X)).all()
+    assert model.score(Y) == plain.score(X)
+
+
+def test_a_backend_that_reads_other_input_is_handed_it_as_given() -> None:
+    from kmeans.backends.numpy import NumPyBackend
+
+    class ListBackend(NumPyBackend):  # declares that its in-memory input is not an (n, d) array
+        array_input = False
+
+    seen: list[Any] = []
+
+    class Spy(ListBackend):
+        def dataset(self, X: Any, sample_weight: Any = None, *, features: Any = None) -> Any:
+            seen.append(X)
+            return super().dataset(X, sample_weight, features=features)
+
+    rows = (BLOBS * 1e200).tolist()
+    KMeans(3, init=START * 1e200, max_iter=1, backend=Spy()).fit(rows)
+    assert seen[0] is rows  # not a rescaled copy

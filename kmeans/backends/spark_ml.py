@@ -230,6 +230,15 @@ class SparkMLDataset:
             self._values_frame = frame.selectExpr(f"{values} AS v", f"{weight} AS w")
         return self._values_frame
 
+    def max_values(self) -> tuple[float, float]:
+        """Largest ``|x|`` and weight, in one SQL aggregate.
+
+        Not the optional ``value_range`` (a fit would pay for it every time): the adapter
+        reads it only when MLlib's centers show the data may be out of range (:func:`_check_range`).
+        """
+        row = self.values_frame().selectExpr("max(array_max(transform(v, x -> abs(x)))) AS m", "max(w) AS w").first()
+        return float(row["m"] or 0.0), float(row["w"] or 0.0)
+
     def _positive_values(self) -> Any:
         """The ``v`` column of the rows of positive weight."""
         return self.values_frame().where("w > 0").selectExpr("v")
@@ -812,12 +821,36 @@ class SparkMLBackend:
             if "ArrayIndexOutOfBoundsException" in text and "KMeansAggregator" in text:
                 raise _fewer_centers(init.name, None, k) from exc
             raise
+        _check_range(dataset, run.centers, spec)
         if not np.isfinite(run.centers).all():  # never seen: MLlib checks its rows; but say why if so
             dataset.check_rows()
             raise RuntimeError(f"MLlib returned non-finite centers from valid input: {run.centers.tolist()}")
         if run.centers.shape[0] < k:
             raise _fewer_centers(init.name, run.centers.shape[0], k)
         return run
+
+
+def _check_range(dataset: SparkMLDataset, centers: Float64Array, spec: FitSpec) -> None:
+    """Refuse data whose squared distances overflow or underflow in MLlib (it cannot be rescaled there).
+
+    Centers are weighted means of rows, so data in range give centers in range; only
+    centers out of range (or non-finite) make the adapter read the data's range.
+    """
+    from kmeans._scale import range_exponent, squares
+
+    if not squares(spec.distance) or dataset.dtype.kind != "f":
+        return
+    finite = centers[np.isfinite(centers)]
+    big = float(np.max(np.abs(finite))) if finite.size else 0.0
+    if finite.size == centers.size and range_exponent(big, dataset.dtype, dataset.n_features) == 0:
+        return
+    max_abs, _ = dataset.max_values()
+    if range_exponent(max_abs, dataset.dtype, dataset.n_features) != 0:
+        raise ValidationError(
+            f"backend='spark-ml' cannot fit data of magnitude {max_abs:g}: squared distances overflow or "
+            "underflow in MLlib, which cannot rescale them. Rescale the data, or use backend='spark-rdd' "
+            "(rescaled exactly by a power of two)"
+        )
 
 
 def _measure(distance: Any) -> str | None:

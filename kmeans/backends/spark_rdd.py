@@ -96,6 +96,7 @@ class SparkRDDDataset(FactsMixin):
         )
         self._finalizer = weakref.finalize(self, data.unpersist)
         self._index_rdd: Any = None
+        self._parent: SparkRDDDataset | None = None  # a scaled view keeps the dataset it views alive
 
     @property
     def num_partitions(self) -> int:
@@ -137,7 +138,7 @@ class SparkRDDDataset(FactsMixin):
         The partials are merged in partition order, as :meth:`map_reduce` merges them.
         """
         data = self._data
-        view = blocks.to_block_view(data.offsets, data.dtype.str)
+        view = blocks.to_block_view(data.offsets, data.dtype.str, data.scale)
         found: dict[int, list[Any]] = {}
         missed = []
         for p, status, partial in self._indices().mapPartitions(_from_store(store, view, task)).collect():
@@ -171,6 +172,17 @@ class SparkRDDDataset(FactsMixin):
             tasks = max(1, min(parts, int(self.context.defaultParallelism)))
             self._index_rdd = self.context.parallelize(range(parts), tasks)
         return self._index_rdd
+
+    def value_range(self) -> tuple[float, float]:
+        """The optional ``Dataset.value_range``: largest ``|x|`` and weight, from the validation pass."""
+        scale_x, scale_w = self._data.scale
+        return float(np.ldexp(self._data.max_abs, scale_x)), float(np.ldexp(self._data.max_weight, scale_w))
+
+    def scaled(self, data_exp: int, weight_exp: int) -> SparkRDDDataset:
+        """The optional ``Dataset.scaled``: the cached blocks read times ``2**data_exp``, weights ``2**weight_exp``."""
+        view = SparkRDDDataset(self._data.scaled(data_exp, weight_exp), source=self.source, distinct=self.distinct)
+        view._parent = self
+        return view
 
     def run_memory(self) -> Any:
         """The optional ``Dataset.run_memory``: a Lloyd run's per-block scratch, in the store when there is one."""

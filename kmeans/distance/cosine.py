@@ -195,4 +195,4 @@ class SphericalMean(WeightedMean):
         return centers
 
 
-COSINE = Distance(name="cosine", assign=Cosine(), update=SphericalMean())
+COSINE = Distance(name="cosine", assign=Cosine(), update=SphericalMean(), cost_power=0, squares=True)

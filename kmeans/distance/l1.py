@@ -240,4 +240,4 @@ class WeightedMedian:
         )
 
 
-L1 = Distance(name="l1", assign=Manhattan(), update=WeightedMedian())
+L1 = Distance(name="l1", assign=Manhattan(), update=WeightedMedian(), cost_power=1)

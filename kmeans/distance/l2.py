@@ -157,4 +157,4 @@ class WeightedMean:
         return centers
 
 
-L2 = Distance(name="l2", assign=SquaredEuclidean(), update=WeightedMean())
+L2 = Distance(name="l2", assign=SquaredEuclidean(), update=WeightedMean(), cost_power=2, squares=True)

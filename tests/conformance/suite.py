@@ -174,6 +174,17 @@ class BackendConformance:
             np.testing.assert_array_equal(model.cluster_sizes_, np.bincount(FEW_LABELS[distance], minlength=5))
             assert (model.n_iter_, model.converged_) == (0, True), distance
 
+    @pytest.mark.parametrize("scale", [1e200, 2.0**-1000], ids=["1e200", "2^-1000"])
+    def test_data_at_an_extreme_scale_give_the_numpy_model(self, profile: Profile, backend: Any, scale: float) -> None:
+        # squares of such data overflow or underflow: the fit runs on an exactly rescaled copy
+        init, distance = profile.initializers[0], profile.distances[0]
+        data = X * scale
+        got, want = _fit(backend, data, init, distance), _fit(NumPyBackend(), data, init, distance)
+        _assert_same_model(got, want, profile, f"{profile.name}: data times {scale:g}")
+        np.testing.assert_array_equal(
+            profile.to_array(got.labels_), profile.to_array(_fit(backend, X, init, distance).labels_)
+        )
+
     def test_explicit_centers_of_the_wrong_shape_are_refused(self, backend: Any) -> None:
         with pytest.raises(ValidationError, match="init has shape"):
             KMeans(2, init=np.zeros((2, 5)), backend=backend, max_iter=2).fit(X)

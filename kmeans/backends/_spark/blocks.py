@@ -29,8 +29,8 @@ class ParseError:
 
 
 #: The stats one partition reports after conversion: (rows, features, dtype, integer, nonfinite,
-#: first bad row, bad weights, total weight, first error).
-_PartStats = tuple[int, int, str, bool, int, int, str, float, str]
+#: first bad row, bad weights, total weight, first error, largest finite |x|, largest weight).
+_PartStats = tuple[int, int, str, bool, int, int, str, float, str, float, float]
 
 
 def unit_weights(n: int) -> Float64Array:
@@ -118,6 +118,7 @@ def _parse_partition(block_rows: int) -> Any:
 def partition_stats(index: int, iterator: Iterable[Any]) -> Iterator[_PartStats]:
     """Executor-side: validate one converted partition and summarize it for the driver."""
     n, d, dtype, integer, nonfinite, first_bad, bad_w, total_w, error = 0, -1, "", True, 0, -1, "", 0.0, ""
+    big, wmax = 0.0, 0.0
     for item in iterator:
         if error:
             continue
@@ -138,7 +139,10 @@ def partition_stats(index: int, iterator: Iterable[Any]) -> Iterator[_PartStats]
             nonfinite += int((~finite).sum())
             if first_bad < 0:
                 first_bad = n + int(np.flatnonzero(~finite)[0])
+        elif points.size:
+            big = max(big, abs(float(points.max())), abs(float(points.min())))
         if weights is None:
+            wmax = max(wmax, 1.0) if points.shape[0] else wmax
             total_w += points.shape[0]
         else:
             if not bad_w:
@@ -147,8 +151,10 @@ def partition_stats(index: int, iterator: Iterable[Any]) -> Iterator[_PartStats]
                 elif (weights < 0).any():
                     bad_w = "negative"
             total_w += float(np.sum(weights))
+            if weights.size and not bad_w:
+                wmax = max(wmax, float(np.max(weights)))
         n += points.shape[0]
-    yield (n, d, dtype, integer, nonfinite, first_bad, bad_w, total_w, error)
+    yield (n, d, dtype, integer, nonfinite, first_bad, bad_w, total_w, error, big, wmax)
 
 
 @attrs.frozen(eq=False)
@@ -157,7 +163,8 @@ class SparkBlocks:
 
     ``cached`` holds ``(points, weights or None, local_start, integer)`` tuples (the stored form);
     ``offsets[p]`` is the global index of partition ``p``'s first row. :attr:`blocks` is the
-    lazy view as :class:`Block` objects with global starts, ``points`` in ``dtype``.
+    lazy view as :class:`Block` objects with global starts, ``points`` in ``dtype``, times
+    ``2**scale[0]`` (weights times ``2**scale[1]``; exact, see :mod:`kmeans._scale`).
     """
 
     cached: Any
@@ -171,8 +178,17 @@ class SparkBlocks:
     sources: tuple[Any, ...] = ()
     #: Copies of the cached partitions on the executors' disk (:mod:`.store`), if any.
     store: BlockStore | None = None
+    #: Largest finite magnitude and largest weight, from the validation pass (unscaled).
+    max_abs: float = 0.0
+    max_weight: float = 1.0
+    #: ``(data_exp, weight_exp)``: the view's exact power-of-two scale of rows and weights.
+    scale: tuple[int, int] = (0, 0)
+    #: For a scaled view (:meth:`scaled`): the blocks it views, kept alive; they own cache and store.
+    view_of: SparkBlocks | None = None
 
     def __attrs_post_init__(self) -> None:
+        if self.view_of is not None:
+            return
         if self.sources:
             weakref.finalize(self, _destroy_all, self.sources)
         if self.store is not None:
@@ -185,17 +201,33 @@ class SparkBlocks:
     @property
     def blocks(self) -> Any:
         """RDD of :class:`Block` with global row offsets (recomputed from the source if unpersisted)."""
-        view = to_block_view(self.offsets, self.dtype.str)
+        view = to_block_view(self.offsets, self.dtype.str, self.scale)
         return self.cached.mapPartitionsWithIndex(view, preservesPartitioning=True)
 
     def persist(self) -> None:
         if not self.cached.is_cached:
             self.cached.cache()
 
+    def scaled(self, data_exp: int, weight_exp: int) -> SparkBlocks:
+        """The same cached rows viewed times ``2**data_exp`` (weights ``2**weight_exp``); shares cache and store.
+
+        Scaled rows are no longer known to be integers (compression then keys them as floats).
+        """
+        d0, w0 = self.scale
+        return attrs.evolve(
+            self,
+            scale=(d0 + data_exp, w0 + weight_exp),
+            integer_valued=self.integer_valued and data_exp == 0,
+            total_weight=float(np.ldexp(self.total_weight, weight_exp)),
+            view_of=self if self.view_of is None else self.view_of,
+        )
+
     def unpersist(self) -> None:
         """Drop the cache (and the executors' copies of the source broadcasts: the driver
         keeps them, so a later pass can recompute); a no-op once the SparkContext is stopped."""
         if getattr(self.cached.context, "_jsc", None) is None:
+            return
+        if self.view_of is not None:  # the viewed blocks own the cache and the store
             return
         if self.cached.is_cached:
             self.cached.unpersist(blocking=False)
@@ -245,13 +277,21 @@ def _read_slices(handles: tuple[Any, ...], integer: bool) -> Any:
     return run
 
 
-def to_block_view(offsets: tuple[int, ...], dtype: str) -> Any:
-    """Executor-side: a partition in the stored form -> :class:`Block` objects with global offsets."""
+def to_block_view(offsets: tuple[int, ...], dtype: str, scale: tuple[int, int] = (0, 0)) -> Any:
+    """Executor-side: a partition in the stored form -> :class:`Block` objects with global offsets.
+
+    ``scale``: rows times ``2**scale[0]`` and weights times ``2**scale[1]`` (exact).
+    """
+    data_exp, weight_exp = scale
 
     def convert(index: int, iterator: Iterable[Any]) -> Iterator[Block]:
         for points, weights, start, _ in iterator:
             pts = points if points.dtype.str == dtype else points.astype(dtype)
             w = unit_weights(pts.shape[0]) if weights is None else weights
+            if data_exp:
+                pts = np.ldexp(pts, data_exp).astype(pts.dtype, copy=False)
+            if weight_exp:
+                w = np.ldexp(np.asarray(w, dtype=np.float64), weight_exp)
             yield Block(pts, w, offsets[index] + start)
 
     return convert
@@ -360,7 +400,10 @@ def check_stats(parsed: Any, stats: list[_PartStats], what: str, store: BlockSto
     dtype = np.dtype("float32") if dtypes == {"float32"} else np.dtype("float64")
     offsets_t = tuple(int(o) for o in np.cumsum([0] + [s[0] for s in stats])[:-1])
     integer = all(s[3] for s in stats if s[0] > 0)
-    return SparkBlocks(parsed, offsets_t, n, d, dtype, integer, float(total_w), store=store)
+    big, wmax = max(s[9] for s in stats), max(s[10] for s in stats)
+    return SparkBlocks(
+        parsed, offsets_t, n, d, dtype, integer, float(total_w), store=store, max_abs=big, max_weight=wmax
+    )
 
 
 #: Default rows per partition for array input. Each partition costs every Lloyd pass a task
@@ -391,7 +434,9 @@ def blocks_from_array(
     files = store_for(sc) if store else None
     rdd.cache().mapPartitionsWithIndex(_stored(files, False)).count()  # materialize the cache (and the store)
     total = float(n) if weights is None else float(weights.sum())
-    return SparkBlocks(rdd, offsets, n, points.shape[1], points.dtype, integer, total, sources, files)
+    big = max(abs(float(points.max())), abs(float(points.min()))) if points.size else 0.0
+    wmax = 1.0 if weights is None else float(weights.max()) if weights.size else 0.0
+    return SparkBlocks(rdd, offsets, n, points.shape[1], points.dtype, integer, total, sources, files, big, wmax)
 
 
 def blocks_from_rdd(
