@@ -45,10 +45,11 @@ from numpy.typing import NDArray
 
 from kmeans import driver, registry
 from kmeans._random import derive_seed
+from kmeans._scale import FitScaling, scale_dataset, scale_fit_input, scale_for_centers, unscale_cost
 from kmeans._types import Block, FitSpec, Float64Array, FloatArray, IntArray
 from kmeans.dataset import BlockDataset, DatasetFacts, FactsMixin
 from kmeans.errors import ValidationError
-from kmeans.estimator import KMeans, _as_numbers, _feature_names
+from kmeans.estimator import KMeans, _as_numbers, _feature_names, _in_process_dataset
 from kmeans.init._sampling import distinct_rows, first_distinct
 from kmeans.protocols import Dataset, optional
 from kmeans.sparse import is_scipy_sparse
@@ -147,22 +148,32 @@ class TreeAssign:
     tree: SplitTree
     metric: Any
     name: str = "bisecting-tree"
+    #: With a distance, rows and the tree's centers are first rescaled together into the safe
+    #: range (:func:`kmeans._scale.scale_for_centers`), so the descent is exact at any scale.
+    distance: Any = None
+
+    @property
+    def range_safe(self) -> bool:
+        return self.distance is not None
 
     def assign(self, points: FloatArray, centers: Float64Array) -> tuple[IntArray, Float64Array]:
         tree, n = self.tree, points.shape[0]
+        nodes, e = tree.centers, 0
+        if self.distance is not None:
+            points, nodes, e = scale_for_centers(points, nodes, self.distance)
         node = np.zeros(n, dtype=np.intp)
         costs = np.zeros(n, dtype=np.float64)
         if tree.children[0, 0] < 0:  # a single cluster: every row is the root's
-            costs = np.asarray(self.metric.assign(points, tree.centers[:1])[1], dtype=np.float64)
+            costs = np.asarray(self.metric.assign(points, nodes[:1])[1], dtype=np.float64)
         for inner in np.flatnonzero(tree.children[:, 0] >= 0).tolist():  # parents before children
             rows = np.flatnonzero(node == inner)
             if rows.size:
                 kids = tree.children[inner]
-                side, cost = self.metric.assign(points[rows], tree.centers[kids])
+                side, cost = self.metric.assign(points[rows], nodes[kids])
                 node[rows] = kids[side]
                 costs[rows] = cost
         labels: IntArray = tree.label[node].astype(np.intp)
-        return labels, costs
+        return labels, costs if e == 0 else unscale_cost(costs, e, self.distance)
 
     def pairwise(self, points: FloatArray, centers: Float64Array) -> Float64Array:
         out: Float64Array = self.metric.pairwise(points, centers)
@@ -484,6 +495,27 @@ def input_dataset(backend: Any, spec: FitSpec, X: Any, sample_weight: Any, featu
     return dataset
 
 
+def _unscaled(result: BisectResult, scaling: FitScaling) -> BisectResult:
+    """A bisection of exactly rescaled data (:mod:`kmeans._scale`), back in the units of the input."""
+
+    def weights(value: Float64Array) -> Float64Array:
+        return np.ldexp(np.asarray(value, dtype=np.float64), -scaling.weight_exp)
+
+    tree = attrs.evolve(
+        result.tree,
+        centers=np.asarray(scaling.length(result.tree.centers), dtype=np.float64),
+        weight=weights(result.tree.weight),
+        cost=np.asarray(scaling.cost(result.tree.cost), dtype=np.float64),
+    )
+    return attrs.evolve(
+        result,
+        tree=tree,
+        centers=np.asarray(scaling.length(result.centers), dtype=np.float64),
+        inertia=float(scaling.cost(result.inertia)),
+        cluster_weights=weights(result.cluster_weights),
+    )
+
+
 # -- the estimator -------------------------------------------------------------------------
 
 
@@ -550,7 +582,14 @@ class BisectingKMeans(KMeans):
         if getattr(backend, "name", None) == "spark-ml":
             backend = registry.backends["spark-rdd"]
         feature_names = _feature_names(X)
+        scaling = None
+        if not is_scipy_sparse(X) and not _in_process_dataset(X):  # extreme scales: an exactly rescaled copy
+            X, sample_weight, spec, scaling = scale_fit_input(_as_numbers(X), sample_weight, spec, backend)
         dataset = input_dataset(backend, spec, X, sample_weight, features)
+        if scaling is None:
+            dataset, spec, scaling = scale_dataset(dataset, spec)
+        if scaling is not None and min_size >= 1.0:  # a weight, in the units of the scaled weights
+            min_size = float(np.ldexp(min_size, scaling.weight_exp))
         if spec.n_clusters > dataset.n_rows:
             raise ValidationError(f"n_clusters={spec.n_clusters} is larger than the number of rows ({dataset.n_rows})")
         check_init = optional(spec.initializer, "check")
@@ -559,8 +598,10 @@ class BisectingKMeans(KMeans):
         work = dataset.compress() if driver.should_compress(dataset, spec.compress) else dataset
         try:
             result = fit_tree(work, spec, self.bisecting_strategy, min_size, optional(backend, "run_lloyd"))
-            tree_assign = TreeAssign(result.tree, spec.distance.assign)
-            labels = driver.input_labels(dataset, work, result.centers, tree_assign)
+            labels = driver.input_labels(dataset, work, result.centers, TreeAssign(result.tree, spec.distance.assign))
+            if scaling is not None:
+                result = _unscaled(result, scaling)
+            tree_assign = TreeAssign(result.tree, spec.distance.assign, distance=spec.distance)
         finally:
             for data in (work, dataset) if work is not dataset else (dataset,):
                 release = optional(data, "release")

@@ -764,6 +764,11 @@ class KMeans:
         """How :meth:`predict` and :meth:`score` assign rows: the metric's own (a subclass may descend a tree)."""
         return self.distance_.assign
 
+    def _range_safe_assign(self) -> Any:
+        """:meth:`_assign_step`, exact at any finite scale (see :class:`kmeans._scale.RangeSafeAssign`)."""
+        step = self._assign_step()
+        return step if optional(step, "range_safe") else RangeSafeAssign(step, self.distance_)
+
     def get_feature_names_out(self, input_features: Any = None) -> NDArray[np.object_]:
         """Names of :meth:`transform`'s columns, ``kmeans0 … kmeans{k-1}`` (the distance to each center)."""
         self._check_fitted()
@@ -787,12 +792,10 @@ class KMeans:
         to the fit's ``features=``.
         """
         self._check_fitted()
+        assign = self._range_safe_assign()  # rows rescaled with the centers where they are assigned
         if isinstance(X, (list, tuple)) or is_scipy_sparse(X) or (hasattr(X, "__array__") and not _is_spark(X)):
-            pts, centers, _ = scale_for_centers(self._local_points(X), self.cluster_centers_, self.distance_)
-            labels = self._assign_step().assign(pts, centers)[0]
+            labels = assign.assign(self._local_points(X), self.cluster_centers_)[0]
             return labels.astype(np.int32)  # the dtype of labels_, as in scikit-learn
-        # engine-native rows: each block is rescaled with the centers where the engine assigns it
-        assign = RangeSafeAssign(self._assign_step(), self.distance_)
         if _in_process_dataset(X):  # every row of a Dataset (kmeans.datasets), one pass
             from kmeans.driver import labels
 
@@ -814,9 +817,14 @@ class KMeans:
     def score(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
         """Opposite of the weighted cost of ``X`` against the centers (higher is better; ``y`` is ignored)."""
         self._check_fitted()
-        pts, centers, e = scale_for_centers(self._local_points(X), self.cluster_centers_, self.distance_)
+        step = self._assign_step()
+        if optional(step, "range_safe"):  # rescales by itself: costs come back in input units
+            pts, e = self._local_points(X), 0
+            costs = step.assign(pts, self.cluster_centers_)[1]
+        else:
+            pts, centers, e = scale_for_centers(self._local_points(X), self.cluster_centers_, self.distance_)
+            costs = step.assign(pts, centers)[1]
         w = check_weights(sample_weight, pts.shape[0])
-        costs = self._assign_step().assign(pts, centers)[1]
         return -float(unscale_cost(float(np.sum(costs)) if w is None else weighted_sum(w, costs), e, self.distance_))
 
     def save(self, path: Any) -> None:

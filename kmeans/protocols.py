@@ -290,6 +290,7 @@ OPTIONAL_MEMBERS: dict[str, Any] = {
     "check_dataset": None,
     "canonical": None,
     "sparse": False,
+    "range_safe": False,
     # UpdateStep
     "fused_partial": None,
     # Initializer

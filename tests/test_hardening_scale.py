@@ -195,3 +195,30 @@ def test_a_backend_that_reads_other_input_is_handed_it_as_given() -> None:
     rows = (BLOBS * 1e200).tolist()
     KMeans(3, init=START * 1e200, max_iter=1, backend=Spy()).fit(rows)
     assert seen[0] is rows  # not a rescaled copy
+
+
+@pytest.mark.parametrize("exp", [600, -600], ids=["2^600", "2^-600"])
+def test_bisecting_is_exact_at_extreme_scales(exp: int) -> None:
+    from kmeans import BisectingKMeans
+
+    X = np.concatenate([RNG.normal(loc, 0.5, size=(20, 2)) for loc in ([0, 0], [8, 1], [3, 9], [9, 9])])
+    plain = BisectingKMeans(4, seed=0).fit(X)
+    model = BisectingKMeans(4, seed=0).fit(np.ldexp(X, exp))  # squares overflow or underflow unless rescaled
+    assert model.labels_.tolist() == plain.labels_.tolist()
+    assert (model.cluster_centers_ == np.ldexp(plain.cluster_centers_, exp)).all()  # powers of two: bit for bit
+    assert (model.tree_.centers == np.ldexp(plain.tree_.centers, exp)).all()
+    assert model.predict(np.ldexp(X, exp)).tolist() == plain.labels_.tolist()
+    with np.errstate(over="ignore", under="ignore"):
+        want = float(np.ldexp(plain.inertia_, 2 * exp))  # inf above float64, honestly (2^1200 x inertia)
+    assert model.inertia_ == pytest.approx(want, rel=1e-12, abs=2.0**-1074)
+
+
+def test_bisecting_with_weights_of_1e306_each() -> None:
+    from kmeans import BisectingKMeans
+
+    X = np.concatenate([RNG.normal(loc, 0.5, size=(20, 2)) for loc in ([0, 0], [8, 1], [3, 9])])
+    plain = BisectingKMeans(3, seed=0, min_divisible_cluster_size=2).fit(X)
+    model = BisectingKMeans(3, seed=0, min_divisible_cluster_size=2e306).fit(X, sample_weight=np.full(60, 1e306))
+    assert model.labels_.tolist() == plain.labels_.tolist()
+    np.testing.assert_allclose(model.cluster_centers_, plain.cluster_centers_, rtol=1e-13)
+    np.testing.assert_allclose(model.tree_.weight, plain.tree_.weight * 1e306, rtol=1e-13)

@@ -43,8 +43,10 @@ def test_a_dataframe_with_huge_weights_and_tiny_values_gives_the_numpy_model(spa
     df = spark.createDataFrame(
         [(*row, float(v)) for row, v in zip(X.tolist(), w.tolist(), strict=True)], "a double, b double, w double"
     )
-    want = KMeans(3, seed=4, n_init=1, **PARAMS).fit(X, sample_weight=w)
-    model = KMeans(3, seed=4, n_init=1, backend="spark-rdd", **PARAMS).fit(df, features=["a", "b"], sample_weight="w")
+    want = KMeans(3, init="k-means||", seed=4, n_init=1, **PARAMS).fit(X, sample_weight=w)
+    model = KMeans(3, init="k-means||", seed=4, n_init=1, backend="spark-rdd", **PARAMS).fit(
+        df, features=["a", "b"], sample_weight="w"
+    )
     _same(model, want)
     np.testing.assert_allclose(model.cluster_sizes_, want.cluster_sizes_, rtol=1e-12)
     rows = model.predict(df).select("prediction").collect()
