@@ -171,6 +171,17 @@ class _UnscaledCallback:
         self.callback(self.scaling.record(record))
 
 
+def scales_input(X: Any, spec: FitSpec, backend: Any) -> bool:
+    """Whether :func:`scale_fit_input` reads (and may rescale) ``X``: an array-like for an ``array_input`` backend."""
+    from kmeans.protocols import optional
+
+    return (
+        cost_power(spec.distance) is not None
+        and bool(optional(backend, "array_input"))
+        and isinstance(X, (np.ndarray, list, tuple))
+    )
+
+
 def scale_fit_input(
     X: Any, sample_weight: Any, spec: FitSpec, backend: Any
 ) -> tuple[Any, Any, FitSpec, FitScaling | None]:
@@ -182,10 +193,9 @@ def scale_fit_input(
     input is scaled by :func:`scale_dataset`).
     """
     from kmeans._validation import check_points, check_weights
-    from kmeans.protocols import optional
 
     power = cost_power(spec.distance)
-    if power is None or not optional(backend, "array_input") or not isinstance(X, (np.ndarray, list, tuple)):
+    if power is None or not scales_input(X, spec, backend):
         return X, sample_weight, spec, None
     arr = check_points(X)
     w = check_weights(sample_weight, arr.shape[0])

@@ -45,7 +45,7 @@ from numpy.typing import NDArray
 
 from kmeans import driver, registry
 from kmeans._random import derive_seed
-from kmeans._scale import FitScaling, scale_dataset, scale_fit_input, scale_for_centers, unscale_cost
+from kmeans._scale import FitScaling, scale_dataset, scale_fit_input, scale_for_centers, scales_input, unscale_cost
 from kmeans._types import Block, FitSpec, Float64Array, FloatArray, IntArray
 from kmeans.dataset import BlockDataset, DatasetFacts, FactsMixin
 from kmeans.errors import ValidationError
@@ -586,7 +586,7 @@ class BisectingKMeans(KMeans):
         if not is_scipy_sparse(X) and not _in_process_dataset(X):  # extreme scales: an exactly rescaled copy
             X, sample_weight, spec, scaling = scale_fit_input(_as_numbers(X), sample_weight, spec, backend)
         dataset = input_dataset(backend, spec, X, sample_weight, features)
-        if scaling is None:
+        if not scales_input(X, spec, backend) and not is_scipy_sparse(X):
             dataset, spec, scaling = scale_dataset(dataset, spec)
         if scaling is not None and min_size >= 1.0:  # a weight, in the units of the scaled weights
             min_size = float(np.ldexp(min_size, scaling.weight_exp))

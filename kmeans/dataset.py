@@ -221,6 +221,33 @@ class BlockDataset(FactsMixin):
         """The blocks themselves: lets initializers cache per-row state in memory."""
         return self.blocks
 
+    def value_range(self) -> tuple[float, float]:
+        """The optional ``Dataset.value_range``: largest ``|x|`` and weight over the blocks (one pass)."""
+        big = max((float(np.max(np.abs(b.points))) for b in self.blocks if b.n_rows), default=0.0)
+        wmax = max((float(np.max(b.weights)) for b in self.blocks if b.n_rows), default=0.0)
+        return big, wmax
+
+    def scaled(self, data_exp: int, weight_exp: int) -> BlockDataset:
+        """The optional ``Dataset.scaled``: rows times ``2**data_exp``, weights ``2**weight_exp`` (exact copies).
+
+        Of this dataset's own class (built with ``(blocks, facts, inverse=)``, as :meth:`compress`).
+        """
+        blocks = [
+            Block(
+                np.ldexp(b.points, data_exp).astype(b.points.dtype, copy=False) if data_exp else b.points,
+                np.ldexp(np.asarray(b.weights, dtype=np.float64), weight_exp) if weight_exp else b.weights,
+                b.start,
+            )
+            for b in self.blocks
+        ]
+        f = self.facts
+        facts = attrs.evolve(
+            f,
+            total_weight=float(np.ldexp(f.total_weight, weight_exp)),
+            integer_valued=f.integer_valued and data_exp == 0,
+        )
+        return type(self)(blocks, facts, inverse=self.inverse)
+
     def map_reduce(self, fn: Callable[[Block], T], merge: Callable[[T, T], T]) -> T:
         """``fn`` over every block, merged in block order."""
         return functools.reduce(merge, [fn(b) for b in self.blocks])

@@ -21,6 +21,7 @@ from kmeans._scale import (
     scale_dataset,
     scale_fit_input,
     scale_for_centers,
+    scales_input,
     unscale_cost,
     unscale_distance,
 )
@@ -545,7 +546,8 @@ class KMeans:
             # data or weights at an extreme scale are fitted as an exact power-of-two rescaled copy
             X, sample_weight, spec, scaling = scale_fit_input(_as_numbers(X), sample_weight, spec, backend)
             dataset = backend.dataset(X, sample_weight, features=features)
-        if scaling is None:  # engine-native data: rescaled by the engine, from its validation pass
+        if not scales_input(X, spec, backend) and not is_scipy_sparse(X):
+            # engine-native data (or a backend reading other input): the dataset rescales itself
             dataset, spec, scaling = scale_dataset(dataset, spec)
         k = spec.n_clusters
         check_data = optional(spec.distance.assign, "check_dataset")

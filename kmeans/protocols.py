@@ -138,7 +138,9 @@ class AssignStep(Protocol):
     ``x / ||x||``); the fewer-distinct-points rule counts forms. Default: the rows. ``sparse``: ``True`` when
     ``assign``, ``pairwise`` (and the paired update's ``partial``) read
     :class:`kmeans.sparse.SparseRows` blocks (scipy.sparse input). Default ``False``: such
-    input is refused before any pass.
+    input is refused before any pass. ``range_safe``: ``True`` when ``assign`` rescales rows
+    into the safe range itself (a tree descent over its own centers); ``predict`` and
+    ``score`` then hand it rows as given instead of wrapping it. Default ``False``.
     """
 
     name: str
@@ -246,9 +248,11 @@ class Backend(Protocol):
     ``"k-means++"``; the Spark backends declare ``"k-means||"``). ``run_lloyd(dataset, centers,
     assign, update, **options)``: how the engine runs one Lloyd restart (:func:`kmeans.driver.lloyd`'s
     signature), for drivers that call Lloyd themselves (bisecting k-means, ``sweep``). Default:
-    :func:`kmeans.driver.lloyd`. ``array_input`` (default ``True``): the backend reads in-memory
+    :func:`kmeans.driver.lloyd`. ``array_input`` (default ``False``): the backend reads in-memory
     input as an ``(n, d)`` numeric array, so :meth:`KMeans.fit` may hand it an exactly rescaled
-    float copy of data at an extreme scale; a backend that reads other objects declares ``False``.
+    float copy of data at an extreme scale (the built-in backends declare ``True``); other
+    backends' datasets are rescaled through ``Dataset.value_range``/``scaled`` (which
+    :class:`~kmeans.dataset.BlockDataset` has).
 
     ``fit`` is usually :func:`kmeans.driver.fit`, which applies the compress rule, runs the
     restarts and labels every input row; an engine passes its own ``run`` to execute the
@@ -301,7 +305,7 @@ OPTIONAL_MEMBERS: dict[str, Any] = {
     "check_fit": None,
     "default_init": "k-means++",
     "run_lloyd": None,
-    "array_input": True,
+    "array_input": False,
 }
 
 

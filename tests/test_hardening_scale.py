@@ -179,22 +179,39 @@ def test_cosine_is_scale_free_at_extreme_scales(exp: int) -> None:
     assert model.score(Y) == plain.score(X)
 
 
-def test_a_backend_that_reads_other_input_is_handed_it_as_given() -> None:
-    from kmeans.backends.numpy import NumPyBackend
+def test_a_backend_that_reads_other_input_gets_it_as_given_and_its_dataset_rescaled() -> None:
+    from kmeans.dataset import BlockDataset, DatasetFacts
+    from kmeans.validation import check_points
 
-    class ListBackend(NumPyBackend):  # declares that its in-memory input is not an (n, d) array
-        array_input = False
+    class ChunkedBackend:  # reads a list of (n_i, d) chunks: declares no array_input
+        name = "chunked"
 
-    seen: list[Any] = []
-
-    class Spy(ListBackend):
         def dataset(self, X: Any, sample_weight: Any = None, *, features: Any = None) -> Any:
             seen.append(X)
-            return super().dataset(X, sample_weight, features=features)
+            chunks = [check_points(c) for c in X]
+            blocks, start = [], 0
+            for c in chunks:
+                blocks.append(Block(c.astype(np.float64), np.ones(len(c)), start))
+                start += len(c)
+            return BlockDataset(blocks, DatasetFacts(start, 2, float(start), np.dtype(np.float64), False))
 
-    rows = (BLOBS * 1e200).tolist()
-    KMeans(3, init=START * 1e200, max_iter=1, backend=Spy()).fit(rows)
-    assert seen[0] is rows  # not a rescaled copy
+        def fit(self, dataset: Any, spec: Any) -> Any:
+            return driver.fit(dataset, spec)
+
+        def predict(self, X: Any, centers: Any, assign: Any, *, features: Any = None) -> Any:
+            return driver.labels(self.dataset(X), centers, assign)
+
+    from kmeans import driver
+    from kmeans._types import Block
+
+    seen: list[Any] = []
+    X = BLOBS * 1e200
+    chunks = [X[:7], X[7:]]
+    model = KMeans(3, init=START * 1e200, max_iter=3, tol=0, backend=ChunkedBackend()).fit(chunks)
+    assert seen[0] is chunks  # handed over as given, not as a rescaled array
+    want = KMeans(3, init=START * 1e200, max_iter=3, tol=0).fit(X)  # the dataset rescaled itself
+    np.testing.assert_allclose(model.cluster_centers_, want.cluster_centers_, rtol=1e-13)
+    assert model.labels_.tolist() == want.labels_.tolist()
 
 
 @pytest.mark.parametrize("exp", [600, -600], ids=["2^600", "2^-600"])

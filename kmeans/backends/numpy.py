@@ -82,6 +82,21 @@ class NumPyDataset(BlockDataset):
         facts = facts_of(points, weights, integer_valued=integer_valued, distinct=distinct)
         super().__init__(split_blocks(points, weights, self.block_rows), facts, inverse=inverse)
 
+    def scaled(self, data_exp: int, weight_exp: int) -> NumPyDataset:
+        """The optional ``Dataset.scaled``: an exactly rescaled copy on the same thread pool and grid."""
+        w = None if self.weights is None else np.ldexp(self.weights, weight_exp)
+        if w is None and weight_exp:
+            w = np.full(self.points.shape[0], np.ldexp(1.0, weight_exp))
+        return NumPyDataset(
+            np.ldexp(self.points, data_exp).astype(self.points.dtype, copy=False),
+            w,
+            integer_valued=self.integer_valued and data_exp == 0,
+            distinct=self.distinct,
+            inverse=self.inverse,
+            n_threads=self.n_threads,
+            block_rows=self.block_rows,
+        )
+
     def map_reduce(self, fn: Callable[[Block], T], merge: Callable[[T, T], T]) -> T:
         """``fn`` over every block (on the thread pool if ``n_threads > 1``), merged in block order."""
         blocks = self.blocks
@@ -159,6 +174,7 @@ class NumPyBackend:
     """The in-process backend. ``n_threads=None`` uses the available cores (at most 4)."""
 
     name: str = "numpy"
+    array_input = True  # an (n, d) array-like: fit may hand it an exactly rescaled copy
     n_threads: int | None = None
     block_rows: int | None = None
 

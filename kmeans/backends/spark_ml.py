@@ -674,6 +674,7 @@ class SparkMLBackend:
     """
 
     name: str = "spark-ml"
+    array_input = True  # an (n, d) array-like: fit may hand it an exactly rescaled copy
     default_init = "k-means||"  # init="auto": MLlib's own default
     init_steps: int | None = attrs.field(default=None)
     solver: str = attrs.field(default="block")
@@ -815,6 +816,7 @@ class SparkMLBackend:
             # MLlib fails on null, NaN or infinite vectors, vectors of different lengths and
             # bad weights in its first pass (its own row checks): say which, and how many
             dataset.check_rows()
+            _check_range(dataset, None, spec)  # infinite distances make MLlib's draws fail too
             # MLlib's block solver indexes k centers even when its initialization found
             # fewer, and fails with this exception; the row solver returns the fewer centers.
             text = str(exc)
@@ -830,20 +832,22 @@ class SparkMLBackend:
         return run
 
 
-def _check_range(dataset: SparkMLDataset, centers: Float64Array, spec: FitSpec) -> None:
+def _check_range(dataset: SparkMLDataset, centers: Float64Array | None, spec: FitSpec) -> None:
     """Refuse data whose squared distances overflow or underflow in MLlib (it cannot be rescaled there).
 
     Centers are weighted means of rows, so data in range give centers in range; only
-    centers out of range (or non-finite) make the adapter read the data's range.
+    centers out of range (or non-finite), or a failed MLlib fit (``centers=None``), make the
+    adapter read the data's range.
     """
     from kmeans._scale import range_exponent, squares
 
     if not squares(spec.distance) or dataset.dtype.kind != "f":
         return
-    finite = centers[np.isfinite(centers)]
-    big = float(np.max(np.abs(finite))) if finite.size else 0.0
-    if finite.size == centers.size and range_exponent(big, dataset.dtype, dataset.n_features) == 0:
-        return
+    if centers is not None:
+        finite = centers[np.isfinite(centers)]
+        big = float(np.max(np.abs(finite))) if finite.size else 0.0
+        if finite.size == centers.size and range_exponent(big, dataset.dtype, dataset.n_features) == 0:
+            return
     max_abs, _ = dataset.max_values()
     if range_exponent(max_abs, dataset.dtype, dataset.n_features) != 0:
         raise ValidationError(

@@ -522,6 +522,7 @@ class SparkRDDBackend:
     """
 
     name: str = "spark-rdd"
+    array_input = True  # an (n, d) array-like: fit may hand it an exactly rescaled copy
     default_init = "k-means||"  # init="auto": a few passes over distributed data, as MLlib's default
     num_partitions: int | None = None
     block_rows: int = blocks.BLOCK_ROWS

@@ -10,7 +10,7 @@ from kmeans.bench.spark_case import SparkCase, format_spark_case, run_spark_case
 
 
 def test_spark_case_runs_both_engines_to_the_same_inertia(spark: Any) -> None:
-    case = SparkCase(n=20_000, d=16, k=8, partitions=2, short=1, long=3, repeats=1)
+    case = SparkCase(n=4_000, d=4, k=4, partitions=2, short=1, long=2, repeats=1)
     results = run_spark_case(spark, case)
     assert set(results) == {"spark-rdd", "MLlib"}
     ours, mllib = results["spark-rdd"], results["MLlib"]
