@@ -428,7 +428,7 @@ def load_model(path: str | os.PathLike[str], *, max_bytes: int = MAX_MODEL_BYTES
     except _BadFieldError as exc:
         raise ModelFormatError(f"{path}: not a valid kmeans model file: {exc}") from None
     if bisecting is not None:
-        model = _bisecting_model(bisecting, distance.assign, k=k, seed=seed, distance=name, **params)
+        model = _bisecting_model(bisecting, distance, k=k, seed=seed, distance=name, **params)
     else:
         model = KMeans(n_clusters=k, seed=seed, distance=name, **params)
     model.cluster_centers_ = centers
@@ -526,10 +526,11 @@ def _bisecting(value: Any, leaf_centers: Float64Array) -> tuple[str, float, Any]
 
 
 def _bisecting_model(bisecting: tuple[str, float, Any], metric: Any, *, k: int, **params: Any) -> Any:
+    """A :class:`BisectingKMeans` predicting by descent in the loaded tree; ``metric`` is the model's ``Distance``."""
     from kmeans.bisecting import BisectingKMeans, TreeAssign
 
     strategy, min_size, tree = bisecting
     model = BisectingKMeans(k, bisecting_strategy=strategy, min_divisible_cluster_size=min_size, **params)
     model.tree_ = tree
-    model._tree_assign = TreeAssign(tree, metric)
+    model._tree_assign = TreeAssign(tree, metric.assign, distance=metric)
     return model

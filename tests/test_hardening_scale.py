@@ -239,3 +239,12 @@ def test_bisecting_with_weights_of_1e306_each() -> None:
     assert model.labels_.tolist() == plain.labels_.tolist()
     np.testing.assert_allclose(model.cluster_centers_, plain.cluster_centers_, rtol=1e-13)
     np.testing.assert_allclose(model.tree_.weight, plain.tree_.weight * 1e306, rtol=1e-13)
+
+
+def test_a_loaded_bisecting_model_predicts_exactly_at_extreme_scales(tmp_path: Any) -> None:
+    from kmeans import BisectingKMeans, load_model
+
+    X = np.ldexp(np.concatenate([RNG.normal(loc, 0.5, size=(20, 2)) for loc in ([0, 0], [8, 1], [3, 9])]), 600)
+    model = BisectingKMeans(3, seed=0).fit(X)
+    model.save(tmp_path / "m.json")
+    assert load_model(tmp_path / "m.json").predict(X).tolist() == model.labels_.tolist()
