@@ -92,6 +92,8 @@ def range_exponent(max_abs: float, dtype: np.dtype[Any], n_features: int) -> int
     """The data scale ``e`` that brings a largest magnitude ``max_abs`` into :func:`safe_range`."""
     if max_abs == 0.0 or dtype.kind != "f":
         return 0
+    if dtype != np.float32 and dtype != np.float64:  # float16 is fitted in float64 (dataset.float_points)
+        dtype = np.dtype(np.float64)
     lo, hi = safe_range(dtype, n_features)
     return _shift_into(max_abs, round(math.log2(lo)), round(math.log2(hi)))
 

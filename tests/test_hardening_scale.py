@@ -248,3 +248,12 @@ def test_a_loaded_bisecting_model_predicts_exactly_at_extreme_scales(tmp_path: A
     model = BisectingKMeans(3, seed=0).fit(X)
     model.save(tmp_path / "m.json")
     assert load_model(tmp_path / "m.json").predict(X).tolist() == model.labels_.tolist()
+
+
+def test_float16_data_is_judged_in_the_float64_it_is_fitted_in() -> None:
+    # Regression (hypothesis, tests/test_datasets.py): float16 values of magnitude 60 were
+    # "out of float16's safe range" and rescaled in memory, unlike the same rows from a file.
+    X = (np.random.default_rng(3650).normal(size=(181, 5)) * 20).astype(np.float16)
+    a = KMeans(3, init="random", n_init=1, seed=3).fit(X)
+    b = KMeans(3, init="random", n_init=1, seed=3).fit(X.astype(np.float64))
+    assert np.array_equal(a.cluster_centers_, b.cluster_centers_)
