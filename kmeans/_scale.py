@@ -45,7 +45,8 @@ def squares(distance: Any) -> bool:
     return cost_power(distance) is not None and getattr(distance, "squares", False) is True
 
 
-def _max_abs(arr: NDArray[Any]) -> float:
+def max_abs(arr: NDArray[Any]) -> float:
+    """Largest ``|x|`` of ``arr`` (0 when empty), without an ``abs`` copy."""
     return max(abs(float(arr.max())), abs(float(arr.min()))) if arr.size else 0.0
 
 
@@ -85,7 +86,7 @@ def data_exponent(arr: NDArray[Any], squared: bool, *, extra: float = 0.0) -> in
     """
     if not squared or arr.dtype.kind != "f":
         return 0
-    return range_exponent(max(_max_abs(arr), extra), arr.dtype, arr.shape[1] if arr.ndim == 2 else 1)
+    return range_exponent(max(max_abs(arr), extra), arr.dtype, arr.shape[1] if arr.ndim == 2 else 1)
 
 
 def range_exponent(max_abs: float, dtype: np.dtype[Any], n_features: int) -> int:
@@ -202,7 +203,7 @@ def scale_fit_input(
     arr = check_points(X)
     w = check_weights(sample_weight, arr.shape[0])
     data_exp = data_exponent(arr, squares(spec.distance))
-    data_max = math.ldexp(_max_abs(arr), data_exp) if arr.dtype.kind == "f" else float(_max_abs(arr))
+    data_max = math.ldexp(max_abs(arr), data_exp) if arr.dtype.kind == "f" else float(max_abs(arr))
     weight_exp = weight_exponent(w, data_max)
     if data_exp == 0 and weight_exp == 0:
         return X, sample_weight, spec, None
@@ -277,7 +278,7 @@ def scale_for_centers(points: NDArray[Any], centers: NDArray[Any], distance: Any
     c = np.asarray(centers, dtype=np.float64)
     free = cost_power(distance) == 0  # directions: only the rows are rescaled
     # the range of the points' dtype: float32 points take the GEMM product in float32
-    e = data_exponent(points, squares(distance), extra=0.0 if free else _max_abs(c))
+    e = data_exponent(points, squares(distance), extra=0.0 if free else max_abs(c))
     if e == 0:
         return points, centers, 0
     return np.ldexp(points.astype(np.float64, copy=False), e), c if free else np.ldexp(c, e), e

@@ -223,7 +223,9 @@ class BlockDataset(FactsMixin):
 
     def value_range(self) -> tuple[float, float]:
         """The optional ``Dataset.value_range``: largest ``|x|`` and weight over the blocks (one pass)."""
-        big = max((float(np.max(np.abs(b.points))) for b in self.blocks if b.n_rows), default=0.0)
+        from kmeans._scale import max_abs
+
+        big = max((max_abs(b.points) for b in self.blocks), default=0.0)
         wmax = max((float(np.max(b.weights)) for b in self.blocks if b.n_rows), default=0.0)
         return big, wmax
 

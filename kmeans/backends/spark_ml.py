@@ -839,19 +839,19 @@ def _check_range(dataset: SparkMLDataset, centers: Float64Array | None, spec: Fi
     centers out of range (or non-finite), or a failed MLlib fit (``centers=None``), make the
     adapter read the data's range.
     """
-    from kmeans._scale import range_exponent, squares
+    from kmeans._scale import max_abs, range_exponent, squares
 
     if not squares(spec.distance) or dataset.dtype.kind != "f":
         return
     if centers is not None:
         finite = centers[np.isfinite(centers)]
-        big = float(np.max(np.abs(finite))) if finite.size else 0.0
+        big = max_abs(finite)
         if finite.size == centers.size and range_exponent(big, dataset.dtype, dataset.n_features) == 0:
             return
-    max_abs, _ = dataset.max_values()
-    if range_exponent(max_abs, dataset.dtype, dataset.n_features) != 0:
+    largest, _ = dataset.max_values()
+    if range_exponent(largest, dataset.dtype, dataset.n_features) != 0:
         raise ValidationError(
-            f"backend='spark-ml' cannot fit data of magnitude {max_abs:g}: squared distances overflow or "
+            f"backend='spark-ml' cannot fit data of magnitude {largest:g}: squared distances overflow or "
             "underflow in MLlib, which cannot rescale them. Rescale the data, or use backend='spark-rdd' "
             "(rescaled exactly by a power of two)"
         )

@@ -24,7 +24,7 @@ import attrs
 import numpy as np
 
 from kmeans._blas import single_threaded_blas
-from kmeans._scale import safe_range
+from kmeans._scale import max_abs, safe_range
 from kmeans._types import Block, Deferred, Float64Array, IntArray
 from kmeans.dataset import DatasetFacts, FactsMixin, compress_rows, default_block_rows, float_points
 from kmeans.errors import ValidationError
@@ -185,7 +185,7 @@ class StreamDataset(FactsMixin):
         pts = block.points
         if pts.dtype.kind != "f" or pts.size == 0:
             return
-        big = float(max(abs(float(pts.max())), abs(float(pts.min()))))
+        big = max_abs(pts)
         if np.isfinite(big) and big <= self._limit:
             return
         bad = ~np.isfinite(pts) if not np.isfinite(big) else np.abs(pts) > self._limit

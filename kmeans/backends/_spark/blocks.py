@@ -12,6 +12,7 @@ import attrs
 import numpy as np
 from numpy.typing import NDArray
 
+from kmeans._scale import max_abs
 from kmeans._types import Block, Float64Array, FloatArray
 from kmeans._validation import check_points, check_weights
 from kmeans.backends._spark.store import BlockStore, store_for
@@ -140,7 +141,7 @@ def partition_stats(index: int, iterator: Iterable[Any]) -> Iterator[_PartStats]
             if first_bad < 0:
                 first_bad = n + int(np.flatnonzero(~finite)[0])
         elif points.size:
-            big = max(big, abs(float(points.max())), abs(float(points.min())))
+            big = max(big, max_abs(points))
         if weights is None:
             wmax = max(wmax, 1.0) if points.shape[0] else wmax
             total_w += points.shape[0]
@@ -434,7 +435,7 @@ def blocks_from_array(
     files = store_for(sc) if store else None
     rdd.cache().mapPartitionsWithIndex(_stored(files, False)).count()  # materialize the cache (and the store)
     total = float(n) if weights is None else float(weights.sum())
-    big = max(abs(float(points.max())), abs(float(points.min()))) if points.size else 0.0
+    big = max_abs(points)
     wmax = 1.0 if weights is None else float(weights.max()) if weights.size else 0.0
     return SparkBlocks(rdd, offsets, n, points.shape[1], points.dtype, integer, total, sources, files, big, wmax)
 
