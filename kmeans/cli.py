@@ -26,6 +26,9 @@ from kmeans.errors import Terminated
 
 #: Modules that contribute subcommands: each has ``add_parser(subparsers)``.
 SUBCOMMAND_MODULES: tuple[str, ...] = ("kmeans.image.cli", "kmeans.bench.cli", "kmeans.sweep_cli")
+#: The command each of them adds: running it imports that module alone (``kmeans sweep``'s
+#: module loads the compiled kernels, which ``kmeans quantize`` of a small image never needs).
+SUBCOMMANDS: dict[str, str] = {"quantize": "kmeans.image.cli", "bench": "kmeans.bench.cli", "sweep": "kmeans.sweep_cli"}
 
 
 def _spark_status() -> str:
@@ -74,13 +77,14 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``kmeans`` parser; with a ``command`` of :data:`SUBCOMMANDS`, only that subcommand is added."""
     parser = OneLineParser(prog="kmeans", description="K-means clustering on NumPy or Spark.")
     parser.add_argument("--version", action="version", version=f"kmeans {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     info = sub.add_parser("info", help="registered strategies and whether Spark/Java are usable")
     info.set_defaults(func=cmd_info)
-    for module in SUBCOMMAND_MODULES:
+    for module in SUBCOMMAND_MODULES if command not in SUBCOMMANDS else (SUBCOMMANDS[command],):
         importlib.import_module(module).add_parser(sub)
     return parser
 
@@ -94,8 +98,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     on_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if on_main else None
     try:
-        parser = build_parser()
-        args = parser.parse_args(argv)
+        words = sys.argv[1:] if argv is None else list(argv)
+        parser = build_parser(words[0] if words else None)
+        args = parser.parse_args(words)
         if getattr(args, "func", None) is None:
             parser.print_help()
             return 2

@@ -17,10 +17,10 @@ inequality). Dithered colors stay near their undithered ones, so few entries are
 
 from __future__ import annotations
 
+import math
 from typing import Any, Final
 
 import numpy as np
-from numba import njit
 from numpy.typing import NDArray
 
 from kmeans import ValidationError
@@ -33,7 +33,9 @@ DITHERS: Final = ("none", "floyd-steinberg")
 #: 0.829 / mean CIEDE2000 5.60 on the raccoon where 1 gives 26.27 / 0.757 / 6.34.
 DEFAULT_STRENGTH: Final = 0.5
 
-_JIT: dict[str, Any] = {"nogil": True, "cache": True, "fastmath": False, "error_model": "numpy"}
+#: Up to this many pixels the kernel runs in the interpreter (as Python, the same source):
+#: quicker than loading Numba (~0.8 s) for a small image, and the same labels.
+INTERPRETED_PIXELS: Final = 1 << 12
 
 
 def check_dither(dither: Any, strength: Any) -> tuple[str, float]:
@@ -56,8 +58,7 @@ def palette_neighbours(palette: NDArray[np.float64]) -> tuple[NDArray[np.intp], 
     return order.astype(np.intp), np.take_along_axis(dist, order, axis=1)
 
 
-@njit(**_JIT)  # type: ignore[untyped-decorator]
-def _floyd_steinberg(  # pragma: no cover - compiled
+def _floyd_steinberg(
     rgb: Any,
     start: Any,
     inverse: Any,
@@ -70,23 +71,25 @@ def _floyd_steinberg(  # pragma: no cover - compiled
     gaps: Any,
     strength: float,
     labels: Any,
+    cur: Any,
+    nxt: Any,
+    v: Any,
+    lo: Any,
+    hi: Any,
 ) -> float:
+    # Compiled by Numba (kmeans.image._dither_jit) or run as Python on memoryviews of the
+    # same arrays (small images): hence float() and math.sqrt, and the scratch arrays
+    # (two error rows of width + 2, the clipped color, the palette's box) passed in.
     # Per-pixel inputs are read in order; only a non-RGB space (or RGBA) gathers its
     # coordinates through the fold (one random read per pixel instead of one per array).
     k, dims = palette.shape
     channels = rgb.shape[1]
-    lo = np.empty(dims)
-    hi = np.empty(dims)
     for j in range(dims):
         lo[j] = palette[0, j]
         hi[j] = palette[0, j]
         for c in range(1, k):
             lo[j] = min(lo[j], palette[c, j])
             hi[j] = max(hi[j], palette[c, j])
-    # Error rows with one pixel of padding on each side.
-    cur = np.zeros((width + 2, dims))
-    nxt = np.zeros((width + 2, dims))
-    v = np.empty(dims)
     in_rgb = inverse.shape[0] == 0
     sq = 0.0
     for y in range(height):
@@ -100,7 +103,7 @@ def _floyd_steinberg(  # pragma: no cover - compiled
                 continue
             if in_rgb:
                 for j in range(dims):
-                    v[j] = min(max(np.float64(rgb[p, j]) + cur[x + 1, j], lo[j]), hi[j])
+                    v[j] = min(max(float(rgb[p, j]) + cur[x + 1, j], lo[j]), hi[j])
             else:
                 c = inverse[p]
                 for j in range(dims):
@@ -111,7 +114,7 @@ def _floyd_steinberg(  # pragma: no cover - compiled
                 d_cand += t * t
             best = cand
             best_d = d_cand
-            r_cand = np.sqrt(d_cand)
+            r_cand = math.sqrt(d_cand)
             bound = 2.0 * r_cand  # r_cand + r_best, tightened whenever best improves
             for i in range(k - 1):
                 if gaps[cand, i] > bound:
@@ -124,19 +127,19 @@ def _floyd_steinberg(  # pragma: no cover - compiled
                 if d < best_d or (d == best_d and e < best):
                     best = e
                     best_d = d
-                    bound = r_cand + np.sqrt(d)
+                    bound = r_cand + math.sqrt(d)
             labels[p] = best
             if channels == 4:  # premultiplied RGB and alpha, in 8-bit levels
-                a_px = np.float64(rgb[p, 3]) / 255.0
-                a_pal = np.float64(palette_rgb[best, 3]) / 255.0
+                a_px = float(rgb[p, 3]) / 255.0
+                a_pal = float(palette_rgb[best, 3]) / 255.0
                 for j in range(3):
-                    t = np.float64(rgb[p, j]) * a_px - np.float64(palette_rgb[best, j]) * a_pal
+                    t = float(rgb[p, j]) * a_px - float(palette_rgb[best, j]) * a_pal
                     sq += t * t
-                t = np.float64(rgb[p, 3]) - np.float64(palette_rgb[best, 3])
+                t = float(rgb[p, 3]) - float(palette_rgb[best, 3])
                 sq += t * t
             else:
                 for j in range(3):
-                    t = np.float64(rgb[p, j]) - np.float64(palette_rgb[best, j])
+                    t = float(rgb[p, j]) - float(palette_rgb[best, j])
                     sq += t * t
             ahead = x + 2 if forward else x
             behind = x if forward else x + 2
@@ -147,7 +150,9 @@ def _floyd_steinberg(  # pragma: no cover - compiled
                 nxt[x + 1, j] += err * (5.0 / 16.0)
                 nxt[ahead, j] += err * (1.0 / 16.0)
         cur, nxt = nxt, cur
-        nxt[:, :] = 0.0
+        for i in range(width + 2):
+            for j in range(dims):
+                nxt[i, j] = 0.0
     return sq
 
 
@@ -180,20 +185,26 @@ def floyd_steinberg(
     pal = np.ascontiguousarray(palette, dtype=np.float64)
     order, gaps = palette_neighbours(pal)
     labels = np.empty(n, dtype=np.intp)
-    sq = _floyd_steinberg(
+    dims = pal.shape[1]
+    arrays: list[NDArray[Any]] = [
         np.ascontiguousarray(image.reshape(n, channels)),
         np.ascontiguousarray(start, dtype=np.intp),
         np.zeros(0, np.intp) if inverse is None else np.ascontiguousarray(inverse, dtype=np.intp),
-        np.zeros((0, pal.shape[1]), np.float64)
-        if space_colors is None
-        else np.ascontiguousarray(space_colors, dtype=np.float64),
-        height,
-        width,
+        np.zeros((0, dims)) if space_colors is None else np.ascontiguousarray(space_colors, dtype=np.float64),
         pal,
         np.ascontiguousarray(palette_rgb, dtype=np.uint8),
         order,
         gaps,
-        float(strength),
         labels,
-    )
+        *(np.zeros((width + 2, dims)) for _ in range(2)),  # the error rows
+        *(np.empty(dims) for _ in range(3)),  # the clipped color, the palette's box
+    ]
+    kernel: Any = _floyd_steinberg
+    if n <= INTERPRETED_PIXELS:  # memoryviews: their items are Python numbers, read several times faster
+        a: list[Any] = [arr.data for arr in arrays]
+    else:
+        from kmeans.image._dither_jit import floyd_steinberg_kernel as kernel
+
+        a = arrays
+    sq = kernel(*a[:4], height, width, *a[4:8], float(strength), *a[8:])
     return labels, float(sq)

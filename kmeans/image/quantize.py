@@ -24,6 +24,7 @@ Only the public :mod:`kmeans` API is used: ``KMeans`` (any backend, initializer,
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import numbers
@@ -32,13 +33,13 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import numpy as np
 from numpy.typing import NDArray
 
-from kmeans import IterationRecord, KMeans, UnknownStrategyError, ValidationError, registry
+from kmeans import IterationRecord, UnknownStrategyError, ValidationError, registry
 from kmeans.image.colorspace import DEFAULT_TOL, check_color_space, from_features, to_features
 from kmeans.image.dither import DEFAULT_STRENGTH, check_dither, floyd_steinberg
 from kmeans.image.io import (
@@ -53,6 +54,10 @@ from kmeans.image.io import (
     save_image,
 )
 from kmeans.image.quality import QualityTooLowError, check_quality, error_to_quality, palette_error, quality_to_error
+from kmeans.image.small import check_numbers, fit_small, fits_small, nearest
+
+if TYPE_CHECKING:
+    from kmeans import KMeans
 
 IntArray = NDArray[np.intp]
 Float64Array = NDArray[np.float64]
@@ -132,16 +137,33 @@ def merge_folds(folds: Sequence[ColorFold]) -> tuple[ColorFold, list[IntArray]]:
     return merged, maps
 
 
+def _resolved(holder: Any) -> KMeans:
+    """``holder._model``, made first if it is the function that fits it (the NumPy path's model)."""
+    model = holder._model
+    if callable(model) and not hasattr(model, "cluster_centers_"):
+        model = model()
+        object.__setattr__(holder, "_model", model)
+    return model  # type: ignore[no-any-return]
+
+
 @attrs.frozen(eq=False)
 class PaletteFit:
-    """A palette fitted to a fold: ``labels`` gives the palette entry of every folded color."""
+    """A palette fitted to a fold: ``labels`` gives the palette entry of every folded color.
 
-    model: KMeans
+    ``model`` is the fitted ``KMeans``; a palette of the NumPy path (:mod:`kmeans.image.small`)
+    fits it, to the same centers, on first read (``_model`` holds the function until then).
+    """
+
+    _model: KMeans | Callable[[], KMeans]
     palette: UInt8Array
     labels: IntArray
     n_iter: int
     inertia: float
     seconds: float
+
+    @property
+    def model(self) -> KMeans:
+        return _resolved(self)
 
 
 @attrs.frozen(eq=False)
@@ -167,7 +189,7 @@ class QuantizeResult:
     palette: UInt8Array
     labels: IntArray
     counts: NDArray[np.int64]
-    model: KMeans
+    _model: KMeans | Callable[[], KMeans]
     mse: float
     psnr: float
     timings: dict[str, float]
@@ -182,6 +204,11 @@ class QuantizeResult:
     dither: str = "none"
     dither_strength: float = 0.0
     quality: int | None = None
+
+    @property
+    def model(self) -> KMeans:
+        """The fitted ``KMeans`` (a small image's, fitted without Numba, is fitted again on first read: the same)."""
+        return _resolved(self)
 
     def save(self, path: str | os.PathLike[str], *, indexed: bool | None = None, overwrite: bool = False) -> None:
         """Write the image (format from the extension), atomically.
@@ -354,6 +381,18 @@ def fit_palette(
         params["tol"] = DEFAULT_TOL[color_space]
     init = params.pop("init", "k-means++")
     max_iter = params.pop("max_iter", 300)
+    if _numpy_path(params, init, max_iter, k, x.shape[0]):
+        small = fit_small(x, w, k, seed=params["seed"], tol=params["tol"], max_iter=max_iter)
+        if small is not None:
+            for record in small.history:  # after the fit: a declined one leaves them to the compiled fit
+                for cb in params.get("callbacks", ()):
+                    cb(record)
+            quiet = {name: v for name, v in params.items() if name != "callbacks"}
+            make = functools.partial(_fit_model, k, x, w, init=init, max_iter=max_iter, **quiet)
+            found = nearest(all_x, small.centers)
+            return _palette_fit(make, small.centers, found, small.n_iter, x, w, vote, color_space, t0)
+    from kmeans import KMeans
+
     n_iter = 0
     model: KMeans | None = None
     on_colors = True  # whether the final model was fitted on the distinct colors (not the histogram)
@@ -378,11 +417,42 @@ def fit_palette(
         labels = np.asarray(fitted, dtype=np.intp)
     else:
         labels = np.asarray(model.predict(all_x), dtype=np.intp)
-    centers = model.cluster_centers_
+    return _palette_fit(model, model.cluster_centers_, labels, n_iter, x, w, vote, color_space, t0)
+
+
+def _palette_fit(
+    model: KMeans | Callable[[], KMeans],
+    centers: Float64Array,
+    labels: IntArray,
+    n_iter: int,
+    x: Float64Array,
+    w: Float64Array,
+    vote: NDArray[np.bool_],
+    color_space: str,
+    t0: float,
+) -> PaletteFit:
     diff = x - centers[labels[vote]]
     inertia = float(np.dot(w, np.einsum("ij,ij->i", diff, diff)))
     palette = from_features(centers, color_space)
     return PaletteFit(model, palette, labels, n_iter, inertia, time.perf_counter() - t0)
+
+
+def _numpy_path(params: dict[str, Any], init: Any, max_iter: Any, k: int, n_rows: int) -> bool:
+    """Whether the fit is the default one on few colors, which :mod:`kmeans.image.small` computes without Numba."""
+    default = params.get("backend", "numpy") == "numpy" and isinstance(init, str) and init == "k-means++"
+    known = set(params) <= {"backend", "seed", "tol", "callbacks"}
+    callbacks = params.get("callbacks", ())
+    plain = isinstance(callbacks, (list, tuple)) and all(callable(cb) for cb in callbacks)
+    return (
+        default and known and plain and fits_small(n_rows, k) and check_numbers(params["seed"], params["tol"], max_iter)
+    )
+
+
+def _fit_model(k: int, x: Float64Array, w: Float64Array, **params: Any) -> KMeans:
+    """The ``KMeans`` the compiled path fits (a NumPy-path palette's ``model``)."""
+    from kmeans import KMeans
+
+    return KMeans(k, **params).fit(x, sample_weight=w)
 
 
 def fit_for_quality(
@@ -489,7 +559,7 @@ def apply_palette(
         palette=fit.palette,
         labels=pixel_labels.reshape(image.shape[:2]),
         counts=counts,
-        model=fit.model,
+        model=fit._model,
         mse=mse,
         psnr=psnr,
         timings=timings,

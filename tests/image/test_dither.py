@@ -7,7 +7,7 @@ import pytest
 from image_helpers import KNOWN_COLORS, tiled_image
 
 from kmeans import ValidationError
-from kmeans.image import quantize
+from kmeans.image import dither, quantize
 from kmeans.image.colorspace import to_features
 from kmeans.image.dither import floyd_steinberg
 from kmeans.image.quantize import pixel_mse
@@ -54,8 +54,12 @@ def _nearest(space_pixels: np.ndarray, palette: np.ndarray) -> np.ndarray:
     return np.argmin(((flat[:, None, :] - palette[None, :, :]) ** 2).sum(axis=2), axis=1)
 
 
+@pytest.mark.parametrize("interpreted", [True, False], ids=["interpreted", "compiled"])
 @pytest.mark.parametrize(("space", "strength", "channels"), [("rgb", 1.0, 3), ("oklab", 0.75, 3), ("lab", 1.0, 4)])
-def test_the_kernel_gives_the_labels_and_error_of_the_reference(space: str, strength: float, channels: int) -> None:
+def test_the_kernel_gives_the_labels_and_error_of_the_reference(
+    space: str, strength: float, channels: int, interpreted: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dither, "INTERPRETED_PIXELS", 1 << 20 if interpreted else 0)
     rng = np.random.default_rng(3)
     image = rng.integers(0, 256, (9, 11, channels), dtype=np.uint8)
     palette_rgb = rng.integers(0, 256, (6, channels), dtype=np.uint8)
