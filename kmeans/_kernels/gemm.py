@@ -62,6 +62,11 @@ def error_factor(d: int, dtype: np.dtype[Any]) -> tuple[float, float]:
 @njit(inline="always", **_JIT)  # type: ignore[untyped-decorator]
 def _exact(x: Any, i: int, C: Any, c: int) -> float:  # pragma: no cover - compiled
     # The reference distance: sum_j (x_ij - c_j)² in float64, in feature order.
+    if x.shape[1] == 3:  # pixels, unrolled: the same sums in the same order (0 + t² = t²)
+        t0 = np.float64(x[i, 0]) - C[c, 0]
+        t1 = np.float64(x[i, 1]) - C[c, 1]
+        t2 = np.float64(x[i, 2]) - C[c, 2]
+        return float(t0 * t0 + t1 * t1 + t2 * t2)
     s = 0.0
     for j in range(x.shape[1]):
         t = np.float64(x[i, j]) - C[c, j]

@@ -52,25 +52,127 @@ _DIRECT_GAP_FEATURES = 16
 _GAP_ROWS = 256
 
 
-class CenterNeighbors:
-    """For every center ``a``, its ``M`` nearest other centers: ``index[a]`` and ``dist[a]`` ascending.
+@njit(**_JIT)  # type: ignore[untyped-decorator]
+def _refresh(c: Any, index: Any, new_index: Any, dist: Any) -> None:  # pragma: no cover - compiled
+    # For every center a: the exact gaps to its listed neighbours, sorted ascending (insertion
+    # sort: the previous order is nearly right), rounded down past the rounding of the sum.
+    k, m = index.shape
+    d = c.shape[1]
+    for a in range(k):
+        for t in range(m):
+            b = index[a, t]
+            s = 0.0
+            for j in range(d):
+                u = c[a, j] - c[b, j]
+                s += u * u
+            g = np.sqrt(s) * (1.0 - _MARGIN)
+            q = t
+            while q > 0 and dist[a, q - 1] > g:
+                dist[a, q] = dist[a, q - 1]
+                new_index[a, q] = new_index[a, q - 1]
+                q -= 1
+            dist[a, q] = g
+            new_index[a, q] = b
 
-    ``dist`` is rounded *down* past the rounding of its computation, so it never
-    overstates a gap; ``complete`` is True when ``M = k - 1`` (every other center listed).
+
+@njit(inline="always", **_JIT)  # type: ignore[untyped-decorator]
+def _insert(sd: Any, si: Any, n: int, m: int, v: float, b: int) -> int:  # pragma: no cover - compiled
+    # Insert (v, b) into the ascending list sd/si of length n, keeping at most m; returns the length.
+    if n == m:
+        if not (v < sd[m - 1] or (v == sd[m - 1] and b < si[m - 1])):
+            return n
+        n -= 1
+    q = n
+    while q > 0 and (sd[q - 1] > v or (sd[q - 1] == v and si[q - 1] > b)):
+        sd[q] = sd[q - 1]
+        si[q] = si[q - 1]
+        q -= 1
+    sd[q] = v
+    si[q] = b
+    return n + 1
+
+
+@njit(**_JIT)  # type: ignore[untyped-decorator]
+def _rebuild(c: Any, ct: Any, hint: Any, index: Any, dist: Any) -> None:  # pragma: no cover - compiled
+    # The M nearest other centers of every center a (ties by index), from the exact squared
+    # gaps g: the centers listed in hint[a] go in first (nearly in order, so the insertion
+    # sort is short); the others compete only when g is below the M-th smallest so far.
+    k, m = hint.shape
+    d = c.shape[1]
+    g = np.empty(k, dtype=np.float64)
+    sd = np.empty(m, dtype=np.float64)
+    si = np.empty(m, dtype=np.int64)
+    stamp = np.full(k, -1, dtype=np.int64)
+    for a in range(k):
+        g[:] = 0.0
+        for j in range(d):  # feature by feature over all b (vectorizes; the same sums in feature order)
+            caj = c[a, j]
+            for b in range(k):
+                u = caj - ct[j, b]
+                g[b] += u * u
+        n = 0
+        for t in range(m):
+            b = hint[a, t]
+            stamp[b] = a
+            n = _insert(sd, si, n, m, g[b], b)
+        stamp[a] = a
+        for b in range(k):
+            if stamp[b] != a and g[b] <= sd[m - 1]:
+                n = _insert(sd, si, n, m, g[b], b)
+        for t in range(m):
+            index[a, t] = si[t]
+            dist[a, t] = np.sqrt(sd[t]) * (1.0 - _MARGIN)
+
+
+@njit(**_JIT)  # type: ignore[untyped-decorator]
+def _listed_max(moves: Any, index: Any, out: Any) -> None:  # pragma: no cover - compiled
+    # out[a] = max_t moves[index[a, t]]: the largest move among a's listed neighbours.
+    for a in range(index.shape[0]):
+        top = 0.0
+        for t in range(index.shape[1]):
+            top = max(top, moves[index[a, t]])
+        out[a] = top
+
+
+class CenterNeighbors:
+    """For every center ``a``, ``M`` other centers ``index[a]`` with their gaps ``dist[a]``, ascending.
+
+    Every center that is not listed is at least ``outer[a]`` away from ``a``; ``dist`` and
+    ``outer`` are rounded *down* past the rounding of their computation, so they never
+    overstate a gap; ``complete`` is True when ``M = k - 1`` (every other center listed,
+    ``outer = inf``). A table is *built* with the ``M`` nearest neighbours (then
+    ``outer[a] = dist[a, M-1]``) and *refreshed* for moved centers
+    (:meth:`refreshed`): the same lists with exact gaps, and ``outer`` lowered by the
+    drifts since the build.
     """
 
-    __slots__ = ("centers", "complete", "dist", "index", "typical_gap")
+    __slots__ = (
+        "built",
+        "built_outer",
+        "centers",
+        "complete",
+        "dist",
+        "drift",
+        "half_gap",
+        "index",
+        "outer",
+        "typical_gap",
+    )
 
     def __init__(self, centers: Float64Array, max_neighbors: int = MAX_NEIGHBORS) -> None:
         k, d = centers.shape
         self.centers = centers.copy()
+        self.built = self.centers
         m = max(1, min(k - 1, max_neighbors))
         self.complete = m == k - 1
         self.index = np.zeros((k, m), dtype=np.int64)
         self.dist = np.zeros((k, m), dtype=np.float64)
+        self.drift = 0.0
         self.typical_gap = 0.0
         if k < 2:
             self.dist[:] = np.inf
+            self._finish(np.full(k, np.inf))
+            self.built_outer = self.outer
             return
         c = np.ascontiguousarray(centers - centers.mean(axis=0))
         sq = np.einsum("ij,ij->i", c, c)
@@ -79,8 +181,8 @@ class CenterNeighbors:
         for s in range(0, k, _GAP_ROWS):
             rows = np.arange(s, min(s + _GAP_ROWS, k), dtype=np.int64)
             g = gaps[: rows.shape[0]]
-            if d <= _DIRECT_GAP_FEATURES:
-                _direct_gaps(c, rows, g)
+            if d <= _DIRECT_GAP_FEATURES:  # unshifted: the shift's rounding would swamp tiny gaps
+                _direct_gaps(np.ascontiguousarray(centers, dtype=np.float64), rows, g)
             else:
                 np.matmul(c[rows], c.T, out=g)
                 g *= -2.0
@@ -96,35 +198,94 @@ class CenterNeighbors:
             self.dist[rows] = np.sqrt(np.maximum(np.take_along_axis(near, order, axis=1), 0.0)) * (1.0 - _MARGIN)
         #: The median gap from a center to its nearest neighbour: the scale of "the centers drifted".
         self.typical_gap = float(np.median(self.dist[:, 0]))
+        self._finish(np.full(k, np.inf) if self.complete else self.dist[:, m - 1].copy())
+        self.built_outer = self.outer
+
+    def _finish(self, outer: Float64Array) -> None:
+        self.outer = outer
+        #: Half the gap from each center to its nearest other center (a lower bound).
+        self.half_gap = 0.5 * np.minimum(self.dist[:, 0], outer)
+
+    def refreshed(self, centers: Float64Array) -> CenterNeighbors:
+        """A table for moved ``centers`` (same shape): the same lists, exact gaps, ``outer`` lowered.
+
+        Every center ``j`` not listed for ``a`` was at least ``built_outer[a]`` away at the
+        build, so now it is at least ``built_outer[a] - drift_a - max_{j != a} drift_j``
+        (drifts since the build, rounded up). The refreshed lists are sorted again;
+        ``O(k M d)`` against the build's ``O(k² d)``.
+        """
+        new = object.__new__(CenterNeighbors)
+        new.centers = centers.copy()
+        new.built, new.built_outer, new.complete = self.built, self.built_outer, self.complete
+        new.typical_gap, new.drift = self.typical_gap, 0.0
+        new.index = self.index.copy()
+        new.dist = np.empty_like(self.dist)
+        _refresh(new.centers, self.index, new.index, new.dist)
+        outer = self.built_outer
+        if not self.complete:
+            drift = center_shifts(self.built, new.centers)
+            new.drift = float(drift.max())
+            outer = np.maximum((outer - (drift + largest_other(drift)) * (1.0 + _MARGIN)) * (1.0 - _MARGIN), 0.0)
+        new._finish(outer)
+        return new
+
+    def rebuilt(self, centers: Float64Array) -> CenterNeighbors:
+        """A fresh build for ``centers`` (same shape) by direct gaps, with this table's lists as the hint."""
+        new = object.__new__(CenterNeighbors)
+        new.centers = centers.copy()
+        new.built, new.complete, new.drift = new.centers, self.complete, 0.0
+        new.index = np.empty_like(self.index)
+        new.dist = np.empty_like(self.dist)
+        _rebuild(new.centers, np.ascontiguousarray(new.centers.T), self.index, new.index, new.dist)
+        new.typical_gap = float(np.median(new.dist[:, 0]))
+        new._finish(np.full(centers.shape[0], np.inf) if self.complete else new.dist[:, -1].copy())
+        new.built_outer = new.outer
+        return new
+
+    def listed_max(self, moves: Float64Array) -> Float64Array:
+        """``max_t moves[index[a, t]]`` per center ``a``."""
+        out = np.empty(self.index.shape[0], dtype=np.float64)
+        _listed_max(np.ascontiguousarray(moves, dtype=np.float64), self.index, out)
+        return out
 
 
-_cache_lock = threading.Lock()  # held while a table is looked up or built
+_cache_lock = threading.Lock()  # held while a table is looked up, refreshed or built
 _cache: list[CenterNeighbors] = []
 
-#: A table is rebuilt once its centers have drifted by more than this fraction of the
-#: median gap between neighbouring centers (a stale table stays valid, only weaker).
+#: A refreshed table is rebuilt once a center has drifted by more than this fraction of
+#: the median gap between neighbouring centers since the build (its ``outer`` bounds
+#: weaken with the drifts; a refreshed table stays valid, only weaker).
 REBUILD_DRIFT = 0.5
+#: Up to this many ``k² d`` operations (and 16 features) a table is built afresh for every new
+#: set of centers, by direct gaps with the last table's lists bounding the search.
+DIRECT_REBUILD_BUDGET = 1 << 24
 
 
-def neighbors_of(centers: Float64Array) -> tuple[CenterNeighbors, Float64Array]:
-    """A neighbour table for ``centers`` and the correction ``corr`` its gaps need.
+def neighbors_of(centers: Float64Array) -> CenterNeighbors:
+    """A neighbour table for ``centers``: built, or refreshed from the last one of the same shape.
 
-    The table may have been built for earlier centers of the same shape (a pass's blocks,
-    and the passes of a run while the centers settle, share one): for every ``a`` and
-    ``j``, ``||c_a - c_j|| >= dist_old(a, j) - corr[a]`` with
-    ``corr[a] = drift_a + max_{j != a} drift_j`` (the drifts since the build, rounded up),
-    and the list order is kept, so the ball search stays exact with ``dist - corr``.
-    One thread builds while the blocks of the same pass wait for its table.
+    A pass's blocks, and the passes of a run while the centers settle, share one build:
+    later passes refresh it (:meth:`CenterNeighbors.refreshed`) until its ``outer``
+    bounds have weakened too much. Tables are never changed once made (a reader may
+    hold an old one); one thread makes a table while the others of the same pass wait.
     """
     with _cache_lock:
         table = _cache[0] if _cache and _cache[0].centers.shape == centers.shape else None
         if table is not None:
-            drift = center_shifts(table.centers, centers)
-            if drift.max() <= REBUILD_DRIFT * table.typical_gap:
-                return table, (drift + largest_other(drift)) * (1.0 + _MARGIN)
-        table = CenterNeighbors(centers)
+            if np.array_equal(table.centers, centers):
+                return table
+            k, d = centers.shape
+            if d <= _DIRECT_GAP_FEATURES and k * k * d <= DIRECT_REBUILD_BUDGET:
+                table = table.rebuilt(centers)
+                _cache[:] = [table]
+                return table
+            table = table.refreshed(centers)
+            if table.complete or table.drift <= REBUILD_DRIFT * table.typical_gap:
+                _cache[:] = [table]
+                return table
+        table = CenterNeighbors(centers, MAX_NEIGHBORS)
         _cache[:] = [table]
-        return table, np.zeros(centers.shape[0])
+        return table
 
 
 #: From this many features the ball's candidates are first compared through a
@@ -144,10 +305,11 @@ def _ball_phase(
     ct: Any,
     nbr: Any,
     ndist: Any,
-    corr: Any,
+    outer: Any,
     complete: bool,
     fresh: bool,
     fast: bool,
+    wide: bool,
     rel: float,
     labels: Any,
     lower: Any,
@@ -157,7 +319,7 @@ def _ball_phase(
     failed: Any,
 ) -> int:  # pragma: no cover - compiled
     # Hamerly's test, then the ball search; rows neither settles are listed in ``failed``.
-    # A gap in the table less ``corr[a]`` is a lower bound on the current gap. ``fresh``:
+    # Centers not listed for a are at least outer[a] from it. ``fresh``:
     # no labels yet, so the previous row's center is the guess (sorted or clustered rows
     # are usually close to their predecessor); a row whose ball does not fit is then
     # compared with every center at once, so the next row's guess is right.
@@ -174,20 +336,26 @@ def _ball_phase(
         else:
             a = labels[i]
             ua2 = _exact(x, i, C, a)
-            # Only the listed neighbours' moves lower the bound (drop[a]); every center past the
-            # list is at least (the list's last gap) - u away whatever it did.
+            # Only the listed neighbours' moves lower the bound (drop[a]); every center not listed
+            # is at least outer[a] - u away whatever it did. (A tighter drop over the neighbours
+            # within lower + u settled more rows but cost more than it saved: measured.)
             low = np.float64(lower[i]) - drop[a]
             if not complete:
-                low = min(low, ndist[a, m - 1] - corr[a] - np.sqrt(ua2) * (1.0 + _MARGIN))
+                low = min(low, outer[a] - np.sqrt(ua2) * (1.0 + _MARGIN))
             bound = min(max(low, half_gap[a]), _BOUND_MAX)
             if bound >= _BOUND_MIN and ua2 < bound * bound * (1.0 - _MARGIN):
                 costs[i] = ua2
                 lower[i] = _lower32(low)
                 continue
         ua = np.sqrt(ua2) * (1.0 + _MARGIN)
-        rho = (2.0 * ua + max(low, 0.0)) * (1.0 + _MARGIN)
-        ca = corr[a]
-        if not complete and not rho < ndist[a, m - 1] - ca:
+        # Centers closer than c_a are within 2u of it. Every center past the ball is at least
+        # rho - u away: searching to u + low keeps the new lower bound no weaker than low; with
+        # many features (``wide``) to 2u + low (tighter bounds pay there, measured).
+        if wide:
+            rho = (2.0 * ua + max(low, 0.0)) * (1.0 + _MARGIN)
+        else:
+            rho = max(2.0 * ua, ua + max(low, 0.0)) * (1.0 + _MARGIN)
+        if not complete and not rho < outer[a]:
             if fresh:
                 best, bd, second = _closest_and_second(x, i, ct, dist)
                 guess = best
@@ -203,7 +371,7 @@ def _ball_phase(
         exact = True  # bd is the exact distance of best (else within rel of it)
         second = np.inf
         t = 0
-        while t < m and ndist[a, t] - ca <= rho:
+        while t < m and ndist[a, t] <= rho:
             c = nbr[a, t]
             if fast:
                 s = _fast_sq(x, i, C, c)
@@ -233,12 +401,16 @@ def _ball_phase(
             bd = _exact(x, i, C, best)
         second *= 1.0 - 2.0 * rel
         # Every center past the ball is at least (its gap to a) - u away.
-        outside = ndist[a, t] - ca - ua if t < m else np.inf
+        outside = (min(ndist[a, t], outer[a]) if t < m else outer[a]) - ua
         guess = best
         labels[i] = best
         costs[i] = bd
         lower[i] = _lower32(min(np.sqrt(second), outside) * (1.0 - _MARGIN))
     return nf
+
+
+#: Up to this many features the ball reaches u + low past the row's center, above it 2u + low.
+NARROW_MAX_FEATURES = 8
 
 
 def ball_phase(
@@ -259,9 +431,8 @@ def ball_phase(
     and a row whose ball does not fit is compared with every center directly.
     """
     d = centers.shape[1]
-    table, corr = neighbors_of(centers)
-    half_gap = np.maximum(0.5 * (table.dist[:, 0] - corr), 0.0)
-    drop = moves[table.index].max(axis=1)  # the largest move among each center's listed neighbours
+    table = neighbors_of(centers)
+    drop = table.listed_max(moves)  # the largest move among each center's listed neighbours
     ct = np.ascontiguousarray(centers.T) if fresh else np.zeros((1, 1))
     return int(
         _ball_phase(
@@ -270,15 +441,16 @@ def ball_phase(
             ct,
             table.index,
             table.dist,
-            corr,
+            table.outer,
             table.complete,
             fresh,
             d >= FAST_MIN_FEATURES,
+            d > NARROW_MAX_FEATURES,
             (2 * d + 4) * 2.0**-53,
             labels,
             lower,
             drop,
-            half_gap,
+            table.half_gap,
             costs,
             failed,
         )
