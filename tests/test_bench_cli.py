@@ -11,6 +11,8 @@ import pytest
 from kmeans import registry
 from kmeans.cli import main
 
+pytestmark = pytest.mark.slow  # whole commands end to end; the full suite runs them
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 

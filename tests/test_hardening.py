@@ -129,6 +129,7 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs os.sched_setaffinity")
 def test_same_seed_gives_the_same_bits_for_any_threads_and_usable_cores(tmp_path: Path) -> None:
     cores = sorted(os.sched_getaffinity(0))

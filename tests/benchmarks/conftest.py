@@ -17,6 +17,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -25,6 +26,14 @@ import pytest
 from numpy.typing import NDArray
 
 from kmeans.bench._common import distinct_colors, load_raccoon, shared_centers
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every benchmark is ``slow``: the inner loop (``tox -e fast``) leaves them to the full suite."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.path)).parents:
+            item.add_marker(pytest.mark.slow)
 
 
 @attrs.frozen
