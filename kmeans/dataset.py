@@ -108,6 +108,23 @@ def float_points(arr: NDArray[Any]) -> FloatArray:
     return arr.astype(np.float64)
 
 
+def scaled_points(points: FloatArray, exp: int) -> FloatArray:
+    """``points * 2**exp`` in their own dtype (exact in range, see :mod:`kmeans._scale`); themselves if ``exp == 0``."""
+    return np.ldexp(points, exp).astype(points.dtype, copy=False) if exp else points
+
+
+def scaled_weights(weights: Float64Array, exp: int) -> Float64Array:
+    """``weights * 2**exp`` as a float64 array (unit weights become a full array); themselves if ``exp == 0``."""
+    return np.ldexp(np.asarray(weights, dtype=np.float64), exp) if exp else weights
+
+
+def scaled_block(block: Block, data_exp: int, weight_exp: int) -> Block:
+    """``block``, rows times ``2**data_exp`` and weights times ``2**weight_exp``: each ``Dataset.scaled``'s step."""
+    if not data_exp and not weight_exp:
+        return block
+    return Block(scaled_points(block.points, data_exp), scaled_weights(block.weights, weight_exp), block.start)
+
+
 def default_block_rows(n: int) -> int:
     """Rows per block for ``n`` rows: a grid fixed by the row count alone.
 
@@ -234,14 +251,7 @@ class BlockDataset(FactsMixin):
 
         Of this dataset's own class (built with ``(blocks, facts, inverse=)``, as :meth:`compress`).
         """
-        blocks = [
-            Block(
-                np.ldexp(b.points, data_exp).astype(b.points.dtype, copy=False) if data_exp else b.points,
-                np.ldexp(np.asarray(b.weights, dtype=np.float64), weight_exp) if weight_exp else b.weights,
-                b.start,
-            )
-            for b in self.blocks
-        ]
+        blocks = [scaled_block(b, data_exp, weight_exp) for b in self.blocks]
         f = self.facts
         facts = attrs.evolve(
             f,

@@ -29,7 +29,10 @@ from kmeans.dataset import (
     default_block_rows,
     facts_of,
     float_points,
+    scaled_points,
+    scaled_weights,
     split_blocks,
+    unit_weights,
 )
 from kmeans.errors import ValidationError
 from kmeans.protocols import AssignStep
@@ -84,11 +87,11 @@ class NumPyDataset(BlockDataset):
 
     def scaled(self, data_exp: int, weight_exp: int) -> NumPyDataset:
         """The optional ``Dataset.scaled``: an exactly rescaled copy on the same thread pool and grid."""
-        w = None if self.weights is None else np.ldexp(self.weights, weight_exp)
-        if w is None and weight_exp:
-            w = np.full(self.points.shape[0], np.ldexp(1.0, weight_exp))
+        w = self.weights
+        if weight_exp:
+            w = scaled_weights(unit_weights(self.points.shape[0]) if w is None else w, weight_exp)
         return NumPyDataset(
-            np.ldexp(self.points, data_exp).astype(self.points.dtype, copy=False),
+            scaled_points(self.points, data_exp),
             w,
             integer_valued=self.integer_valued and data_exp == 0,
             distinct=self.distinct,

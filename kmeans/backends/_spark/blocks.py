@@ -16,6 +16,7 @@ from kmeans._scale import max_abs
 from kmeans._types import Block, Float64Array, FloatArray
 from kmeans._validation import check_points, check_weights
 from kmeans.backends._spark.store import BlockStore, store_for
+from kmeans.dataset import scaled_block, unit_weights
 from kmeans.errors import ValidationError
 
 #: Rows per block when an RDD or DataFrame partition is converted (bounds worker memory).
@@ -32,11 +33,6 @@ class ParseError:
 #: The stats one partition reports after conversion: (rows, features, dtype, integer, nonfinite,
 #: first bad row, bad weights, total weight, first error, largest finite |x|, largest weight).
 _PartStats = tuple[int, int, str, bool, int, int, str, float, str, float, float]
-
-
-def unit_weights(n: int) -> Float64Array:
-    """Unit weights that cost no memory: a read-only broadcast of 1.0."""
-    return np.broadcast_to(np.float64(1.0), (n,))
 
 
 def as_points(arr: NDArray[Any]) -> tuple[FloatArray, bool]:
@@ -289,11 +285,7 @@ def to_block_view(offsets: tuple[int, ...], dtype: str, scale: tuple[int, int] =
         for points, weights, start, _ in iterator:
             pts = points if points.dtype.str == dtype else points.astype(dtype)
             w = unit_weights(pts.shape[0]) if weights is None else weights
-            if data_exp:
-                pts = np.ldexp(pts, data_exp).astype(pts.dtype, copy=False)
-            if weight_exp:
-                w = np.ldexp(np.asarray(w, dtype=np.float64), weight_exp)
-            yield Block(pts, w, offsets[index] + start)
+            yield scaled_block(Block(pts, w, offsets[index] + start), data_exp, weight_exp)
 
     return convert
 
