@@ -21,6 +21,7 @@ largest still lose bits (their squares underflowed before, too).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -185,6 +186,26 @@ def scales_input(X: Any, spec: FitSpec, backend: Any) -> bool:
     )
 
 
+def fit_dataset(
+    X: Any, sample_weight: Any, spec: FitSpec, backend: Any, make: Callable[[Any, Any], Any]
+) -> tuple[Any, FitSpec, FitScaling | None]:
+    """``(dataset, spec, scaling)`` a fit runs on: ``make(X, sample_weight)``, exactly rescaled if needed.
+
+    Array-like input for an ``array_input`` backend is rescaled before ``make`` builds the
+    dataset (:func:`scale_fit_input`); other input (engine-native, a ``Dataset``) through the
+    dataset it becomes (:func:`scale_dataset`); sparse rows are fitted as given.
+    """
+    from kmeans.sparse import is_scipy_sparse
+
+    if scales_input(X, spec, backend):
+        X, sample_weight, spec, scaling = _scale_arrays(X, sample_weight, spec)
+        return make(X, sample_weight), spec, scaling
+    dataset = make(X, sample_weight)
+    if is_scipy_sparse(X):
+        return dataset, spec, None
+    return scale_dataset(dataset, spec)
+
+
 def scale_fit_input(
     X: Any, sample_weight: Any, spec: FitSpec, backend: Any
 ) -> tuple[Any, Any, FitSpec, FitScaling | None]:
@@ -195,11 +216,17 @@ def scale_fit_input(
     ``array_input = False``, or input that is not an ndarray, list or tuple (engine-native
     input is scaled by :func:`scale_dataset`).
     """
+    if not scales_input(X, spec, backend):
+        return X, sample_weight, spec, None
+    return _scale_arrays(X, sample_weight, spec)
+
+
+def _scale_arrays(X: Any, sample_weight: Any, spec: FitSpec) -> tuple[Any, Any, FitSpec, FitScaling | None]:
+    """:func:`scale_fit_input` for input :func:`scales_input` accepts."""
     from kmeans._validation import check_points, check_weights
 
     power = cost_power(spec.distance)
-    if power is None or not scales_input(X, spec, backend):
-        return X, sample_weight, spec, None
+    assert power is not None
     arr = check_points(X)
     w = check_weights(sample_weight, arr.shape[0])
     data_exp = data_exponent(arr, squares(spec.distance))

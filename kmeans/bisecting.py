@@ -45,11 +45,11 @@ from numpy.typing import NDArray
 
 from kmeans import driver, registry
 from kmeans._random import derive_seed
-from kmeans._scale import FitScaling, scale_dataset, scale_fit_input, scale_for_centers, scales_input, unscale_cost
+from kmeans._scale import FitScaling, fit_dataset, scale_for_centers, unscale_cost
 from kmeans._types import Block, FitSpec, Float64Array, FloatArray, IntArray
 from kmeans.dataset import BlockDataset, DatasetFacts, FactsMixin
 from kmeans.errors import ValidationError
-from kmeans.estimator import KMeans, _as_numbers, _feature_names, _in_process_dataset
+from kmeans.estimator import KMeans, _as_numbers, _feature_names
 from kmeans.init._sampling import distinct_rows, first_distinct
 from kmeans.protocols import Dataset, optional
 from kmeans.sparse import is_scipy_sparse
@@ -481,18 +481,33 @@ def _choose(
     return best
 
 
-def input_dataset(backend: Any, spec: FitSpec, X: Any, sample_weight: Any, features: Any) -> Dataset:
-    """``backend``'s dataset of ``X``, with :meth:`KMeans.fit`'s checks (sparse rows, the metric's data check)."""
+def input_dataset(
+    backend: Any, spec: FitSpec, X: Any, sample_weight: Any, features: Any, *, rescale: bool = False
+) -> tuple[Dataset, FitSpec, FitScaling | None]:
+    """``(dataset, spec, scaling)``: ``backend``'s dataset of ``X``, with :meth:`KMeans.fit`'s checks.
+
+    Sparse rows and the metric's data check; with ``rescale``, data at an extreme scale
+    exactly rescaled by a power of two (:func:`kmeans._scale.fit_dataset`; else ``scaling`` is ``None``).
+    """
     if is_scipy_sparse(X) and not optional(spec.distance.assign, "sparse"):
         name = getattr(spec.distance, "name", repr(spec.distance))
         raise ValidationError(
             f"distance={name!r} cannot read sparse rows; use distance='l2' or 'cosine', or X.toarray()"
         )
-    dataset: Dataset = backend.dataset(_as_numbers(X), sample_weight, features=features)
+
+    def make(data: Any, weights: Any) -> Dataset:
+        made: Dataset = backend.dataset(data, weights, features=features)
+        return made
+
+    numbers = _as_numbers(X)
+    if rescale:
+        dataset, spec, scaling = fit_dataset(numbers, sample_weight, spec, backend, make)
+    else:
+        dataset, scaling = make(numbers, sample_weight), None
     check_data = optional(spec.distance.assign, "check_dataset")
-    if check_data is not None:  # rows the metric cannot measure (cosine: zero rows)
+    if check_data is not None:  # rows the metric cannot measure (cosine: zero rows), in the scaled units
         check_data(dataset)
-    return dataset
+    return dataset, spec, scaling
 
 
 def _unscaled(result: BisectResult, scaling: FitScaling) -> BisectResult:
@@ -582,12 +597,7 @@ class BisectingKMeans(KMeans):
         if getattr(backend, "name", None) == "spark-ml":
             backend = registry.backends["spark-rdd"]
         feature_names = _feature_names(X)
-        scaling = None
-        if not is_scipy_sparse(X) and not _in_process_dataset(X):  # extreme scales: an exactly rescaled copy
-            X, sample_weight, spec, scaling = scale_fit_input(_as_numbers(X), sample_weight, spec, backend)
-        dataset = input_dataset(backend, spec, X, sample_weight, features)
-        if not scales_input(X, spec, backend) and not is_scipy_sparse(X):
-            dataset, spec, scaling = scale_dataset(dataset, spec)
+        dataset, spec, scaling = input_dataset(backend, spec, X, sample_weight, features, rescale=True)
         if scaling is not None and min_size >= 1.0:  # a weight, in the units of the scaled weights
             min_size = float(np.ldexp(min_size, scaling.weight_exp))
         if spec.n_clusters > dataset.n_rows:

@@ -18,10 +18,9 @@ from kmeans._ops import caller_stacklevel, weighted_sum
 from kmeans._random import derive_seed, fresh_seed
 from kmeans._scale import (
     RangeSafeAssign,
-    scale_dataset,
+    fit_dataset,
     scale_fit_input,
     scale_for_centers,
-    scales_input,
     unscale_cost,
     unscale_distance,
 )
@@ -539,16 +538,16 @@ class KMeans:
             raise ValidationError(
                 f"distance={name!r} cannot read sparse rows; use distance='l2' or 'cosine', or densify X (X.toarray())"
             )
-        if _in_process_dataset(X):  # a Dataset (kmeans.datasets.npy, ...): fitted as it is
-            feature_names, scaling, dataset = None, None, _own_dataset(X, backend, sample_weight, features)
-        else:
-            feature_names = _feature_names(X)
-            # data or weights at an extreme scale are fitted as an exact power-of-two rescaled copy
-            X, sample_weight, spec, scaling = scale_fit_input(_as_numbers(X), sample_weight, spec, backend)
-            dataset = backend.dataset(X, sample_weight, features=features)
-        if not scales_input(X, spec, backend) and not is_scipy_sparse(X):
-            # engine-native data (or a backend reading other input): the dataset rescales itself
-            dataset, spec, scaling = scale_dataset(dataset, spec)
+        own = _in_process_dataset(X)  # a Dataset (kmeans.datasets.npy, ...): fitted as it is
+        feature_names = None if own else _feature_names(X)
+
+        def make(data: Any, weights: Any) -> Any:
+            if own:
+                return _own_dataset(data, backend, weights, features)
+            return backend.dataset(data, weights, features=features)
+
+        # data or weights at an extreme scale are fitted exactly rescaled by a power of two
+        dataset, spec, scaling = fit_dataset(X if own else _as_numbers(X), sample_weight, spec, backend, make)
         k = spec.n_clusters
         check_data = optional(spec.distance.assign, "check_dataset")
         if check_data is not None:  # rows the metric cannot measure (cosine: zero rows), before any fitting work

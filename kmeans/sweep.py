@@ -340,7 +340,7 @@ def sweep(
         raise ValidationError(
             "sweep does not take sparse input yet (its sample and scatter are dense): use X.toarray()"
         )
-    dataset = input_dataset(engine, spec, X, sample_weight, features)
+    dataset = input_dataset(engine, spec, X, sample_weight, features)[0]
     if ks[-1] > dataset.n_rows:
         raise ValidationError(f"n_clusters={ks[-1]} is larger than the number of rows ({dataset.n_rows})")
     assign = spec.distance.assign
