@@ -130,7 +130,8 @@ class NpyDataset(StreamDataset):
                     raise ValidationError(
                         f"{path}: weight {w[bad[0]]} at row {s + int(bad[0])}; weights must be finite and >= 0"
                     )
-                total += float(np.sum(w))
+                with np.errstate(over="ignore"):  # a total beyond float64 is inf, honestly (fits rescale)
+                    total += float(np.sum(w))
         if total <= 0:
             raise ValidationError(f"{path}: every weight is zero; at least one row needs a positive weight")
         return total

@@ -9,6 +9,7 @@ fixed block grid, so a row group larger than a block costs no more memory than a
 from __future__ import annotations
 
 import bisect
+import math
 import os
 import re
 from collections.abc import Iterator, Sequence
@@ -261,6 +262,32 @@ class ParquetDataset(StreamDataset):
                         "drop or fill them before clustering"
                     )
 
+    def _known_range(self) -> tuple[float, float] | None:
+        """Largest ``|x|`` and weight from every row group's minimum and maximum; ``None`` if one lacks them.
+
+        Exact: statistics hold stored values (NaN excluded; NaN rows are refused while streaming),
+        converted to float as the blocks convert them.
+        """
+        big, wmax = 0.0, 0.0 if self.weights_column is not None else 1.0
+        for meta in self._metas:
+            names = [meta.schema.column(j).name for j in range(meta.num_columns)]
+            for g in range(meta.num_row_groups):
+                rg = meta.row_group(g)
+                if rg.num_rows == 0:
+                    continue
+                for name in self._read_columns:
+                    stats = rg.column(names.index(name)).statistics if name in names else None
+                    if stats is None or not stats.has_min_max or not isinstance(stats.max, (int, float)):
+                        return None  # (float16 statistics are bytes)
+                    lo, hi = float(stats.min), float(stats.max)
+                    if name == self.weights_column:
+                        wmax = max(wmax, hi)
+                    else:
+                        big = max(big, abs(lo), abs(hi))
+        if not (math.isfinite(big) and math.isfinite(wmax)):
+            return None  # the pass names the infinite value (NaN is not in the statistics)
+        return big, wmax
+
     def _weight_total(self) -> float:
         """One pass over the weights column alone: finite, >= 0, some positive; their sum."""
         total = 0.0
@@ -277,7 +304,8 @@ class ParquetDataset(StreamDataset):
                             f"{self.files[i][1]}: row {at + int(bad[0])}, weights column {name!r} is {w[bad[0]]}; "
                             "weights must be finite and >= 0"
                         )
-                    total += float(np.sum(w))
+                    with np.errstate(over="ignore"):  # a total beyond float64 is inf, honestly (fits rescale)
+                        total += float(np.sum(w))
                     at += batch.num_rows
         if total <= 0:
             raise ValidationError(f"the weights column {name!r} is zero for every row; one needs a positive weight")

@@ -12,6 +12,7 @@ the block size, not the file size.
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import queue
 import threading
@@ -24,9 +25,9 @@ import attrs
 import numpy as np
 
 from kmeans._blas import single_threaded_blas
-from kmeans._scale import max_abs, safe_range
+from kmeans._scale import max_abs
 from kmeans._types import Block, Deferred, Float64Array, IntArray
-from kmeans.dataset import DatasetFacts, FactsMixin, compress_rows, default_block_rows, float_points
+from kmeans.dataset import DatasetFacts, FactsMixin, compress_rows, default_block_rows, float_points, scaled_block
 from kmeans.errors import ValidationError
 from kmeans.init._sampling import first_distinct
 
@@ -115,7 +116,9 @@ class StreamDataset(FactsMixin):
     A subclass provides :meth:`_read_blocks` (the raw blocks of the grid, in row order),
     :meth:`where` (which file a row comes from, for error messages) and optionally
     :meth:`_check_unchanged`. Each block is validated the first time it is read (finite
-    values, magnitudes whose squared distances stay finite); errors name the file and row.
+    values); errors name the file and row. Data at any finite scale fit exactly:
+    :meth:`value_range` (one pass, then remembered) and :meth:`scaled` (every block read
+    times one power of two) let a fit rescale them as it rescales an array in memory.
 
     It declares ``row_state = False`` (no per-row distance bounds kept between Lloyd
     passes: memory stays bounded; results are the same) and has no ``local_blocks``
@@ -146,7 +149,10 @@ class StreamDataset(FactsMixin):
         self.compress_memory = int(compress_memory)
         self._validated: set[int] = set()
         self._lock = threading.Lock()
-        self._limit = safe_range(facts.dtype, facts.n_features)[1]
+        #: ``(data_exp, weight_exp)``: blocks are read times ``2**data_exp``, weights ``2**weight_exp``.
+        self._scale = (0, 0)
+        #: The file's largest ``|x|`` and weight (unscaled), once a pass found them; shared with scaled views.
+        self._range: list[tuple[float, float]] = []
 
     # -- what a subclass provides ------------------------------------------------------
 
@@ -161,6 +167,10 @@ class StreamDataset(FactsMixin):
     def _check_unchanged(self) -> None:
         """Raise if a file changed since the dataset was opened (called before every pass)."""
 
+    def _known_range(self) -> tuple[float, float] | None:
+        """:meth:`value_range` of the unscaled rows known without a pass (file statistics), or ``None``."""
+        return None
+
     # -- the grid ----------------------------------------------------------------------
 
     def block_bounds(self) -> list[tuple[int, int]]:
@@ -169,7 +179,14 @@ class StreamDataset(FactsMixin):
         return [(s, min(n, s + b)) for s in range(0, n, b)]
 
     def blocks(self) -> Generator[Block, None, None]:
-        """Every block in row order, each validated the first time it is read."""
+        """Every block in row order (times this view's scale), each validated the first time it is read."""
+        data_exp, weight_exp = self._scale
+        for block in self._raw_blocks():
+            yield scaled_block(block, data_exp, weight_exp)
+            del block
+
+    def _raw_blocks(self) -> Generator[Block, None, None]:
+        """Every block in row order as the files hold it, each validated the first time it is read."""
         self._check_unchanged()
         for block in self._read_blocks():
             with self._lock:
@@ -183,24 +200,55 @@ class StreamDataset(FactsMixin):
 
     def _validate(self, block: Block) -> None:
         pts = block.points
-        if pts.dtype.kind != "f" or pts.size == 0:
+        if pts.dtype.kind != "f" or pts.size == 0 or np.isfinite(max_abs(pts)):
             return
-        big = max_abs(pts)
-        if np.isfinite(big) and big <= self._limit:
-            return
-        bad = ~np.isfinite(pts) if not np.isfinite(big) else np.abs(pts) > self._limit
-        i, j = (int(v) for v in np.argwhere(bad)[0])
+        i, j = (int(v) for v in np.argwhere(~np.isfinite(pts))[0])
         at = self.where(block.start + i)
-        value = float(pts[i, j])
-        if not np.isfinite(value):
-            kind = "NaN" if np.isnan(value) else "infinite"
-            raise ValidationError(
-                f"{at.source}: row {at.row}, {self._column(j)} is {kind}; remove or impute such rows before clustering"
-            )
+        kind = "NaN" if np.isnan(pts[i, j]) else "infinite"
         raise ValidationError(
-            f"{at.source}: row {at.row}, {self._column(j)} is {value:g}, beyond {self._limit:g}, where squared "
-            "distances would overflow; rescale the data (file-backed datasets are not rescaled automatically)"
+            f"{at.source}: row {at.row}, {self._column(j)} is {kind}; remove or impute such rows before clustering"
         )
+
+    # -- exact rescaling (kmeans._scale) -----------------------------------------------
+
+    def value_range(self) -> tuple[float, float]:
+        """The optional ``Dataset.value_range``: largest ``|x|`` and weight of the rows as this view reads them.
+
+        One pass over the files (validating every block on the way, so the fit's first pass
+        does not) unless the files' statistics tell (Parquet's row-group minima and maxima),
+        made once per opened dataset; a fit then knows whether its squared distances or
+        weighted sums would overflow or underflow.
+        """
+        if not self._range:
+
+            def fn(block: Block) -> tuple[float, float]:
+                wmax = float(np.max(block.weights)) if block.n_rows else 0.0
+                return max_abs(block.points), wmax
+
+            def merge(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float]:
+                return max(a[0], b[0]), max(a[1], b[1])
+
+            found = self._known_range() or self._fold(self._raw_blocks(), fn, merge)
+            with self._lock:
+                self._range[:] = [found]
+        big, wmax = self._range[0]
+        return float(np.ldexp(big, self._scale[0])), float(np.ldexp(wmax, self._scale[1]))
+
+    def scaled(self, data_exp: int, weight_exp: int) -> StreamDataset:
+        """The optional ``Dataset.scaled``: the same files, every block read with rows times ``2**data_exp``
+        and weights times ``2**weight_exp`` (exact copies of each block, see :mod:`kmeans._scale`).
+
+        A view of this dataset's own class; validation and the range are shared with it.
+        """
+        view = copy.copy(self)
+        d0, w0 = self._scale
+        view._scale = (d0 + data_exp, w0 + weight_exp)
+        view.facts = attrs.evolve(
+            self.facts,
+            total_weight=float(np.ldexp(self.facts.total_weight, weight_exp)),
+            integer_valued=self.facts.integer_valued and data_exp == 0,
+        )
+        return view
 
     def _column(self, j: int) -> str:
         return f"column {j}"
@@ -209,6 +257,10 @@ class StreamDataset(FactsMixin):
 
     def map_reduce(self, fn: Callable[[Block], T], merge: Callable[[T, T], T]) -> T:
         """``fn`` over every block (read ahead on a thread, mapped on ``n_threads``), folded in block order."""
+        return self._fold(self.blocks(), fn, merge)
+
+    def _fold(self, source: Iterator[Block], fn: Callable[[Block], T], merge: Callable[[T, T], T]) -> T:
+        """:meth:`map_reduce` over the blocks of ``source``."""
         acc: list[T] = []
 
         def fold(part: T) -> None:
@@ -217,7 +269,7 @@ class StreamDataset(FactsMixin):
             else:
                 acc.append(part)
 
-        with _Prefetch(self.blocks(), self.prefetch) as blocks:
+        with _Prefetch(source, self.prefetch) as blocks:
             if self.n_threads == 1:
                 for block in blocks:
                     fold(fn(block))
