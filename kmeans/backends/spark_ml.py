@@ -285,13 +285,32 @@ class SparkMLDataset:
         return _as_matrix(rows, self.n_features)
 
     def zero_rows(self) -> tuple[int, int]:
-        """``(count, first row)`` of all-zero rows of positive weight: one SQL aggregate (first row ``-1``: unknown)."""
+        """``(count, first row)`` of all-zero rows of positive weight: one SQL aggregate (first row ``-1``: unknown).
+
+        What ``distance='cosine'`` reads before a fit, so the same aggregate also refuses rows
+        whose norms MLlib cannot compute (:func:`_check_norms`).
+        """
         if self.local is not None:
             from kmeans.distance.cosine import zero_rows
 
             points, weights = self.local
-            return zero_rows(BlockDataset.from_arrays(np.asarray(points, dtype=np.float64), weights))
-        row = self.values_frame().selectExpr("count_if(w > 0 AND NOT exists(v, x -> x != 0)) AS z").collect()[0]
+            arr = np.asarray(points, dtype=np.float64)
+            row_max = np.max(np.abs(arr), axis=1) if arr.size else np.zeros(0)
+            nonzero = row_max[row_max > 0]
+            _check_norms(float(nonzero.min(initial=np.inf)), float(nonzero.max(initial=0.0)), arr.shape[1])
+            return zero_rows(BlockDataset.from_arrays(arr, weights))
+        # a row's largest |x| without a per-element lambda (Spark interprets those row by row)
+        m = "greatest(array_max(v), -array_min(v))"
+        row = (
+            self.values_frame()
+            .selectExpr(f"{m} AS m", "w", "size(v) AS d")
+            .selectExpr(
+                "count_if(w > 0 AND m = 0) AS z", "min(IF(m > 0, m, NULL)) AS lo", "max(m) AS hi", "max(d) AS d"
+            )
+            .collect()[0]
+        )
+        if row["hi"] is not None and row["lo"] is not None:
+            _check_norms(float(row["lo"]), float(row["hi"]), int(row["d"]))
         return int(row["z"]), -1
 
     def evaluate(self, centers: Float64Array, distance: Distance = L2) -> tuple[float, Float64Array]:
@@ -855,6 +874,30 @@ def _check_range(dataset: SparkMLDataset, centers: Float64Array | None, spec: Fi
             "underflow in MLlib, which cannot rescale them. Rescale the data, or use backend='spark-rdd' "
             "(rescaled exactly by a power of two)"
         )
+
+
+def _check_norms(lo: float, hi: float, n_features: int) -> None:
+    """Refuse rows MLlib's cosine cannot measure: ``lo``/``hi``, the least and largest row maximum ``|x|``.
+
+    MLlib computes each norm as ``sqrt(sum x^2)`` in doubles (``Vectors.norm``): beyond the
+    safe range of :func:`kmeans._scale.safe_range` it is ``inf`` (every cosine 0 or NaN) or
+    loses bits to underflow, down to 0 (an assertion failure). Cosine ignores each row's scale,
+    but MLlib's rows are the caller's, so it cannot be rescaled here. NaN (``hi``) is left to
+    the validation, which names it.
+    """
+    from kmeans._scale import range_exponent
+
+    dtype = np.dtype(np.float64)
+    if not (np.isfinite(hi) and np.isfinite(lo)):
+        return
+    if range_exponent(hi, dtype, n_features) == 0 and range_exponent(lo, dtype, n_features) == 0:
+        return
+    raise ValidationError(
+        f"backend='spark-ml' cannot fit distance='cosine' on rows whose largest |x| ranges from {lo:g} to "
+        f"{hi:g}: MLlib computes row norms as sqrt(sum x^2) in doubles, which overflow or underflow there. "
+        "Rescale each row (cosine ignores a row's scale), or use backend='spark-rdd' (rescaled exactly "
+        "by a power of two)"
+    )
 
 
 def _measure(distance: Any) -> str | None:

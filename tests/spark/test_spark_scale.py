@@ -67,3 +67,33 @@ def test_spark_ml_refuses_a_dataframe_whose_squares_overflow(spark: Any) -> None
     df = spark.createDataFrame((BLOBS * 1e200).tolist(), "a double, b double")
     with pytest.raises(ValidationError, match="magnitude"):
         KMeans(3, init="k-means||", seed=1, backend="spark-ml", **PARAMS).fit(df, features=["a", "b"])
+
+
+@pytest.mark.parametrize("exp", [700, -700, -530], ids=["2^700", "2^-700", "2^-530"])
+def test_spark_ml_refuses_cosine_rows_whose_norms_overflow_or_underflow(spark: Any, exp: int) -> None:
+    # MLlib's norms are sqrt(sum x^2) in doubles: inf at 2^700, 0 at 2^-700, and at 2^-530 the
+    # squares are subnormal, so MLlib's centers came back an ulp off, silently
+    X = BLOBS + 20.0
+    X[:20] = np.ldexp(X[:20], exp)
+    df = spark.createDataFrame(X.tolist(), "a double, b double")
+    model = KMeans(3, init="k-means||", seed=1, distance="cosine", backend="spark-ml", **PARAMS)
+    with pytest.raises(ValidationError, match=r"sqrt\(sum x\^2\).*backend='spark-rdd'"):
+        model.fit(df, features=["a", "b"])
+    if exp < 0:  # an ndarray is rescaled as a whole first: one scale cannot serve rows 2^-530 apart
+        with pytest.raises(ValidationError, match="overflow or underflow"):
+            model.fit(X)
+
+
+def test_spark_ml_cosine_counts_directions_of_a_dataframe(spark: Any) -> None:
+    # Regression: distinct rows sharing a direction sent the count of directions over the whole
+    # DataFrame in a closure holding the DataFrame, which Spark cannot ship to a task
+    from kmeans import registry
+    from kmeans.backends.spark_ml import SparkMLBackend
+    from kmeans.driver import distinct_points
+
+    rows = [[1.0, 0.0], [2.0, 0.0], [4.0, 0.0], [0.0, 1.0], [0.0, 3.0]]  # two directions, exactly
+    dataset = SparkMLBackend().dataset(spark.createDataFrame(rows, "a double, b double"), features=["a", "b"])
+    assign = registry.distances["cosine"].assign
+    assert distinct_points(dataset, 2, assign) is None  # enough for n_clusters=2
+    found = distinct_points(dataset, 3, assign)
+    assert found is not None and found.tolist() == [[0.0, 1.0], [1.0, 0.0]]
