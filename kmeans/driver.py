@@ -215,10 +215,11 @@ def _distinct_canonical(
 
     A block stops reading once it has ``limit`` forms; rows are made dense a few at a time.
     """
-    step = max(1, min(4096, _CANONICAL_VALUES // max(1, dataset.n_features)))
+    d = dataset.n_features  # not the dataset in fn: an engine's dataset may not pickle (a DataFrame's)
+    step = max(1, min(4096, _CANONICAL_VALUES // max(1, d)))
 
     def fn(block: Block) -> Float64Array:
-        found = np.empty((0, dataset.n_features))
+        found = np.empty((0, d))
         for lo in range(0, block.n_rows, step):
             hi = lo + step
             pts = np.asarray(block.points[lo:hi][block.weights[lo:hi] > 0], dtype=np.float64)
