@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any, TypeVar
@@ -104,16 +105,32 @@ class NumPyDataset(BlockDataset):
         """``fn`` over every block (on the thread pool if ``n_threads > 1``), merged in block order."""
         blocks = self.blocks
         if self.n_threads > 1 and len(blocks) > 1:
-            # The calling thread takes the first block itself: one thread hand-off fewer per
-            # pass (measured ~0.1 ms of a ~1.7 ms pass on the raccoon's colors).
+            # n_threads threads in all, the calling one included, each taking the next block
+            # not yet taken: no more threads than cores (three threads on two cores left one
+            # block to finish alone), and no core idles while blocks remain. Which thread
+            # ran a block does not matter: parts are merged in block order.
             # BLAS (the L2 kernel's tiles) gets one thread per block: no oversubscription.
+            results: list[Any] = [None] * len(blocks)
+            taken = iter(range(len(blocks)))
+            lock = threading.Lock()
+
+            def work() -> None:
+                while True:
+                    with lock:
+                        i = next(taken, None)
+                    if i is None:
+                        return
+                    results[i] = fn(blocks[i])
+
             with single_threaded_blas():
-                futures = [_pool(self.n_threads).submit(fn, b) for b in blocks[1:]]
+                futures = [_pool(self.n_threads).submit(work) for _ in range(min(self.n_threads, len(blocks)) - 1)]
                 try:
-                    first = fn(blocks[0])
+                    work()
                 finally:  # never return (or raise) while other blocks still run
                     wait(futures)
-            parts: Sequence[T] = [first, *(f.result() for f in futures)]
+            for f in futures:
+                f.result()  # a block's exception, raised here
+            parts: Sequence[T] = results
         else:
             parts = [fn(b) for b in blocks]
         return functools.reduce(merge, parts)
