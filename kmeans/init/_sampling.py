@@ -43,15 +43,27 @@ class Candidates:
 def smallest_keys(dataset: Dataset, key_fn: Callable[[Block], Float64Array], m: int) -> Candidates:
     """The ``m`` rows with the smallest finite ``key_fn`` keys, as float64 points."""
 
-    def fn(block: Block) -> Candidates:
+    def some(block: Block) -> tuple[NDArray[np.int64], Float64Array]:
         keys = np.asarray(key_fn(block), dtype=np.float64)
-        finite = np.isfinite(keys)
-        idx = np.flatnonzero(finite)
+        idx = np.flatnonzero(np.isfinite(keys))
+        return idx, keys[idx]
+
+    return smallest_of(dataset, some, m)
+
+
+def smallest_of(
+    dataset: Dataset, some_fn: Callable[[Block], tuple[NDArray[np.int64], Float64Array]], m: int
+) -> Candidates:
+    """:func:`smallest_keys` from ``some_fn(block) = (rows, keys)``: a superset of the block's ``m`` smallest."""
+
+    def fn(block: Block) -> Candidates:
+        idx, keys = some_fn(block)
         if idx.size > m:
-            kth = np.partition(keys[idx], m - 1)[m - 1]
-            idx = idx[keys[idx] <= kth]  # keeps every tie at the boundary
+            kth = np.partition(keys, m - 1)[m - 1]
+            near = keys <= kth  # keeps every tie at the boundary
+            idx, keys = idx[near], keys[near]
         cand = Candidates(
-            keys[idx],
+            keys,
             block.start + idx.astype(np.int64),
             np.asarray(block.points[idx], dtype=np.float64),
             np.asarray(block.weights[idx], dtype=np.float64),

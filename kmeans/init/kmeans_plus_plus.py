@@ -12,24 +12,27 @@ without local blocks it is recomputed: two passes per center, ``O(n · k² / 2)`
 
 from __future__ import annotations
 
-import functools
 import math
 import warnings
 from collections.abc import Callable
+from fractions import Fraction
 
 import attrs
 import numpy as np
+from numpy.typing import NDArray
 
 from kmeans._kernels._common import _unit_or_array
-from kmeans._kernels.seeding import SeedingState, gaps_to_chosen, sq_to_center
-from kmeans._ops import caller_stacklevel, weighted_sum
+from kmeans._kernels.seeding import SeedingState, exact_parts, sq_gaps, sq_to_center
+from kmeans._ops import caller_stacklevel
 from kmeans._random import derive_seed, exponential_keys
 from kmeans._types import Block, Float64Array, FloatArray
 from kmeans.distance.l2 import SquaredEuclidean
 from kmeans.errors import ValidationError
-from kmeans.init._sampling import smallest_keys
+from kmeans.init._sampling import Candidates, first_distinct, smallest_keys, smallest_of
 from kmeans.protocols import AssignStep, Dataset, optional
 from kmeans.sparse import is_sparse
+
+IntArray64 = NDArray[np.int64]
 
 
 def _exact_l2(assign: AssignStep) -> bool:
@@ -97,38 +100,36 @@ class KMeansPlusPlus:
                     )
             cands = draw(step, trials, lambda b: b.weights * min_cost(b))
 
-            def pots(block: Block, cands: Float64Array = cands) -> Float64Array:
+            def terms(block: Block, cand: Float64Array) -> Float64Array:
                 d = min_cost(block)
-                return np.array(
-                    [weighted_sum(block.weights, np.minimum(d, _cost_to(assign, block.points, c))) for c in cands]
+                return np.asarray(block.weights, dtype=np.float64) * (
+                    d - np.minimum(d, _cost_to(assign, block.points, cand))
                 )
 
-            totals = dataset.map_reduce(pots, lambda a, b: a + b)
-            centers.append(cands[int(np.argmin(totals))])
+            def fast(block: Block, cands: Float64Array = cands) -> Float64Array:
+                return np.array([float(np.sum(terms(block, c))) for c in cands])
+
+            def exact(block: Block, which: list[int], cands: Float64Array = cands) -> list[Float64Array]:
+                return [exact_parts(terms(block, cands[q])) for q in which]
+
+            centers.append(cands[best_candidate(dataset, cands, fast, exact)])
         return np.array(centers, dtype=np.float64)
 
     def _compiled(self, dataset: Dataset, blocks: list[Block], k: int, trials: int, seed: int) -> Float64Array:
         """The same draws and choices for in-memory blocks and L2, with compiled, pruned passes.
 
-        Per block the exact cost to the closest chosen center is kept and updated by one
-        compiled pass per new center; each candidate's potential is one more compiled pass,
-        and rows that the triangle inequality proves unaffected cost no distance
-        (:mod:`kmeans._kernels.seeding`). ``O(n k L)`` distances in the worst case, far
-        fewer when centers are spread out.
+        Per block the exact cost to the closest chosen center is kept, with the rows grouped
+        by that center (:mod:`kmeans._kernels.seeding`): a new center and each candidate
+        visit only the groups within twice their radius, and compute a distance only for
+        the rows the triangle inequality cannot rule out. The draw keys are one pass over
+        the block's costs, without distances.
         """
         d = dataset.n_features
         chosen = np.empty((k, d), dtype=np.float64)
-        states = {b.start: SeedingState(b.n_rows) for b in blocks}
+        states = {b.start: SeedingState(b.n_rows, k) for b in blocks}
         unit = {b.start: _unit_or_array(b.weights) for b in blocks}
 
-        def draw_keys(block: Block, step_seed: int, gaps: Float64Array, n_chosen: int) -> Float64Array:
-            is_unit, w = unit[block.start]
-            return states[block.start].add_center(
-                block.points, w, is_unit, chosen[n_chosen - 1], n_chosen - 1, gaps, step_seed, block.start, trials
-            )
-
-        def picked(step: int, key_fn: Callable[[Block], Float64Array], m: int) -> Float64Array:
-            cand = smallest_keys(dataset, key_fn, m)
+        def picked(step: int, cand: Candidates) -> Float64Array:
             if cand.points.shape[0] == 0:
                 raise ValidationError(
                     f"k-means++ found only {step} distinct rows of positive weight; n_clusters={k} is too large"
@@ -136,17 +137,71 @@ class KMeansPlusPlus:
             return cand.points
 
         step0 = derive_seed(seed, 0)
-        chosen[0] = picked(0, lambda b: exponential_keys(step0, b.row_indices(), b.weights), 1)[0]
+        chosen[0] = picked(0, smallest_keys(dataset, lambda b: exponential_keys(step0, b.row_indices(), b.weights), 1))[
+            0
+        ]
         for step in range(1, k):
             step_seed = derive_seed(seed, step)
-            gaps = gaps_to_chosen(chosen, step - 1, chosen[step - 1 : step])[0]
-            cands = picked(step, functools.partial(draw_keys, step_seed=step_seed, gaps=gaps, n_chosen=step), trials)
-            cand_gaps = gaps_to_chosen(chosen, step, cands)
+            gap2 = sq_gaps(chosen, step - 1, chosen[step - 1 : step])[:, 0]
 
-            def pots(block: Block, cands: Float64Array = cands, cand_gaps: Float64Array = cand_gaps) -> Float64Array:
+            def draw_keys(
+                block: Block, step: int = step, step_seed: int = step_seed, gap2: Float64Array = gap2
+            ) -> tuple[IntArray64, Float64Array]:
+                state = states[block.start]
+                state.add_center(block.points, chosen[step - 1], gap2)
                 is_unit, w = unit[block.start]
-                return states[block.start].potentials(block.points, w, is_unit, cands, cand_gaps)
+                return state.draw_keys(w, is_unit, step_seed, block.start, trials)
 
-            totals = dataset.map_reduce(pots, lambda a, b: a + b)
-            chosen[step] = cands[int(np.argmin(totals))]
+            cands = picked(step, smallest_of(dataset, draw_keys, trials))
+            cgap2 = sq_gaps(chosen, step, cands)
+
+            def fast(block: Block, cands: Float64Array = cands, cgap2: Float64Array = cgap2) -> Float64Array:
+                is_unit, w = unit[block.start]
+                return states[block.start].gains(block.points, w, is_unit, cands, cgap2)
+
+            def exact(
+                block: Block, which: list[int], cands: Float64Array = cands, cgap2: Float64Array = cgap2
+            ) -> list[Float64Array]:
+                is_unit, w = unit[block.start]
+                return states[block.start].exact_gains(block.points, w, is_unit, cands[which], cgap2[:, which])
+
+            chosen[step] = cands[best_candidate(dataset, cands, fast, exact)]
         return chosen
+
+
+def best_candidate(
+    dataset: Dataset,
+    cands: Float64Array,
+    fast: Callable[[Block], Float64Array],
+    exact: Callable[[Block, list[int]], list[Float64Array]],
+) -> int:
+    """The candidate of largest gain ``G_q = sum_i t_iq``, exactly; equal gains: the lowest index.
+
+    ``t_iq = w_i (D_i - min(D_i, cost(x_i, cand_q)))`` in float64 (each product and
+    difference rounded once), so the lowest potential ``sum_i w_i min(D_i, cost)`` is the
+    largest gain. ``fast(block)`` sums a block's terms in any order: ``N`` nonnegative terms
+    summed in any order and merged in any tree are within ``γ_{N-1} G`` of the exact
+    ``G`` (Higham 2002, eq. 4.4), so a candidate whose upper bound is below the leader's lower
+    bound cannot win. The others (near-ties, duplicate rows: rare) are compared exactly:
+    ``exact(block, which)`` gives, per candidate, components whose exact sum is its exact
+    block sum (:func:`kmeans._kernels.seeding.exact_parts`), added as fractions. The choice
+    is so a function of the terms only, whatever the order, engine or block layout.
+    """
+    sums, count = dataset.map_reduce(lambda b: (fast(b), b.n_rows), lambda a, b: (a[0] + b[0], a[1] + b[1]))
+    e = 1.01 * count * 2.0**-53 + 8 * 2.0**-53  # + the rounding of the bounds themselves
+    lead = int(np.argmax(sums))
+    if e < 0.01:
+        close = [q for q in range(len(sums)) if q == lead or sums[q] * (1 + e) >= sums[lead] * (1 - e)]
+    else:
+        close = list(range(len(sums)))
+    if len(close) > 1:
+        close = [close[i] for i in first_distinct(cands[close], len(close))]  # equal rows, equal gains
+    if len(close) == 1:
+        return close[0]
+
+    def merge(a: list[Float64Array], b: list[Float64Array]) -> list[Float64Array]:
+        return [np.concatenate([x, y]) for x, y in zip(a, b, strict=True)]
+
+    parts = dataset.map_reduce(lambda b: exact(b, close), merge)
+    totals = [sum((Fraction(v) for v in p.tolist()), Fraction(0)) for p in parts]
+    return close[max(range(len(close)), key=lambda t: (totals[t], -close[t]))]
