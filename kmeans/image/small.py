@@ -10,8 +10,8 @@ identical:
 
 - seeds: SplitMix64 of :mod:`kmeans._random` (``derive_seed``, one uniform per row);
 - greedy k-means++: draw keys ``-log(u) / (w D)`` (the C library's ``log``, as the
-  kernels call it), the ``2 + floor(ln k)`` smallest by ``(key, row)``, each candidate's
-  potential ``sum_i w_i min(D_i, ||x_i - c||²)`` summed in row order;
+  kernels call it), the ``2 + floor(ln k)`` smallest by ``(key, row)``, the candidate of
+  largest exact gain (:mod:`kmeans.init._choice`, NumPy only);
 - Lloyd: ``||x - c||² = ((x_0 - c_0)² + (x_1 - c_1)²) + ...``, the lowest index on ties,
   sums, weights and inertia accumulated in row order (``bincount`` and ``cumsum`` are
   sequential), stop when no center moved more than ``tol``.
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import time
+from fractions import Fraction
 from typing import Any, Final
 
 import attrs
@@ -31,6 +32,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from kmeans._types import IterationRecord
+from kmeans.init._choice import best_gain, exact_total
 
 Float64Array = NDArray[np.float64]
 
@@ -117,9 +119,13 @@ def kmeans_plus_plus(x: Float64Array, w: Float64Array, k: int, seed: int) -> Flo
         if rows.size == 0:
             return None
         cands = x[rows]
-        pots = np.minimum(D[:, None], sq_distances(x, cands)) * w[:, None]
-        totals = np.cumsum(pots, axis=0)[-1]  # per candidate, rows in order
-        chosen.append(cands[int(np.argmin(totals))])
+        terms = w[:, None] * (D[:, None] - np.minimum(D[:, None], sq_distances(x, cands)))
+        sums = np.sum(terms, axis=0)
+
+        def exact(which: list[int], terms: Float64Array = terms) -> list[Fraction]:
+            return [exact_total(terms[:, q].tolist()) for q in which]
+
+        chosen.append(cands[best_gain(sums, x.shape[0], cands, exact)])
     return np.array(chosen, dtype=np.float64)
 
 

@@ -28,7 +28,8 @@ from kmeans._random import derive_seed, exponential_keys
 from kmeans._types import Block, Float64Array, FloatArray
 from kmeans.distance.l2 import SquaredEuclidean
 from kmeans.errors import ValidationError
-from kmeans.init._sampling import Candidates, first_distinct, smallest_keys, smallest_of
+from kmeans.init._choice import best_gain, exact_total
+from kmeans.init._sampling import Candidates, smallest_keys, smallest_of
 from kmeans.protocols import AssignStep, Dataset, optional
 from kmeans.sparse import is_sparse
 
@@ -175,33 +176,18 @@ def best_candidate(
     fast: Callable[[Block], Float64Array],
     exact: Callable[[Block, list[int]], list[Float64Array]],
 ) -> int:
-    """The candidate of largest gain ``G_q = sum_i t_iq``, exactly; equal gains: the lowest index.
+    """The candidate of largest exact gain, equal gains to the lowest index (:mod:`kmeans.init._choice`).
 
-    ``t_iq = w_i (D_i - min(D_i, cost(x_i, cand_q)))`` in float64 (each product and
-    difference rounded once), so the lowest potential ``sum_i w_i min(D_i, cost)`` is the
-    largest gain. ``fast(block)`` sums a block's terms in any order: ``N`` nonnegative terms
-    summed in any order and merged in any tree are within ``γ_{N-1} G`` of the exact
-    ``G`` (Higham 2002, eq. 4.4), so a candidate whose upper bound is below the leader's lower
-    bound cannot win. The others (near-ties, duplicate rows: rare) are compared exactly:
-    ``exact(block, which)`` gives, per candidate, components whose exact sum is its exact
-    block sum (:func:`kmeans._kernels.seeding.exact_parts`), added as fractions. The choice
-    is so a function of the terms only, whatever the order, engine or block layout.
+    ``fast(block)`` sums a block's gain terms per candidate in any order; ``exact(block, which)``
+    gives, per listed candidate, components whose exact sum is its exact block sum
+    (:func:`kmeans._kernels.seeding.exact_parts`).
     """
     sums, count = dataset.map_reduce(lambda b: (fast(b), b.n_rows), lambda a, b: (a[0] + b[0], a[1] + b[1]))
-    e = 1.01 * count * 2.0**-53 + 8 * 2.0**-53  # + the rounding of the bounds themselves
-    lead = int(np.argmax(sums))
-    if e < 0.01:
-        close = [q for q in range(len(sums)) if q == lead or sums[q] * (1 + e) >= sums[lead] * (1 - e)]
-    else:
-        close = list(range(len(sums)))
-    if len(close) > 1:
-        close = [close[i] for i in first_distinct(cands[close], len(close))]  # equal rows, equal gains
-    if len(close) == 1:
-        return close[0]
 
     def merge(a: list[Float64Array], b: list[Float64Array]) -> list[Float64Array]:
         return [np.concatenate([x, y]) for x, y in zip(a, b, strict=True)]
 
-    parts = dataset.map_reduce(lambda b: exact(b, close), merge)
-    totals = [sum((Fraction(v) for v in p.tolist()), Fraction(0)) for p in parts]
-    return close[max(range(len(close)), key=lambda t: (totals[t], -close[t]))]
+    def totals(close: list[int]) -> list[Fraction]:
+        return [exact_total(p.tolist()) for p in dataset.map_reduce(lambda b: exact(b, close), merge)]
+
+    return best_gain(sums, count, cands, totals)
