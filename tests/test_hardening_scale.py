@@ -201,7 +201,7 @@ def test_a_backend_that_reads_other_input_gets_it_as_given_and_its_dataset_resca
         def predict(self, X: Any, centers: Any, assign: Any, *, features: Any = None) -> Any:
             return driver.labels(self.dataset(X), centers, assign)
 
-    from kmeans import driver
+    from kmeans import BisectingKMeans, driver
     from kmeans._types import Block
 
     seen: list[Any] = []
@@ -212,6 +212,14 @@ def test_a_backend_that_reads_other_input_gets_it_as_given_and_its_dataset_resca
     want = KMeans(3, init=START * 1e200, max_iter=3, tol=0).fit(X)  # the dataset rescaled itself
     np.testing.assert_allclose(model.cluster_centers_, want.cluster_centers_, rtol=1e-13)
     assert model.labels_.tolist() == want.labels_.tolist()
+    # Regression: BisectingKMeans checked cosine's zero rows before rescaling such a dataset,
+    # and rows of norm 2^-700 (squares underflow) were refused as all-zero
+    Y = BLOBS + 20.0
+    tiny = np.ldexp(Y, -700)
+    plain = BisectingKMeans(3, seed=0, distance="cosine").fit(Y)
+    bisected = BisectingKMeans(3, seed=0, distance="cosine", backend=ChunkedBackend()).fit([tiny[:7], tiny[7:]])
+    assert (bisected.cluster_centers_ == plain.cluster_centers_).all()
+    assert bisected.labels_.tolist() == plain.labels_.tolist()
 
 
 @pytest.mark.parametrize("exp", [600, -600], ids=["2^600", "2^-600"])
