@@ -182,7 +182,7 @@ def compress_rows(arr: NDArray[Any], weights: Float64Array | None) -> tuple[NDAr
     """Fold identical rows: ``(unique rows ascending lexicographically, summed weights, inverse)``.
 
     Integer rows use a packed integer key (no row-wise comparison): keys of a small span
-    (8-bit RGB) go through a direct-address table, larger spans through one 1-D sort.
+    (8-bit RGB) go through a presence bitmap, larger spans through one 1-D sort.
     Float rows fall back to ``np.unique(axis=0)``.
     """
     packed = _packed_keys(arr) if arr.dtype.kind in "biu" and arr.shape[0] else None

@@ -1,4 +1,4 @@
-"""Row packing for ``compress``: integer rows as one int64 key, distinct keys through a direct-address table."""
+"""Row packing for ``compress``: integer rows as one int64 key, distinct keys through a presence bitmap."""
 
 from __future__ import annotations
 
@@ -36,22 +36,46 @@ def _pack_rows(x: Any, lo: Any, strides: Any, keys: Any) -> None:  # pragma: no 
 
 
 @njit(**_JIT)  # type: ignore[untyped-decorator]
-def _first_seen(keys: Any, table: Any, uniq: Any) -> int:  # pragma: no cover - compiled
-    # table[key] = 1 + (order of first appearance); uniq collects each new key once.
-    m = 0
+def _popcount(x: Any) -> Any:  # pragma: no cover - compiled
+    # Set bits of a uint64 (SWAR: pairs, nibbles, then a multiply sums the bytes).
+    x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
+    x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
+    x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+    return (x * np.uint64(0x0101010101010101)) >> np.uint64(56)
+
+
+@njit(**_JIT)  # type: ignore[untyped-decorator]
+def _mark(keys: Any, bits: Any) -> None:  # pragma: no cover - compiled
+    one = np.uint64(1)
     for i in range(keys.shape[0]):
         key = keys[i]
-        if table[key] == 0:
-            uniq[m] = key
+        bits[key >> 6] |= one << np.uint64(key & 63)
+
+
+@njit(**_JIT)  # type: ignore[untyped-decorator]
+def _ranks(bits: Any, ranks: Any, uniq: Any) -> int:  # pragma: no cover - compiled
+    # ranks[w] = set bits before word w; uniq gets the set positions in ascending order.
+    one = np.uint64(1)
+    m = 0
+    for w in range(bits.shape[0]):
+        ranks[w] = m
+        word = bits[w]
+        while word != 0:
+            low = word & (~word + one)
+            uniq[m] = w * 64 + np.int64(_popcount(low - one))
             m += 1
-            table[key] = m
+            word ^= low
     return m
 
 
 @njit(**_JIT)  # type: ignore[untyped-decorator]
-def _lookup(keys: Any, table: Any, out: Any) -> None:  # pragma: no cover - compiled
+def _lookup(keys: Any, bits: Any, ranks: Any, out: Any) -> None:  # pragma: no cover - compiled
+    one = np.uint64(1)
     for i in range(keys.shape[0]):
-        out[i] = table[keys[i]] - 1
+        key = keys[i]
+        w = key >> 6
+        below = bits[w] & ((one << np.uint64(key & 63)) - one)
+        out[i] = ranks[w] + np.int64(_popcount(below))
 
 
 def small_int_ranges(x: NDArray[Any]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
@@ -72,17 +96,18 @@ def pack_rows(x: NDArray[Any], lo: NDArray[np.int64], strides: NDArray[np.int64]
 
 
 def unique_small_keys(keys: NDArray[np.int64], size: int) -> tuple[NDArray[np.int64], IntArray]:
-    """``(sorted distinct keys, inverse)`` for keys in ``[0, size)``, without sorting the rows.
+    """``(sorted distinct keys, inverse)`` for keys in ``[0, size)``, without sorting anything.
 
-    A direct-address table of ``size`` int32 (allocated zeroed by the OS, so only the pages
-    that keys touch cost anything) finds the distinct keys in one pass; only those are
-    sorted, then a second pass looks every row's rank up.
+    A presence bitmap of ``size`` bits (2 MiB for 24-bit RGB keys) marks every key; its
+    words' running bit counts give each distinct key its rank, so the distinct keys come
+    out ascending and a row's rank is ``ranks[key // 64]`` plus the set bits below it.
     """
-    table = np.zeros(size, dtype=np.int32)
+    words = (size + 63) // 64
+    bits = np.zeros(words, dtype=np.uint64)
+    _mark(keys, bits)
+    ranks = np.empty(words, dtype=np.int64)
     uniq = np.empty(min(keys.shape[0], size), dtype=np.int64)
-    m = _first_seen(keys, table, uniq)
-    uniq = np.sort(uniq[:m])
-    table[uniq] = np.arange(1, m + 1, dtype=np.int32)
+    m = _ranks(bits, ranks, uniq)
     inverse = np.empty(keys.shape[0], dtype=np.intp)
-    _lookup(keys, table, inverse)
-    return uniq, inverse
+    _lookup(keys, bits, ranks, inverse)
+    return uniq[:m].copy(), inverse
