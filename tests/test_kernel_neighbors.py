@@ -120,3 +120,66 @@ def test_pixels_distance_is_the_feature_order_sum() -> None:
                 t = float(x[i, f]) - float(c[j, f])
                 want += t * t
             assert _exact(x, i, c, j) == want
+
+
+def test_threads_share_one_rebuild_and_get_the_serial_table() -> None:
+    # The threads of a pass take shares of one direct rebuild: every thread gets the same
+    # table, equal to a rebuild by one thread, whatever the split.
+    import threading
+
+    rng = np.random.default_rng(3)
+    C = rng.uniform(0, 255, size=(700, 3))
+    moved = C + rng.normal(scale=4.0, size=C.shape)
+    serial = nb.CenterNeighbors(C).rebuilt(moved)
+    for _ in range(3):
+        nb._cache[:] = [nb.CenterNeighbors(C)]
+        barrier = threading.Barrier(4)
+        got: list[nb.CenterNeighbors] = []
+
+        def take(barrier: threading.Barrier, got: list[nb.CenterNeighbors]) -> None:
+            barrier.wait()
+            got.append(nb.neighbors_of(moved))
+
+        threads = [threading.Thread(target=take, args=(barrier, got)) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(got) == 4 and all(t is got[0] for t in got)
+        np.testing.assert_array_equal(got[0].index, serial.index)
+        np.testing.assert_array_equal(got[0].dist, serial.dist)
+        np.testing.assert_array_equal(got[0].outer, serial.outer)
+        assert nb.neighbors_of(moved) is got[0] and not nb._building
+
+
+def test_a_failed_share_reaches_every_waiting_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(4)
+    C = rng.uniform(0, 255, size=(64, 3))
+    build = nb._Rebuild(nb.CenterNeighbors(C), C + 1.0)
+
+    def fail(*args: object) -> None:
+        raise MemoryError("share")
+
+    monkeypatch.setattr(nb, "_rebuild", fail)
+    with pytest.raises(MemoryError):
+        build.work()
+    with pytest.raises(RuntimeError, match="another thread"):
+        build.work()
+
+
+def test_after_a_failed_rebuild_the_next_pass_builds_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(5)
+    C = rng.uniform(0, 255, size=(64, 3))
+    moved = C + 1.0
+    nb._cache[:] = [nb.CenterNeighbors(C)]
+    real = nb._rebuild
+
+    def fail(*args: object) -> None:
+        raise MemoryError("share")
+
+    monkeypatch.setattr(nb, "_rebuild", fail)
+    with pytest.raises(MemoryError):
+        nb.neighbors_of(moved)
+    assert not nb._building
+    monkeypatch.setattr(nb, "_rebuild", real)
+    _check_table(nb.neighbors_of(moved), moved)

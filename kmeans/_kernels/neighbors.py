@@ -93,8 +93,8 @@ def _insert(sd: Any, si: Any, n: int, m: int, v: float, b: int) -> int:  # pragm
 
 
 @njit(**_JIT)  # type: ignore[untyped-decorator]
-def _rebuild(c: Any, ct: Any, hint: Any, index: Any, dist: Any) -> None:  # pragma: no cover - compiled
-    # The M nearest other centers of every center a (ties by index), from the exact squared
+def _rebuild(c: Any, ct: Any, hint: Any, index: Any, dist: Any, a0: int, a1: int) -> None:  # pragma: no cover
+    # The M nearest other centers of each center a0 <= a < a1 (ties by index), from the exact squared
     # gaps g: the centers listed in hint[a] go in first (nearly in order, so the insertion
     # sort is short); the others compete only when g is below the M-th smallest so far.
     k, m = hint.shape
@@ -103,7 +103,8 @@ def _rebuild(c: Any, ct: Any, hint: Any, index: Any, dist: Any) -> None:  # prag
     sd = np.empty(m, dtype=np.float64)
     si = np.empty(m, dtype=np.int64)
     stamp = np.full(k, -1, dtype=np.int64)
-    for a in range(k):
+    cand = np.empty(k, dtype=np.int64)
+    for a in range(a0, a1):
         g[:] = 0.0
         for j in range(d):  # feature by feature over all b (vectorizes; the same sums in feature order)
             caj = c[a, j]
@@ -116,7 +117,13 @@ def _rebuild(c: Any, ct: Any, hint: Any, index: Any, dist: Any) -> None:  # prag
             stamp[b] = a
             n = _insert(sd, si, n, m, g[b], b)
         stamp[a] = a
-        for b in range(k):
+        top = sd[m - 1]
+        nc = 0
+        for b in range(k):  # branch-free: the few below the M-th gap so far, in index order
+            cand[nc] = b
+            nc += g[b] <= top
+        for q in range(nc):
+            b = cand[q]
             if stamp[b] != a and g[b] <= sd[m - 1]:
                 n = _insert(sd, si, n, m, g[b], b)
         for t in range(m):
@@ -231,16 +238,7 @@ class CenterNeighbors:
 
     def rebuilt(self, centers: Float64Array) -> CenterNeighbors:
         """A fresh build for ``centers`` (same shape) by direct gaps, with this table's lists as the hint."""
-        new = object.__new__(CenterNeighbors)
-        new.centers = centers.copy()
-        new.built, new.complete, new.drift = new.centers, self.complete, 0.0
-        new.index = np.empty_like(self.index)
-        new.dist = np.empty_like(self.dist)
-        _rebuild(new.centers, np.ascontiguousarray(new.centers.T), self.index, new.index, new.dist)
-        new.typical_gap = float(np.median(new.dist[:, 0]))
-        new._finish(np.full(centers.shape[0], np.inf) if self.complete else new.dist[:, -1].copy())
-        new.built_outer = new.outer
-        return new
+        return _Rebuild(self, centers).work()
 
     def listed_max(self, moves: Float64Array) -> Float64Array:
         """``max_t moves[index[a, t]]`` per center ``a``."""
@@ -249,8 +247,64 @@ class CenterNeighbors:
         return out
 
 
+class _Rebuild:
+    """A direct rebuild in progress, shared by the threads of a pass.
+
+    Every thread that needs the table takes shares of its centers until none is left
+    (each center's list depends on the centers alone, so any split gives the same
+    table), then waits until the last share is done.
+    """
+
+    __slots__ = ("centers", "ct", "done", "error", "hint", "left", "lock", "next", "table")
+
+    def __init__(self, old: CenterNeighbors, centers: Float64Array) -> None:
+        new = object.__new__(CenterNeighbors)
+        new.centers = centers.copy()
+        new.built, new.complete, new.drift = new.centers, old.complete, 0.0
+        new.index = np.empty_like(old.index)
+        new.dist = np.empty_like(old.dist)
+        self.table, self.centers, self.hint = new, new.centers, old.index
+        self.ct = np.ascontiguousarray(new.centers.T)
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.next, self.left = 0, centers.shape[0]
+        self.error: BaseException | None = None
+
+    def work(self) -> CenterNeighbors:
+        """Build shares until none is left; the table once every share is built."""
+        k = self.centers.shape[0]
+        share = max(16, -(-k // 16))
+        while True:
+            with self.lock:
+                a0 = self.next
+                if a0 >= k or self.error is not None:
+                    break
+                a1 = self.next = min(k, a0 + share)
+            try:
+                _rebuild(self.centers, self.ct, self.hint, self.table.index, self.table.dist, a0, a1)
+            except BaseException as exc:  # the waiting threads must not wait forever
+                with self.lock:
+                    self.error = exc
+                self.done.set()
+                raise
+            with self.lock:
+                self.left -= a1 - a0
+                last = self.left == 0
+            if last:
+                new = self.table
+                new.typical_gap = float(np.median(new.dist[:, 0]))
+                new._finish(np.full(k, np.inf) if new.complete else new.dist[:, -1].copy())
+                new.built_outer = new.outer
+                self.done.set()
+        self.done.wait()
+        if self.error is not None:
+            raise RuntimeError("the neighbour table's rebuild failed in another thread") from self.error
+        return self.table
+
+
 _cache_lock = threading.Lock()  # held while a table is looked up, refreshed or built
 _cache: list[CenterNeighbors] = []
+_building: list[_Rebuild] = []  # the rebuild in progress, if any
 
 #: A refreshed table is rebuilt once a center has drifted by more than this fraction of
 #: the median gap between neighbouring centers since the build (its ``outer`` bounds
@@ -267,25 +321,38 @@ def neighbors_of(centers: Float64Array) -> CenterNeighbors:
     A pass's blocks, and the passes of a run while the centers settle, share one build:
     later passes refresh it (:meth:`CenterNeighbors.refreshed`) until its ``outer``
     bounds have weakened too much. Tables are never changed once made (a reader may
-    hold an old one); one thread makes a table while the others of the same pass wait.
+    hold an old one); one thread refreshes or builds a table while the others of the same
+    pass wait, and a direct rebuild is shared by the threads that need it.
     """
     with _cache_lock:
         table = _cache[0] if _cache and _cache[0].centers.shape == centers.shape else None
-        if table is not None:
-            if np.array_equal(table.centers, centers):
-                return table
-            k, d = centers.shape
-            if d <= _DIRECT_GAP_FEATURES and k * k * d <= DIRECT_REBUILD_BUDGET:
-                table = table.rebuilt(centers)
-                _cache[:] = [table]
-                return table
+        if table is None:
+            table = CenterNeighbors(centers, MAX_NEIGHBORS)
+            _cache[:] = [table]
+            return table
+        if np.array_equal(table.centers, centers):
+            return table
+        k, d = centers.shape
+        if d > _DIRECT_GAP_FEATURES or k * k * d > DIRECT_REBUILD_BUDGET:
             table = table.refreshed(centers)
-            if table.complete or table.drift <= REBUILD_DRIFT * table.typical_gap:
-                _cache[:] = [table]
-                return table
-        table = CenterNeighbors(centers, MAX_NEIGHBORS)
-        _cache[:] = [table]
-        return table
+            if not (table.complete or table.drift <= REBUILD_DRIFT * table.typical_gap):
+                table = CenterNeighbors(centers, MAX_NEIGHBORS)
+            _cache[:] = [table]
+            return table
+        if _building and np.array_equal(_building[0].centers, centers):
+            build = _building[0]
+        else:
+            build = _Rebuild(table, centers)
+            _building[:] = [build]
+    try:
+        new = build.work()  # outside the lock: the pass's other threads take shares too
+    finally:
+        with _cache_lock:
+            if _building and _building[0] is build:
+                _building.clear()
+                if build.error is None:
+                    _cache[:] = [build.table]
+    return new
 
 
 #: From this many features the ball's candidates are first compared through a
