@@ -77,10 +77,29 @@ def smallest_of(
 
 
 def first_distinct(points: Float64Array, limit: int) -> NDArray[np.intp]:
-    """Indices of the first ``limit`` pairwise-distinct rows of ``points``, in order."""
-    if points.shape[0] == 0:
+    """Indices of the first ``limit`` pairwise-distinct rows of ``points``, in order.
+
+    Rows are compared by their bytes after ``+ 0.0`` (which turns -0.0 into 0.0, so equal
+    values have equal bytes; the data hold no NaN), in one pass that stops at ``limit``;
+    when that pass has read many rows without finding ``limit``, one sort decides.
+    """
+    n = points.shape[0]
+    if n == 0 or limit <= 0:
         return np.empty(0, dtype=np.intp)
-    _, first = np.unique(points, axis=0, return_index=True)
+    rows = np.asarray(points, dtype=np.float64) + 0.0
+    seen: set[bytes] = set()
+    found: list[int] = []
+    budget = 4 * limit + 1024
+    for i in range(min(n, budget)):
+        key = rows[i].tobytes()
+        if key not in seen:
+            seen.add(key)
+            found.append(i)
+            if len(found) == limit:
+                return np.asarray(found, dtype=np.intp)
+    if n <= budget:
+        return np.asarray(found, dtype=np.intp)
+    _, first = np.unique(rows, axis=0, return_index=True)
     return np.sort(first)[:limit]
 
 
