@@ -54,7 +54,7 @@ from kmeans._types import (
     RunMemory,
 )
 from kmeans._validation import check_initial_centers
-from kmeans.init._sampling import distinct_rows
+from kmeans.init._sampling import distinct_rows, first_distinct
 from kmeans.protocols import AssignStep, Dataset, Refine, UpdateStep, optional
 from kmeans.sparse import rows_equal
 
@@ -246,8 +246,11 @@ def distinct_points(dataset: Dataset, limit: int, assign: AssignStep) -> Float64
     """
     rows = distinct_rows(dataset, limit)
     canonical: Callable[[Float64Array], Float64Array] | None = optional(assign, "canonical")
-    found: Float64Array = np.unique(rows if canonical is None else canonical(rows), axis=0)
-    if rows.shape[0] >= limit and found.shape[0] < limit:  # rows with a shared form: count the forms of all
+    forms = rows if canonical is None else canonical(rows)
+    if first_distinct(forms, limit).shape[0] >= limit:  # the common case: no sort
+        return None
+    found: Float64Array = np.unique(forms, axis=0)
+    if rows.shape[0] >= limit:  # rows with a shared form: count the forms of all
         found = _distinct_canonical(dataset, limit, canonical)  # type: ignore[arg-type]
     return found if found.shape[0] < limit else None
 
