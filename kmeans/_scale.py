@@ -79,15 +79,16 @@ def _shift_into(value: float, lo_exp: int, hi_exp: int) -> int:
     return 0
 
 
-def data_exponent(arr: NDArray[Any], squared: bool, *, extra: float = 0.0) -> int:
+def data_exponent(arr: NDArray[Any], squared: bool, *, extra: float = 0.0, largest: float | None = None) -> int:
     """The data scale ``e`` (``0``: none needed) for float ``arr`` (and ``extra``, e.g. centers).
 
     Only metrics that square coordinates (L2, cosine) need one: their squares leave the
-    float range; L1 costs are exact at every scale.
+    float range; L1 costs are exact at every scale. ``largest``: ``max_abs(arr)`` if known.
     """
     if not squared or arr.dtype.kind != "f":
         return 0
-    return range_exponent(max(max_abs(arr), extra), arr.dtype, arr.shape[1] if arr.ndim == 2 else 1)
+    big = max_abs(arr) if largest is None else largest
+    return range_exponent(max(big, extra), arr.dtype, arr.shape[1] if arr.ndim == 2 else 1)
 
 
 def range_exponent(max_abs: float, dtype: np.dtype[Any], n_features: int) -> int:
@@ -229,8 +230,9 @@ def _scale_arrays(X: Any, sample_weight: Any, spec: FitSpec) -> tuple[Any, Any, 
     assert power is not None
     arr = check_points(X)
     w = check_weights(sample_weight, arr.shape[0])
-    data_exp = data_exponent(arr, squares(spec.distance))
-    data_max = math.ldexp(max_abs(arr), data_exp) if arr.dtype.kind == "f" else float(max_abs(arr))
+    biggest = max_abs(arr)
+    data_exp = data_exponent(arr, squares(spec.distance), largest=biggest)
+    data_max = math.ldexp(biggest, data_exp) if arr.dtype.kind == "f" else float(biggest)
     weight_exp = weight_exponent(w, data_max)
     if data_exp == 0 and weight_exp == 0:
         return X, sample_weight, spec, None
