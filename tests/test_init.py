@@ -238,3 +238,12 @@ def test_first_distinct_equals_the_first_occurrences_by_value(rows: list[list[fl
         want = np.empty(0, dtype=np.intp)
     np.testing.assert_array_equal(got, want)
     assert got.dtype == np.intp
+
+
+def test_first_distinct_compares_rows_in_their_own_dtype() -> None:
+    # Integers past 2**53 stay distinct (no float64 round trip); float32 -0.0 equals 0.0,
+    # also in a non-contiguous view.
+    big = np.array([[2**60], [2**60 + 1], [2**60]], dtype=np.int64)
+    np.testing.assert_array_equal(first_distinct(big, 5), [0, 1])
+    view = np.array([[1.0, -0.0], [1.0, 0.0], [1.0, 1.0]], dtype=np.float32)[:, ::-1]
+    np.testing.assert_array_equal(first_distinct(view, 5), [0, 2])

@@ -276,28 +276,29 @@ class _Rebuild:
         """Build shares until none is left; the table once every share is built."""
         k = self.centers.shape[0]
         share = max(16, -(-k // 16))
-        while True:
-            with self.lock:
-                a0 = self.next
-                if a0 >= k or self.error is not None:
-                    break
-                a1 = self.next = min(k, a0 + share)
-            try:
-                _rebuild(self.centers, self.ct, self.hint, self.table.index, self.table.dist, a0, a1)
-            except BaseException as exc:  # the waiting threads must not wait forever
+        try:
+            while True:
                 with self.lock:
-                    self.error = exc
-                self.done.set()
-                raise
+                    a0 = self.next
+                    if a0 >= k or self.error is not None:
+                        break
+                    a1 = self.next = min(k, a0 + share)
+                _rebuild(self.centers, self.ct, self.hint, self.table.index, self.table.dist, a0, a1)
+                with self.lock:
+                    self.left -= a1 - a0
+                    last = self.left == 0
+                if last:
+                    new = self.table
+                    new.typical_gap = float(np.median(new.dist[:, 0]))
+                    new._finish(np.full(k, np.inf) if new.complete else new.dist[:, -1].copy())
+                    new.built_outer = new.outer
+                    self.done.set()
+        except BaseException as exc:  # a claimed share never completes: nobody may wait for it
             with self.lock:
-                self.left -= a1 - a0
-                last = self.left == 0
-            if last:
-                new = self.table
-                new.typical_gap = float(np.median(new.dist[:, 0]))
-                new._finish(np.full(k, np.inf) if new.complete else new.dist[:, -1].copy())
-                new.built_outer = new.outer
-                self.done.set()
+                if self.error is None:
+                    self.error = exc
+            self.done.set()
+            raise
         self.done.wait()
         if self.error is not None:
             raise RuntimeError("the neighbour table's rebuild failed in another thread") from self.error

@@ -79,14 +79,16 @@ def smallest_of(
 def first_distinct(points: Float64Array, limit: int) -> NDArray[np.intp]:
     """Indices of the first ``limit`` pairwise-distinct rows of ``points``, in order.
 
-    Rows are compared by their bytes after ``+ 0.0`` (which turns -0.0 into 0.0, so equal
-    values have equal bytes; the data hold no NaN), in one pass that stops at ``limit``;
+    Rows are compared by their bytes (floats after ``+ 0``, which turns -0.0 into 0.0, so
+    equal values have equal bytes; the data hold no NaN), in one pass that stops at ``limit``;
     when that pass has read many rows without finding ``limit``, one sort decides.
     """
     n = points.shape[0]
     if n == 0 or limit <= 0:
         return np.empty(0, dtype=np.intp)
-    rows = np.asarray(points, dtype=np.float64) + 0.0
+    rows = np.asarray(points)
+    if rows.dtype.kind == "f":
+        rows = rows + rows.dtype.type(0)  # in its own dtype: its bytes are its values
     seen: set[bytes] = set()
     found: list[int] = []
     budget = 4 * limit + 1024
