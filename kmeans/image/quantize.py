@@ -14,8 +14,8 @@ point, whatever color it hides, and a color weighs in proportion to its opacity.
 For photos with many distinct colors (more than ``max(4096, 16 k)``) the fit starts on a
 coarser histogram: colors sharing their top ``prebin_bits`` bits per RGB channel are
 merged into their weighted mean (at most ``2^(3 bits)`` rows) and K-means converges
-there; ``refine_iter`` optional Lloyd iterations on the distinct colors polish the
-centers (default 0: on the raccoon they gain under 0.15 dB for about twice the time);
+there; then up to ``refine_iter`` Lloyd iterations on the distinct colors polish the
+centers (default 10: +0.01 to +0.46 dB on the raccoon and scikit-learn's sample photos);
 then every distinct color is labelled with its exact nearest center. Images with fewer
 distinct colors skip this, so an image with at most ``k`` colors is reproduced exactly.
 
@@ -353,7 +353,7 @@ def fit_palette(
     *,
     color_space: str = "rgb",
     prebin_bits: int | None = 5,
-    refine_iter: int = 0,
+    refine_iter: int = 10,
     histograms: dict[int, tuple[Float64Array, Float64Array]] | None = None,
     **kmeans_params: Any,
 ) -> PaletteFit:
@@ -597,7 +597,7 @@ def quantize(
     max_iter: int = 300,
     tol: float | None = None,
     prebin_bits: int | None = 5,
-    refine_iter: int = 0,
+    refine_iter: int = 10,
     callbacks: Sequence[Callable[[IterationRecord], None]] = (),
     max_pixels: int | None = None,
     dither: str = "none",
