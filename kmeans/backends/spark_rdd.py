@@ -47,7 +47,7 @@ from kmeans.backends._spark.store import BlockStore
 from kmeans.dataset import BlockDataset, DatasetFacts, FactsMixin, compress_rows
 from kmeans.driver import lloyd
 from kmeans.errors import ValidationError
-from kmeans.protocols import AssignStep
+from kmeans.protocols import AssignStep, optional
 
 spark_session.require_pyspark()  # fail at registry lookup with the install hint, not deep inside a fit
 
@@ -97,6 +97,11 @@ class SparkRDDDataset(FactsMixin):
         self._finalizer = weakref.finalize(self, data.unpersist)
         self._index_rdd: Any = None
         self._parent: SparkRDDDataset | None = None  # a scaled view keeps the dataset it views alive
+
+    @property
+    def sparse(self) -> bool:
+        """Whether some blocks hold CSR rows (``SparseVector`` input): only ``l2`` and ``cosine`` read them."""
+        return self._data.sparse
 
     @property
     def num_partitions(self) -> int:
@@ -236,6 +241,8 @@ class SparkRDDDataset(FactsMixin):
         if self.distinct:
             return self
         data = self._data
+        if data.sparse:
+            raise ValidationError("compress=True needs dense rows; fit sparse input with compress='auto' or False")
         integer = data.integer_valued
         local = data.blocks.mapPartitions(_fold_partition(integer)).cache()
         try:
@@ -367,7 +374,8 @@ def _refill(
 
 
 def _positive_rows(block: Block) -> list[FloatArray]:
-    return list(block.points[block.weights > 0])
+    """The rows of positive weight, dense (sparse rows: only these are densified)."""
+    return list(np.asarray(block.points[block.weights > 0]))
 
 
 def _block_labels(centers: Float64Array, assign: AssignStep) -> Callable[[Iterable[Block]], Iterator[int]]:
@@ -550,6 +558,12 @@ class SparkRDDBackend:
     def fit(self, dataset: Any, spec: FitSpec) -> FitResult:
         """The generic fit (:func:`kmeans.driver.fit`) with :meth:`run_lloyd`; drops the input's cache at the end."""
         try:
+            if getattr(dataset, "sparse", False) and not optional(spec.distance.assign, "sparse"):
+                name = getattr(spec.distance, "name", repr(spec.distance))
+                raise ValidationError(
+                    f"distance={name!r} cannot read sparse rows (SparseVector); use distance='l2' or 'cosine', "
+                    "or dense vectors"
+                )
             return driver.fit(dataset, spec, run=self.run_lloyd)
         finally:
             dataset.unpersist()

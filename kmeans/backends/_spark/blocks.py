@@ -18,6 +18,7 @@ from kmeans._validation import check_points, check_weights
 from kmeans.backends._spark.store import BlockStore, store_for
 from kmeans.dataset import scaled_block, unit_weights
 from kmeans.errors import ValidationError
+from kmeans.sparse import SparseRows, is_sparse
 
 #: Rows per block when an RDD or DataFrame partition is converted (bounds worker memory).
 BLOCK_ROWS = 1 << 17
@@ -31,8 +32,8 @@ class ParseError:
 
 
 #: The stats one partition reports after conversion: (rows, features, dtype, integer, nonfinite,
-#: first bad row, bad weights, total weight, first error, largest finite |x|, largest weight).
-_PartStats = tuple[int, int, str, bool, int, int, str, float, str, float, float]
+#: first bad row, bad weights, total weight, first error, largest finite |x|, largest weight, sparse).
+_PartStats = tuple[int, int, str, bool, int, int, str, float, str, float, float, bool]
 
 
 def as_points(arr: NDArray[Any]) -> tuple[FloatArray, bool]:
@@ -47,14 +48,53 @@ def _describe(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def rows_to_array(rows: Sequence[Any]) -> NDArray[Any]:
+def is_sparse_vector(row: Any) -> bool:
+    """Whether ``row`` is a ``pyspark.ml.linalg`` or ``pyspark.mllib.linalg`` ``SparseVector`` (no pyspark import)."""
+    return hasattr(row, "indices") and hasattr(row, "toArray")
+
+
+def vectors_to_sparse(rows: Sequence[Any]) -> SparseRows:
+    """ML vectors (any sparse, the rest dense) as canonical float64 CSR rows, never an ``(n, d)`` dense array.
+
+    Raises ``ValueError`` (the dense path's message) when the vectors' sizes differ.
+    """
+    sizes = {int(r.size) for r in rows}
+    if len(sizes) > 1:
+        raise ValueError(
+            f"rows have different lengths ({sorted(sizes)[:5]}); every row needs the same number of features"
+        )
+    parts_i, parts_v, counts = [], [], np.zeros(len(rows), dtype=np.int64)
+    for i, r in enumerate(rows):
+        if is_sparse_vector(r):
+            idx, vals = np.asarray(r.indices, dtype=np.int64), np.asarray(r.values, dtype=np.float64)
+        else:
+            vals = np.asarray(r.toArray(), dtype=np.float64)
+            idx = np.flatnonzero(vals)
+            vals = vals[idx]
+        parts_i.append(idx)
+        parts_v.append(vals)
+        counts[i] = idx.size
+    from scipy import sparse
+
+    indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    data = np.concatenate(parts_v) if parts_v else np.empty(0)
+    indices = np.concatenate(parts_i) if parts_i else np.empty(0, dtype=np.int64)
+    return SparseRows.from_scipy(sparse.csr_matrix((data, indices, indptr), shape=(len(rows), sizes.pop())))
+
+
+def rows_to_array(rows: Sequence[Any]) -> NDArray[Any] | SparseRows:
     """Stack RDD elements (rows as lists/tuples/1-D arrays/ML vectors, or 2-D array blocks) into ``(n, d)``.
 
-    Raises ``ValueError`` with a user-facing message for scalars, ragged or non-numeric rows.
+    Rows that are ML vectors, at least one of them a ``SparseVector``, become :class:`SparseRows`
+    (CSR, float64): a block with any sparse row stays sparse. Raises ``ValueError`` with a
+    user-facing message for scalars, ragged or non-numeric rows.
     """
     first = rows[0]
     try:
         if hasattr(first, "toArray"):  # pyspark.ml.linalg / pyspark.mllib.linalg vectors
+            if any(is_sparse_vector(r) for r in rows):
+                return vectors_to_sparse(rows)
             arr = np.stack([np.asarray(r.toArray()) for r in rows])
         elif isinstance(first, np.ndarray) and first.ndim == 2:
             arr = np.concatenate(rows)
@@ -105,7 +145,7 @@ def _parse_partition(block_rows: int) -> Any:
                 failed = True
                 yield ParseError(f"partition {index}, rows {start}..{start + len(rows) - 1}: {exc}")
                 continue
-            points, integer = as_points(arr)
+            points, integer = (arr, False) if isinstance(arr, SparseRows) else as_points(arr)
             yield (points, None, start, integer)
             start += points.shape[0]
 
@@ -115,7 +155,7 @@ def _parse_partition(block_rows: int) -> Any:
 def partition_stats(index: int, iterator: Iterable[Any]) -> Iterator[_PartStats]:
     """Executor-side: validate one converted partition and summarize it for the driver."""
     n, d, dtype, integer, nonfinite, first_bad, bad_w, total_w, error = 0, -1, "", True, 0, -1, "", 0.0, ""
-    big, wmax = 0.0, 0.0
+    big, wmax, sparse = 0.0, 0.0, False
     for item in iterator:
         if error:
             continue
@@ -131,13 +171,16 @@ def partition_stats(index: int, iterator: Iterable[Any]) -> Iterator[_PartStats]
         if str(points.dtype) != dtype:
             dtype = "float64"
         integer = integer and bool(block_integer)
-        finite = np.isfinite(points).all(axis=1)
+        sparse = sparse or is_sparse(points)
+        finite = _finite_rows(points)
         if not finite.all():
             nonfinite += int((~finite).sum())
             if first_bad < 0:
                 first_bad = n + int(np.flatnonzero(~finite)[0])
-        elif points.size:
-            big = max(big, max_abs(points))
+        else:
+            values = points.data if is_sparse(points) else points
+            if values.size:
+                big = max(big, max_abs(values))
         if weights is None:
             wmax = max(wmax, 1.0) if points.shape[0] else wmax
             total_w += points.shape[0]
@@ -151,7 +194,18 @@ def partition_stats(index: int, iterator: Iterable[Any]) -> Iterator[_PartStats]
             if weights.size and not bad_w:
                 wmax = max(wmax, float(np.max(weights)))
         n += points.shape[0]
-    yield (n, d, dtype, integer, nonfinite, first_bad, bad_w, total_w, error, big, wmax)
+    yield (n, d, dtype, integer, nonfinite, first_bad, bad_w, total_w, error, big, wmax, sparse)
+
+
+def _finite_rows(points: Any) -> NDArray[np.bool_]:
+    """``(n,)``: which rows (dense or :class:`SparseRows`) hold only finite values."""
+    if not is_sparse(points):
+        out: NDArray[np.bool_] = np.isfinite(points).all(axis=1)
+        return out
+    finite = np.ones(points.shape[0], dtype=bool)
+    bad = np.flatnonzero(~np.isfinite(points.data[points.indptr[0] : points.indptr[-1]])) + points.indptr[0]
+    finite[np.searchsorted(points.indptr, bad, side="right") - 1] = False
+    return finite
 
 
 @attrs.frozen(eq=False)
@@ -182,6 +236,8 @@ class SparkBlocks:
     scale: tuple[int, int] = (0, 0)
     #: For a scaled view (:meth:`scaled`): the blocks it views, kept alive; they own cache and store.
     view_of: SparkBlocks | None = None
+    #: Whether some blocks hold :class:`~kmeans.sparse.SparseRows` (``SparseVector`` rows).
+    sparse: bool = False
 
     def __attrs_post_init__(self) -> None:
         if self.view_of is not None:
@@ -283,8 +339,14 @@ def to_block_view(offsets: tuple[int, ...], dtype: str, scale: tuple[int, int] =
 
     def convert(index: int, iterator: Iterable[Any]) -> Iterator[Block]:
         for points, weights, start, _ in iterator:
+            w = unit_weights(points.shape[0]) if weights is None else weights
+            if is_sparse(points):  # CSR rows: scale the stored values (exact), never densify
+                data = points.data.astype(dtype, copy=False)
+                data = np.ldexp(data, data_exp).astype(dtype, copy=False) if data_exp else data
+                sparse = SparseRows(data, points.indices, points.indptr, points.shape)
+                yield scaled_block(Block(sparse, w, offsets[index] + start), 0, weight_exp)  # type: ignore[arg-type]
+                continue
             pts = points if points.dtype.str == dtype else points.astype(dtype)
-            w = unit_weights(pts.shape[0]) if weights is None else weights
             yield scaled_block(Block(pts, w, offsets[index] + start), data_exp, weight_exp)
 
     return convert
@@ -394,8 +456,19 @@ def check_stats(parsed: Any, stats: list[_PartStats], what: str, store: BlockSto
     offsets_t = tuple(int(o) for o in np.cumsum([0] + [s[0] for s in stats])[:-1])
     integer = all(s[3] for s in stats if s[0] > 0)
     big, wmax = max(s[9] for s in stats), max(s[10] for s in stats)
+    sparse = any(s[11] for s in stats)
     return SparkBlocks(
-        parsed, offsets_t, n, d, dtype, integer, float(total_w), store=store, max_abs=big, max_weight=wmax
+        parsed,
+        offsets_t,
+        n,
+        d,
+        dtype,
+        integer and not sparse,
+        float(total_w),
+        store=store,
+        max_abs=big,
+        max_weight=wmax,
+        sparse=sparse,
     )
 
 

@@ -33,6 +33,8 @@ from typing import Any
 import attrs
 import numpy as np
 
+from kmeans.sparse import is_sparse
+
 #: The stored form of one block: ``(points, weights or None, local_start, integer)``.
 Stored = tuple[Any, Any, int, bool]
 
@@ -55,8 +57,8 @@ class BlockStore:
     def write(self, partition: int, stored: list[Stored]) -> None:
         """Executor-side: write ``partition``'s blocks, atomically (best effort: a full disk only costs speed)."""
         final = self._dir(partition)
-        if final.exists():
-            return
+        if final.exists() or any(is_sparse(item[0]) for item in stored):
+            return  # sparse partitions stay out of the store: the cached RDD serves them
         tmp = Path(self.root) / f".{partition}-{uuid.uuid4().hex}"
         try:
             tmp.mkdir(parents=True)
