@@ -18,7 +18,9 @@ def _csr(seed: int, n: int = 60, d: int = 40, density: float = 0.15) -> Any:
     rng = np.random.default_rng(seed)
     X = sp.random(n, d, density=density, format="csr", random_state=rng, dtype=np.float64)
     X.data = np.round(X.data * 8, 2) + 0.5
-    X[np.arange(n), rng.integers(0, d, size=n)] = 1.0  # no zero rows (cosine needs none)
+    X = (
+        X + sp.csr_matrix((np.ones(n), (np.arange(n), rng.integers(0, d, size=n))), shape=(n, d))
+    ).tocsr()  # no zero rows
     return X.tocsr()
 
 
@@ -95,3 +97,29 @@ def test_bad_sparse_rows_give_the_dense_messages(sc: Any) -> None:
         KMeans(2, distance="l1", backend="spark-rdd").fit(rows)
     with pytest.raises(ValidationError, match="compress=True needs dense rows"):
         KMeans(2, compress=True, backend="spark-rdd").fit(rows)
+
+
+def test_every_other_initializer_and_transform_score_on_sparse_rows(sc: Any) -> None:
+    X = _csr(4)
+    rdd = sc.parallelize(_vectors(X), 2)
+    dense = sc.parallelize(X.toarray().tolist(), 2)
+    explicit = X[:3].toarray()
+    for init in ("take-sample", "per-partition", explicit):
+        fit = {"n_clusters": 3, "init": init, "n_init": 1, "seed": 7, "max_iter": 6}
+        model = KMeans(**fit, backend="spark-rdd").fit(rdd)
+        ref = KMeans(**fit, backend="spark-rdd").fit(dense)  # the dense Spark fit of the same rows
+        assert model.labels_.collect() == ref.labels_.collect()
+        np.testing.assert_allclose(model.cluster_centers_, ref.cluster_centers_, rtol=1e-12, atol=1e-14)
+    # transform and score run in process (on the CSR matrix itself: it stays sparse there too)
+    np.testing.assert_allclose(np.asarray(model.transform(X)), np.asarray(ref.transform(X.toarray())), rtol=1e-12)
+    assert model.score(X) == pytest.approx(ref.score(X.toarray()), rel=1e-10)
+
+
+def test_sparse_rows_at_an_extreme_scale_are_rescaled_exactly(sc: Any) -> None:
+    tiny = _csr(5) * 2.0**-560  # squared distances underflow unless rescaled (#14)
+    fit = {"n_clusters": 3, "init": "k-means||", "n_init": 1, "seed": 3, "max_iter": 6}
+    model = KMeans(**fit, backend="spark-rdd").fit(sc.parallelize(_vectors(tiny), 2))
+    ref = KMeans(**fit, backend="spark-rdd").fit(sc.parallelize(tiny.toarray().tolist(), 2))
+    assert model.labels_.collect() == ref.labels_.collect()
+    assert np.all(model.cluster_centers_.max(axis=1) > 0)  # no cost underflowed into an empty or zero center
+    np.testing.assert_allclose(model.cluster_centers_, ref.cluster_centers_, rtol=1e-12, atol=0)
