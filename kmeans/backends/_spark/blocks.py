@@ -49,8 +49,11 @@ def _describe(value: Any) -> str:
 
 
 def is_sparse_vector(row: Any) -> bool:
-    """Whether ``row`` is a ``pyspark.ml.linalg`` or ``pyspark.mllib.linalg`` ``SparseVector`` (no pyspark import)."""
-    return hasattr(row, "indices") and hasattr(row, "toArray")
+    """Whether ``row`` is a ``pyspark.ml.linalg`` or ``pyspark.mllib.linalg`` ``SparseVector`` (no pyspark import).
+
+    By type name: ``hasattr`` on a ``DenseVector`` goes through its slow ``__getattr__``.
+    """
+    return type(row).__name__ == "SparseVector"
 
 
 def vectors_to_sparse(rows: Sequence[Any]) -> SparseRows:
@@ -93,7 +96,7 @@ def rows_to_array(rows: Sequence[Any]) -> NDArray[Any] | SparseRows:
     first = rows[0]
     try:
         if hasattr(first, "toArray"):  # pyspark.ml.linalg / pyspark.mllib.linalg vectors
-            if any(is_sparse_vector(r) for r in rows):
+            if any(t.__name__ == "SparseVector" for t in {type(r) for r in rows}):
                 return vectors_to_sparse(rows)
             arr = np.stack([np.asarray(r.toArray()) for r in rows])
         elif isinstance(first, np.ndarray) and first.ndim == 2:
