@@ -8,7 +8,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kmeans._kernels import assign_sqeuclidean, bounded_lloyd_sqeuclidean, lloyd_sqeuclidean
-from kmeans._kernels.gemm import _key, error_factor, gemm_assign
+from kmeans._kernels.gemm import (
+    CENTERS_MAJOR_MIN,
+    GemmCenters,
+    _key,
+    ball_candidates,
+    error_factor,
+    gemm_assign,
+    gemm_labels,
+    gemm_lloyd,
+)
+from kmeans._kernels.lloyd import bound_updates
 from kmeans._types import Block
 from kmeans.distance.l2 import SquaredEuclidean, WeightedMean
 from tests import oracle
@@ -208,3 +218,121 @@ def test_integer_keys_order_like_the_floats(dtype: type, ints: type, data: st.Da
     inner = values[np.isfinite(values) & (values != 0) & (values != np.finfo(dtype).max)]
     up = _key(_key(inner.view(ints), shift, mask) + ints(1), shift, mask).view(dtype)
     np.testing.assert_array_equal(up, np.nextafter(inner, dtype(np.inf)))
+
+
+def _gemm_labels(X: np.ndarray, C: np.ndarray, centers_major: bool, tile: int = 64) -> tuple:
+    gc = GemmCenters(C, X.dtype)
+    assert gc.safe_for(X)
+    n = X.shape[0]
+    labels, lower, costs = np.empty(n, dtype=np.intp), np.empty(n, dtype=np.float32), np.empty(n)
+    gemm_labels(X, gc, labels, lower, costs, None, tile * C.shape[0], centers_major)
+    return labels, costs, lower
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("offset", "scale"), [(0.0, 1.0), (1e4, 1e-3), (0.0, 1e-30), (-3e6, 1.0)])
+def test_centers_major_tiles_equal_the_brute_force_at_many_centers(dtype: type, offset: float, scale: float) -> None:
+    # k >= CENTERS_MAJOR_MIN: the tiles are (k, rows) products scanned across rows.
+    k = CENTERS_MAJOR_MIN + 37
+    X, C = _blobs(k, k + 200, 12, k, dtype, offset=offset, scale=scale)
+    C[:40] = X[:40]  # centers on rows: exact zero distances
+    labels, costs = GEMM.assign(X, C)
+    want_labels, want_costs = ROWS.assign(X, C)
+    np.testing.assert_array_equal(labels, oracle.assign(X, C)[0])
+    np.testing.assert_array_equal(labels, want_labels)
+    np.testing.assert_array_equal(costs, want_costs)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    d=st.integers(1, 40),
+    k=st.integers(1, 60),
+    n=st.integers(1, 200),
+    f32=st.booleans(),
+    grid=st.booleans(),
+    tile=st.sampled_from([1, 7, 64]),
+    seed=st.integers(0, 2**16),
+)
+def test_both_tile_layouts_equal_the_brute_force(
+    d: int, k: int, n: int, f32: bool, grid: bool, tile: int, seed: int
+) -> None:
+    # Integer grids make exact ties and zero values of the expansion (the centers-major scan
+    # compares floats, where -0 equals +0); labels and costs match the reference either way,
+    # and both layouts leave valid lower bounds on every other center.
+    rng = np.random.default_rng(seed)
+    X = rng.integers(-3, 4, size=(n, d)) if grid else rng.normal(size=(n, d)) * 10.0 + 100.0
+    C = rng.integers(-3, 4, size=(k, d)) if grid else rng.normal(size=(k, d)) * 10.0 + 100.0
+    X = X.astype(np.float32 if f32 else np.float64)
+    C = C.astype(np.float64)
+    want_labels, want_costs = ROWS.assign(X, C)
+    np.testing.assert_array_equal(want_labels, oracle.assign(X, C)[0])
+    full = oracle.sq_euclidean(X, C)
+    full[np.arange(n), want_labels] = np.inf
+    for centers_major in (False, True):
+        labels, costs, lower = _gemm_labels(X, C, centers_major, tile)
+        np.testing.assert_array_equal(labels, want_labels)
+        np.testing.assert_array_equal(costs, want_costs)
+        assert np.all(lower.astype(np.float64) ** 2 <= full.min(axis=1))
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    k=st.integers(1, 80),
+    d=st.integers(1, 12),
+    seed=st.integers(0, 2**16),
+    spread=st.sampled_from([0.0, 1e-9, 0.5, 3.0, 50.0]),
+)
+def test_ball_candidates_hold_every_center_within_reach(k: int, d: int, seed: int, spread: float) -> None:
+    rng = np.random.default_rng(seed)
+    C = rng.integers(-3, 4, size=(k, d)).astype(np.float64) + rng.normal(scale=spread, size=(k, d))
+    C[k // 2 :: 3] = C[: len(C[k // 2 :: 3])]  # duplicated centers: zero gaps
+    rho = rng.uniform(0, 6, size=k) * (rng.random(k) < 0.9)
+    indptr, indices, reach = ball_candidates(C, rho)
+    gaps = np.sqrt(oracle.sq_euclidean(C, C))
+    for a in range(k):
+        members = indices[indptr[a] : indptr[a + 1]]
+        assert np.all(np.diff(members) > 0) and a in members
+        outside = np.setdiff1d(np.arange(k), members)
+        assert set(np.flatnonzero(gaps[a] <= rho[a])) <= set(members.tolist())
+        assert np.all(gaps[a, outside] > rho[a])
+        assert reach[a] <= gaps[a, outside].min(initial=np.inf)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("offset", "grid"), [(0.0, False), (1e4, False), (0.0, True)])
+def test_grouped_passes_equal_the_brute_force_and_the_full_tiles(dtype: type, offset: float, grid: bool) -> None:
+    # Many centers per blob: rows that fail their bounds go cluster by cluster against the
+    # centers within twice their distance; labels equal the oracle's, and sums, weights and
+    # inertia equal the full tiles' bit for bit, pass after pass while the centers move.
+    rng = np.random.default_rng(7)
+    n, d, k = 3000, 10, 150
+    if grid:
+        X = rng.integers(-2, 3, size=(n, d)).astype(np.float64)  # exact ties everywhere
+    else:
+        X = _blobs(1, n, d, 40, np.float64, offset=offset)[0]
+    X = X.astype(dtype)
+    C = X[rng.choice(n, k, replace=False)].astype(np.float64)
+    C[100:110] = C[:10]  # duplicated centers
+    w = rng.uniform(0.5, 2.0, n)
+    state = {mode: (np.empty(n, dtype=np.int32), np.empty(n, dtype=np.float32)) for mode in ("full", "grouped")}
+    prev = None
+    for step in range(5):
+        drop, half_gap = np.zeros(k), np.zeros(k)
+        if prev is not None:
+            bound_updates(prev, C, drop, half_gap)
+        out = {}
+        for mode, (labels, lower) in state.items():
+            sums, wsum = np.zeros((k, d)), np.zeros(k)
+            res = gemm_lloyd(
+                X, w, False, C, labels, lower, drop, half_gap, prev is None, sums, wsum, grouped=mode == "grouped"
+            )
+            assert res is not None
+            out[mode] = (sums, wsum, res[0])
+            np.testing.assert_array_equal(labels, oracle.assign(X, C)[0])
+        np.testing.assert_array_equal(out["grouped"][0], out["full"][0])
+        np.testing.assert_array_equal(out["grouped"][1], out["full"][1])
+        assert out["grouped"][2] == out["full"][2]
+        prev = C
+        sums, wsum, _ = out["full"]
+        C = np.where(wsum[:, None] > 0, sums / np.maximum(wsum, 1e-300)[:, None], C)
+        C = C + rng.normal(scale=0.3 / (step + 1), size=C.shape) * (rng.random((k, 1)) < 0.2)

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import kmeans._kernels.lloyd as lloyd
 import kmeans._kernels.neighbors as nb
 from kmeans._kernels import assign_sqeuclidean, bounded_lloyd_sqeuclidean
 from tests import oracle
@@ -91,6 +92,7 @@ def test_passes_with_partial_tables_equal_the_brute_force(
     # refreshed table's outer bound shrinks as the centers drift, a rebuilt one's does not.
     monkeypatch.setattr(nb, "MAX_NEIGHBORS", m)
     monkeypatch.setattr(nb, "DIRECT_REBUILD_BUDGET", nb.DIRECT_REBUILD_BUDGET if direct else 0)
+    monkeypatch.setattr(lloyd, "predicted_ball_misses", lambda *args: 0.0)  # always try the ball search
     rng = np.random.default_rng(d * k)
     X = rng.integers(0, 10, size=(2000, d)).astype(np.float32)
     C = X[rng.choice(2000, k, replace=False)].astype(np.float64)
@@ -183,3 +185,122 @@ def test_after_a_failed_rebuild_the_next_pass_builds_again(monkeypatch: pytest.M
     assert not nb._building
     monkeypatch.setattr(nb, "_rebuild", real)
     _check_table(nb.neighbors_of(moved), moved)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n=st.integers(1, 600),
+    k=st.integers(2, 80),
+    d=st.integers(1, 12),
+    m=st.integers(1, 20),
+    seed=st.integers(0, 2**16),
+)
+def test_predicted_misses_count_the_centers_within_twice_the_distance(
+    n: int, k: int, d: int, m: int, seed: int
+) -> None:
+    # The share of sampled rows with at least m other centers strictly within 2u of their
+    # center (continuous data: no gap sits within rounding of 2u).
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    C = rng.normal(size=(k, d))
+    labels = rng.integers(0, k, size=n).astype(np.int32)
+    rows = np.unique(np.linspace(0, n - 1, min(n, lloyd.BALL_SAMPLE)).astype(np.int64))
+    gaps = _gaps(C)
+    u = np.sqrt(((X[rows] - C[labels[rows]]) ** 2).sum(axis=1))
+    within = (gaps[labels[rows]] < 2.0 * u[:, None]).sum(axis=1) - 1
+    want = float((within >= m).sum()) / rows.shape[0]
+    assert lloyd.predicted_ball_misses(X, C, labels, m) == want
+
+
+@pytest.mark.parametrize("kernel", ["rows", "gemm"])
+def test_many_centers_per_cluster_skip_the_ball_search_and_stay_exact(
+    kernel: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 300 centers in one Gaussian cloud, 16 listed neighbours: the prediction says most
+    # balls miss, so the pass builds no table (and its labels are still the reference's);
+    # 300 well-separated clusters with a center each keep the ball search.
+    monkeypatch.setattr(nb, "MAX_NEIGHBORS", 16)
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(3000, 6)).astype(np.float32)
+    C = X[rng.choice(3000, 300, replace=False)].astype(np.float64)
+    _, _, _, bounds = bounded_lloyd_sqeuclidean(X, np.ones(3000), C, None, kernel)
+    nb._cache.clear()  # the rows kernel's first pass searches balls too
+    C = C + 1e-3
+    _, _, inertia, bounds = bounded_lloyd_sqeuclidean(X, np.ones(3000), C, bounds, kernel)
+    assert bounds.ball_misses > lloyd.BALL_MAX_MISSES and not nb._cache
+    want_labels, want_costs = oracle.assign(X, C)
+    np.testing.assert_array_equal(bounds.labels, want_labels)
+    assert inertia == pytest.approx(float(want_costs.sum()), rel=1e-12)
+
+    spots = rng.uniform(-1000, 1000, size=(300, 6))
+    X = (np.repeat(spots, 10, axis=0) + rng.normal(size=(3000, 6))).astype(np.float32)
+    C = spots.copy()
+    _, _, _, bounds = bounded_lloyd_sqeuclidean(X, np.ones(3000), C, None, kernel)
+    nb._cache.clear()
+    C = C + 1e-3
+    _, _, inertia, bounds = bounded_lloyd_sqeuclidean(X, np.ones(3000), C, bounds, kernel)
+    assert bounds.ball_misses < lloyd.BALL_MAX_MISSES and nb._cache
+    want_labels, want_costs = oracle.assign(X, C)
+    np.testing.assert_array_equal(bounds.labels, want_labels)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n=st.integers(1, 300),
+    k=st.integers(2, 60),
+    d=st.integers(1, 10),
+    slack=st.floats(0.0, 3.0),
+    seed=st.integers(0, 2**16),
+)
+def test_half_gaps_pay_when_they_alone_keep_a_sampled_row(n: int, k: int, d: int, slack: float, seed: int) -> None:
+    # A sampled row of center a at distance u is kept by the half gap alone when
+    # lower - drop[a] <= u < min_{j != a} ||c_a - c_j|| / 2 (continuous data, no ties at the edges).
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    C = rng.normal(size=(k, d)) * 3.0
+    labels = rng.integers(0, k, size=n).astype(np.int32)
+    lower = (rng.random(n) * slack).astype(np.float32)
+    drop = rng.random(k) * 0.5
+    rows = np.unique(np.linspace(0, n - 1, min(n, lloyd.BALL_SAMPLE)).astype(np.int64))
+    gaps = _gaps(C)
+    np.fill_diagonal(gaps, np.inf)
+    a = labels[rows]
+    u = np.sqrt(((X[rows] - C[a]) ** 2).sum(axis=1))
+    alone = (u < gaps[a].min(axis=1) / 2) & (u >= lower[rows].astype(np.float64) - drop[a])
+    assert lloyd.half_gaps_pay(X, C, labels, lower, drop) == bool(alone.any())
+
+
+@pytest.mark.parametrize(("k", "d", "pays"), [(300, 32, False), (600, 8, True)])
+def test_bounded_passes_skip_the_gaps_only_when_they_keep_nothing(
+    k: int, d: int, pays: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # k^2 d above the compiled double loop's budget: the gaps come from BLAS unless the
+    # sample says they keep no row. 300 centers in one 32-dimensional cloud: every row's
+    # center has a neighbour closer than twice the row, so they are skipped. 600 separate
+    # clusters, one center starting 30 away (its move voids every lower bound): computed.
+    # Either way the labels and the inertia are the reference's.
+    computed: list[int] = []
+    full = lloyd.half_gaps
+    monkeypatch.setattr(lloyd, "half_gaps", lambda c: computed.append(1) or full(c))
+    monkeypatch.setattr(lloyd, "predicted_ball_misses", lambda *args: 1.0)  # no ball search
+    rng = np.random.default_rng(9)
+    if pays:
+        spots = rng.uniform(-40.0, 40.0, size=(k, d))
+        X = (np.repeat(spots, 5, axis=0) + rng.normal(size=(5 * k, d))).astype(np.float32)
+        C = spots.copy()
+        C[0, 0] += 30.0
+    else:
+        X = rng.normal(size=(10 * k, d)).astype(np.float32)
+        C = X[rng.choice(10 * k, k, replace=False)].astype(np.float64)
+    assert k * k * d > lloyd._GAPS_BY_GEMM
+    for kernel in ("rows", "gemm"):
+        bounds, step_c = None, C.copy()
+        for _ in range(4):
+            sums, wsum, inertia, bounds = bounded_lloyd_sqeuclidean(X, np.ones(X.shape[0]), step_c, bounds, kernel)
+            want_labels, want_costs = oracle.assign(X, step_c)
+            np.testing.assert_array_equal(bounds.labels, want_labels)
+            assert inertia == pytest.approx(float(want_costs.sum()), rel=1e-12)
+            nz = wsum > 0
+            step_c = step_c.copy()
+            step_c[nz] = sums[nz] / wsum[nz, None]
+    assert bool(computed) == pays

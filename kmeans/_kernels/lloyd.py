@@ -10,7 +10,9 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+from numpy.typing import NDArray
 
+from kmeans._kernels import neighbors
 from kmeans._kernels._common import _unit_or_array
 from kmeans._kernels.bounds import (
     _MARGIN,
@@ -39,6 +41,27 @@ BALL_FRESH_MAX_FEATURES = 8
 BALL_MAX_MISSES = 0.5
 #: ... and is tried again every this many passes.
 BALL_RETRY = 4
+#: Rows of a block sampled to predict the ball search's misses before its table is built.
+BALL_SAMPLE = 64
+
+
+def predicted_ball_misses(points: FloatArray, centers: Float64Array, labels: NDArray[np.int32], m: int) -> float:
+    """The share of a sample of rows whose ball cannot fit in ``m`` listed neighbours.
+
+    A row at distance ``u`` from its center ``a`` misses when ``m`` other centers lie
+    within ``2u`` of ``a`` (the ball search reaches at least that far,
+    :func:`kmeans._kernels.neighbors.ball_phase`), so this share is a lower estimate of the
+    misses (up to the rounding of the expansion below: it only decides whether to try).
+    Costs ``BALL_SAMPLE·k·d`` against the table's ``k²·d``.
+    """
+    n = points.shape[0]
+    if n == 0:
+        return 0.0
+    rows = _sample_rows(n)
+    reach = 4.0 * _distances_to_own(points, centers, labels, rows)  # (2u)²
+    gaps = _sq_gaps_from(centers, labels[rows].astype(np.int64))
+    inside = np.count_nonzero(gaps < reach[:, None], axis=1) - 1  # less the row's own center
+    return float(np.count_nonzero(inside >= m)) / float(rows.shape[0])
 
 
 def center_moves(old: Float64Array, new: Float64Array, drop: Float64Array) -> None:
@@ -78,16 +101,73 @@ def half_gaps(centers: Float64Array) -> Float64Array:
         return gaps
 
 
-def bound_updates(old: Float64Array, new: Float64Array, drop: Float64Array, half_gap: Float64Array) -> None:
+def _sample_rows(n: int) -> NDArray[np.int64]:
+    # At most BALL_SAMPLE rows spread evenly over n.
+    return np.unique(np.linspace(0, n - 1, min(n, BALL_SAMPLE)).astype(np.int64))
+
+
+def _distances_to_own(
+    points: FloatArray, centers: Float64Array, labels: NDArray[np.int32], rows: IntArray
+) -> Float64Array:
+    # ||x_i - c_{labels[i]}||² for the sampled rows (float64; these only decide what to compute).
+    diff = points[rows].astype(np.float64) - centers[labels[rows]]
+    out: Float64Array = np.einsum("ij,ij->i", diff, diff)
+    return out
+
+
+def _sq_gaps_from(centers: Float64Array, which: IntArray) -> Float64Array:
+    # ||c_a - c_j||² for a in ``which`` and every j, by the shifted expansion (up to its rounding).
+    c = centers - centers.mean(axis=0)
+    o = c[which]
+    gaps: Float64Array = np.einsum("ij,ij->i", o, o)[:, None] - 2.0 * (o @ c.T) + np.einsum("ij,ij->i", c, c)[None, :]
+    return gaps
+
+
+def half_gaps_pay(
+    points: FloatArray, centers: Float64Array, labels: NDArray[np.int32], lower: NDArray[np.float32], drop: Float64Array
+) -> bool:
+    """Whether Hamerly's half gaps would keep a sampled row that its moved lower bound does not.
+
+    Row ``i`` of center ``a`` at distance ``u`` is kept by the half gap alone when
+    ``lower_i - drop_a <= u < min_{j != a} ||c_a - c_j|| / 2``. With many centers per
+    cluster no row is (the nearest center is far closer than the rows), and the ``k² d``
+    gaps cost more than the pass they shorten: then they are skipped (zero, a valid bound).
+    Judged on ``BALL_SAMPLE`` rows, whose centers' gaps cost ``BALL_SAMPLE·k·d``.
+    """
+    n = points.shape[0]
+    if n == 0:
+        return False
+    rows = _sample_rows(n)
+    own = labels[rows].astype(np.int64)
+    u = np.sqrt(_distances_to_own(points, centers, labels, rows))
+    gaps = _sq_gaps_from(centers, own)
+    gaps[np.arange(rows.shape[0]), own] = np.inf
+    half = 0.5 * np.sqrt(np.maximum(gaps.min(axis=1), 0.0))
+    moved = lower[rows].astype(np.float64) - drop[own]
+    return bool(np.any((u < half) & ~(u < moved)))
+
+
+def bound_updates(
+    old: Float64Array,
+    new: Float64Array,
+    drop: Float64Array,
+    half_gap: Float64Array,
+    sample: tuple[FloatArray, NDArray[np.int32], NDArray[np.float32]] | None = None,
+) -> None:
     """Hamerly's per-center updates, on the safe side of rounding (moves up, gaps down).
 
     ``drop[a] = max_{j != a} ||new_j - old_j||`` and ``half_gap[a] = min_{j != a} ||new_a - new_j|| / 2``.
+    With ``sample`` (a block's points, labels and lower bounds), the BLAS-sized gaps are
+    only computed when :func:`half_gaps_pay` (else ``half_gap`` is zero).
     """
     k, d = new.shape
     if k * k * d <= _GAPS_BY_GEMM or k < 2:
         _bound_updates(old, new, drop, half_gap)
         return
     center_moves(old, new, drop)
+    if sample is not None and not half_gaps_pay(sample[0], new, sample[1], sample[2], drop):
+        half_gap[:] = 0.0
+        return
     half_gap[:] = half_gaps(new)
 
 
@@ -158,6 +238,13 @@ def bounded_lloyd_sqeuclidean(
     # dimensions), only every BALL_RETRY-th pass tries it again.
     ball_pays = bounds.ball_misses <= BALL_MAX_MISSES or bounds.passes % BALL_RETRY == 0
     eligible = not fresh or (kernel == "rows" and d <= BALL_FRESH_MAX_FEATURES)
+    m = neighbors.MAX_NEIGHBORS
+    if n and k > BALL_MIN_CENTERS and eligible and ball_pays and not fresh and k - 1 > m:
+        # Most balls would not fit (many centers per cluster): skip the table's build.
+        predicted = predicted_ball_misses(points, centers, bounds.labels, m)
+        if predicted > BALL_MAX_MISSES:
+            bounds.ball_misses = predicted
+            ball_pays = False
     if n and k > BALL_MIN_CENTERS and eligible and ball_pays:
         moves = center_shifts(bounds.centers, centers) if not fresh else np.zeros(k)
         bounds.centers = centers.copy()
@@ -165,7 +252,7 @@ def bounded_lloyd_sqeuclidean(
         bounds.kept = kept
         return sums, wsum, inertia, bounds
     if not fresh:
-        bound_updates(bounds.centers, centers, drop, half_gap)
+        bound_updates(bounds.centers, centers, drop, half_gap, (points, bounds.labels, bounds.lower))
     bounds.centers = centers.copy()
     if n == 0:
         bounds.kept = 0
