@@ -97,3 +97,20 @@ def test_spark_ml_cosine_counts_directions_of_a_dataframe(spark: Any) -> None:
     assert distinct_points(dataset, 2, assign) is None  # enough for n_clusters=2
     found = distinct_points(dataset, 3, assign)
     assert found is not None and found.tolist() == [[0.0, 1.0], [1.0, 0.0]]
+
+
+@pytest.mark.parametrize("init", ["k-means++", "k-means||", "random"])
+def test_a_seeded_fit_at_a_power_of_two_scale_is_the_unscaled_fit_times_that_power(sc: Any, init: str) -> None:
+    # Seeding draws from costs scaled by 2**-1120 (below float64's range unless rescaled); with
+    # `tol` in data units scaled alike, the fit is the unscaled one bit for bit: the same
+    # iterations, labels and centers. An unscaled tol=1e-3 would instead stop after one update
+    # at this scale, since every center moves less than 1e-3 (tol is absolute, as in MLlib).
+    s = 2.0**-560
+    fit: dict[str, Any] = {"n_clusters": 3, "init": init, "n_init": 1, "seed": 3, "max_iter": 20}
+    want = KMeans(**fit, tol=1e-3, backend="spark-rdd").fit(sc.parallelize(BLOBS.tolist(), 2))
+    model = KMeans(**fit, tol=1e-3 * s, backend="spark-rdd").fit(sc.parallelize((BLOBS * s).tolist(), 2))
+    assert (model.n_iter_, model.converged_) == (want.n_iter_, want.converged_)
+    assert model.labels_.collect() == want.labels_.collect()
+    assert (model.cluster_centers_ == want.cluster_centers_ * s).all()
+    numpy = KMeans(**fit, tol=1e-3 * s).fit(BLOBS * s)
+    assert (numpy.cluster_centers_ == model.cluster_centers_).all()
