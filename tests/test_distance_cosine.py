@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -9,6 +11,7 @@ from hypothesis import strategies as st
 
 from kmeans import KMeans, ValidationError
 from kmeans._kernels.cosine import (
+    CosineBounds,
     UnitCenters,
     assign_and_sum,
     cosine_costs,
@@ -168,14 +171,15 @@ def test_fused_pass_equals_the_generic_one_and_keeps_the_norms() -> None:
     points, centers = _data(4, 500, 20, 6, np.float32)
     weights = np.random.default_rng(0).uniform(0.5, 2.0, 500)
     block = Block(points, weights, 0)
-    memory: dict[int, np.ndarray] = {}
+    memory: dict[int, Any] = {}
     (sums, wsum), inertia, _ = COSINE.update.fused_partial(COSINE.assign, block, centers, None, memory=memory)
     labels, costs = COSINE.assign.assign(points, centers)
     want_sums, want_w = COSINE.update.partial(block, labels, 6, None)
     np.testing.assert_array_equal(sums, want_sums)
     np.testing.assert_array_equal(wsum, want_w)
     assert inertia == pytest.approx(float(np.dot(weights, costs)), rel=1e-13)
-    np.testing.assert_allclose(memory[0], np.linalg.norm(points.astype(np.float64), axis=1), rtol=1e-15)
+    assert isinstance(memory[0], CosineBounds)
+    np.testing.assert_allclose(memory[0].norms, np.linalg.norm(points.astype(np.float64), axis=1), rtol=1e-15)
 
     class Redefined(Cosine):  # a subclass may redefine assign, which the fused pass would bypass
         pass
@@ -202,3 +206,70 @@ def test_similarities_fall_back_to_exact_when_blas_could_overflow() -> None:
     labels, sims = similarities(points, unit, np.linalg.norm(points.astype(np.float64), axis=1))
     assert labels.tolist() == [0, 1]
     assert np.isfinite(sims).all()
+
+
+def _bounded_passes(points: np.ndarray, centers: np.ndarray, weights: np.ndarray, passes: int, step: float) -> int:
+    # Passes of the bounded fused pass (one memory) equal the generic assignment and sums bit for bit,
+    # while the centers move by their spherical update plus a seeded jitter of relative size ``step``.
+    rng = np.random.default_rng(1)
+    block = Block(points, weights, 0)
+    memory: dict[int, Any] = {}
+    k = centers.shape[0]
+    kept = 0
+    for _ in range(passes):
+        (sums, wsum), inertia, _ = COSINE.update.fused_partial(COSINE.assign, block, centers, None, memory=memory)
+        labels, costs = COSINE.assign.assign(points, centers)
+        np.testing.assert_array_equal(memory[0].labels, labels)
+        want_sums, want_w = COSINE.update.partial(block, labels, k, None)
+        want_inertia = float(np.dot(weights, costs))
+        (unbounded_sums, _), unbounded_inertia, _ = COSINE.update.fused_partial(COSINE.assign, block, centers, None)
+        assert inertia == unbounded_inertia  # the pass without memory, bit for bit
+        np.testing.assert_array_equal(sums, unbounded_sums)
+        np.testing.assert_array_equal(sums, want_sums)
+        np.testing.assert_array_equal(wsum, want_w)
+        assert inertia == pytest.approx(want_inertia, rel=1e-13)
+        kept += memory[0].kept
+        centers = COSINE.update.finalize((sums, wsum), centers, None)
+        centers = centers + step * rng.normal(size=centers.shape) * np.linalg.norm(centers, axis=1, keepdims=True)
+    return kept
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("step", [0.0, 1e-12, 1e-3, 0.3])
+def test_bounded_cosine_passes_equal_the_generic_pass(dtype: type, step: float) -> None:
+    rng = np.random.default_rng(5)
+    directions = rng.normal(size=(8, 40))
+    points = (directions[rng.integers(0, 8, 3000)] + 0.6 * rng.normal(size=(3000, 40))).astype(dtype)
+    points *= rng.uniform(0.01, 100.0, size=(3000, 1)).astype(dtype)  # cosines do not see the norms
+    centers = points[:8].astype(np.float64) + 0.1
+    kept = _bounded_passes(points, centers, rng.uniform(0.5, 2.0, 3000), 8, step)
+    if step < 0.1:  # the bounds settle rows, so the test exercises them (big jumps leave none)
+        assert kept > 3000
+
+
+def test_bounded_cosine_passes_with_tied_and_duplicated_centers() -> None:
+    # Duplicated centers tie exactly (the lowest index wins) and rows on the bisector of two
+    # centers tie too: no bound may settle a tie the other way.
+    rng = np.random.default_rng(6)
+    base = rng.normal(size=(5, 16))
+    centers = np.concatenate([base, base[:2], base[:1] * 3.0])  # duplicates, and one scaled copy (same unit vector)
+    mid = (base[0] / np.linalg.norm(base[0]) + base[1] / np.linalg.norm(base[1]))[None, :]
+    points = np.concatenate([rng.normal(size=(2000, 16)) + base[rng.integers(0, 5, 2000)], np.repeat(mid, 50, axis=0)])
+    assert _bounded_passes(points, centers, np.ones(points.shape[0]), 6, 0.0) > 0
+    assert _bounded_passes(points.astype(np.float32), centers, np.ones(points.shape[0]), 6, 1e-9) > 0
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 2**16),
+    k=st.integers(2, 12),
+    d=st.sampled_from([2, 5, 33]),
+    f32=st.booleans(),
+)
+def test_bounded_cosine_passes_property(seed: int, k: int, d: int, f32: bool) -> None:
+    rng = np.random.default_rng(seed)
+    points = rng.normal(size=(300, d)) + rng.normal(size=(1, d)) * rng.uniform(0, 5)  # offset: narrow cones
+    if f32:
+        points = points.astype(np.float32)
+    centers = rng.normal(size=(k, d))
+    _bounded_passes(points, centers, rng.uniform(0.1, 3.0, 300), 5, float(rng.choice([0.0, 1e-6, 0.05])))

@@ -32,6 +32,7 @@ import numpy as np
 from numba import njit
 
 from kmeans._kernels._common import _JIT, _unit_or_array
+from kmeans._kernels.bounds import center_shifts, largest_other
 from kmeans._kernels.gemm import TILE_ELEMENTS, tile_rows
 from kmeans._types import Float64Array, IntArray
 from kmeans.errors import ValidationError
@@ -194,6 +195,76 @@ def _scan(
         sims[i] = bs
     _dots(x, C, clear, n_clear, labels, sims)
     return rechecked
+
+
+@njit(**_JIT)  # type: ignore[untyped-decorator]
+def _scan_rows(
+    dot: Any,
+    idx: Any,
+    x: Any,
+    C: Any,
+    nx: Any,
+    eps: float,
+    abs_err: float,
+    labels: Any,
+    sims: Any,
+    upper: Any,
+    clear: Any,
+) -> None:  # pragma: no cover - compiled
+    # _scan for the rows idx[r] of tile r, which also writes upper[i] >= max_{j != label} s_j / ||x||:
+    # the largest other BLAS similarity plus its error bound (the margin of the test covers the rest).
+    k = dot.shape[1]
+    n_clear = 0
+    for r in range(dot.shape[0]):
+        i = idx[r]
+        m1 = -np.inf
+        for c in range(k):
+            m1 = max(m1, np.float64(dot[r, c]))
+        err = eps * nx[i] + abs_err
+        threshold = m1 - 2.0 * err
+        nc = 0
+        first = 0
+        for c in range(k):
+            if np.float64(dot[r, c]) >= threshold:
+                if nc == 0:
+                    first = c
+                nc += 1
+        best = first
+        if nc == 1:
+            clear[n_clear] = i
+            n_clear += 1
+        else:
+            bs = -np.inf
+            for c in range(first, k):
+                if np.float64(dot[r, c]) >= threshold:
+                    s = _dot(x, i, C, c)
+                    if s > bs:
+                        bs = s
+                        best = c
+            sims[i] = bs
+        labels[i] = best
+        second = -np.inf
+        for c in range(k):
+            if c != best:
+                second = max(second, np.float64(dot[r, c]))
+        upper[i] = (second + err) / nx[i]
+    _dots(x, C, clear, n_clear, labels, sims)
+
+
+@njit(**_JIT)  # type: ignore[untyped-decorator]
+def _kept_rows(
+    sims: Any, nx: Any, upper: Any, labels: Any, drop: Any, margin: float, start: int, stop: int, failed: Any
+) -> int:  # pragma: no cover - compiled
+    # Row i keeps its center a when its exact s_a exceeds ||x|| (U_i + drop_a + margin), U_i the
+    # bound on every other center's cosine at the last pass and drop_a how far they moved since.
+    nf = 0
+    for i in range(start, stop):
+        t = upper[i] + drop[labels[i]]
+        upper[i] = t
+        if not sims[i] > nx[i] * (t + margin):
+            failed[nf] = i
+            nf += 1
+    return nf
 
 
 @njit(**_JIT)  # type: ignore[untyped-decorator]
@@ -444,9 +515,147 @@ def assign_and_sum(
     return labels, costs, sums, wsum, float(inertia[0])
 
 
+class CosineBounds:
+    """Per-row memory of a block between spherical Lloyd passes (Hamerly's test on cosines).
+
+    ``norms`` are the rows' norms, ``kept`` how many rows the last pass settled,
+    ``labels[i]`` row i's most similar center among the unit ``centers`` of the last pass
+    and ``upper[i]`` an upper bound on its cosine to every other one. For unit centers and
+    any row, ``x·ĉ' - x·ĉ <= ||x|| ||ĉ' - ĉ||`` (Cauchy-Schwarz), so after the centers move
+    by ``delta_j`` a row keeps ``a`` when ``s_a > ||x|| (U_i + max_{j != a} delta_j + margin)``;
+    the margin (1e-9 plus a few ``d·2⁻⁵³``) covers every rounding of the float64 reference
+    and of the bound itself, so
+    the labels and costs are those of the full comparison, bit for bit.
+    """
+
+    __slots__ = ("centers", "kept", "labels", "norms", "sims", "sums", "upper", "wsum")
+
+    def __init__(self, norms: Float64Array) -> None:
+        self.norms = norms
+        self.kept = 0  # rows the last pass settled by their bound
+        self.centers: Float64Array | None = None
+        self.labels = np.empty(0, dtype=np.intp)
+        self.upper = np.empty(0, dtype=np.float64)
+        self.sims = np.empty(0, dtype=np.float64)  # each row's exact similarity to its center
+        self.sums: Float64Array | None = None  # the last pass's sums and weights per cluster
+        self.wsum = np.empty(0, dtype=np.float64)
+
+
+def _bound_margin(d: int) -> float:
+    return 1e-9 + 8.0 * (d + 8) * 2.0**-53
+
+
+@njit(**_JIT)  # type: ignore[untyped-decorator]
+def _dirty_sums(
+    x: Any, w: Any, unit_w: bool, nx: Any, labels: Any, dirty: Any, costs: Any, sums: Any, wsum: Any
+) -> float:  # pragma: no cover - compiled
+    # _dense_sums for the rows of the dirty clusters only (the others' sums are reused), and
+    # the inertia over every row: each in row order, so the bits are _dense_sums' own.
+    inertia = 0.0
+    for i in range(x.shape[0]):
+        c = labels[i]
+        wi = 1.0 if unit_w else w[i]
+        inertia += wi * costs[i]
+        if dirty[c]:
+            wsum[c] += wi
+            a = wi / nx[i]
+            for f in range(x.shape[1]):
+                sums[c, f] += a * np.float64(x[i, f])
+    return inertia
+
+
+#: A block keeps its clusters' sums for the next pass (to reuse those whose members did not
+#: change) while they take at most this share of the block's bytes, or 1 MiB.
+SUMS_SHARE = 0.25
+
+
+def bounded_assign_and_sum(
+    points: Any,
+    centers: UnitCenters,
+    bounds: CosineBounds,
+    weights: Float64Array,
+    tile_elements: int = TILE_ELEMENTS,
+) -> tuple[IntArray, Float64Array, Float64Array, Float64Array, float]:
+    """:func:`assign_and_sum` keeping ``bounds`` between passes: the same labels, costs, sums and inertia, bit for bit.
+
+    A row whose bound holds costs one exact dot product, or none when its center did not
+    move (its similarity is the last pass's); the rows that fail go through the BLAS tiles.
+    A cluster whose members did not change keeps the last pass's sums (the same rows, in
+    the same order). Falls back to :func:`assign_and_sum` where that takes no tiles.
+    """
+    x = points if is_sparse(points) else np.asarray(points)
+    k = centers.unit.shape[0]
+    norms = bounds.norms
+    if is_sparse(x) or not _blas_path(x, k, norms):
+        return assign_and_sum(x, centers, norms, weights, tile_elements)
+    n, d = x.shape
+    unit = centers.unit
+    ct = centers.transposed(x.dtype)
+    eps, abs_err = error_factor(d, x.dtype)
+    unit_w, w = _unit_or_array(weights)
+    old = bounds.centers
+    fresh = old is None or old.shape != unit.shape or bounds.labels.shape[0] != n
+    if old is None or fresh:
+        bounds.labels = np.empty(n, dtype=np.intp)
+        bounds.upper = np.empty(n, dtype=np.float64)
+        bounds.sims = np.empty(n, dtype=np.float64)
+        bounds.sums = None
+        moved = np.ones(k, dtype=np.bool_)
+        drop = np.zeros(k)
+    else:
+        moved = np.any(unit != old, axis=1)
+        drop = largest_other(center_shifts(old, unit))
+    bounds.centers = unit
+    margin = _bound_margin(d)
+    labels, upper, sims = bounds.labels, bounds.upper, bounds.sims
+    dirty = np.zeros(k, dtype=np.bool_)
+    # Chunks that stay in cache from the own-center dot products through the tiles of the rows
+    # that fail their bound.
+    step = _tile_step(n, k, d * x.dtype.itemsize, tile_elements)
+    dot = np.empty((step, k), dtype=x.dtype)
+    tile = np.empty((step, d), dtype=x.dtype)
+    clear = np.empty(step, dtype=np.intp)
+    failed = np.empty(step, dtype=np.intp)
+    bounds.kept = 0
+    for s in range(0, n, step):
+        m = min(step, n - s)
+        if fresh:
+            np.matmul(x[s : s + m], ct, out=dot[:m])
+            _scan_rows(dot[:m], np.arange(s, s + m), x, unit, norms, eps, abs_err, labels, sims, upper, clear)
+            continue
+        need = s + np.flatnonzero(moved[labels[s : s + m]])
+        _dots(x, unit, need, need.shape[0], labels, sims)
+        nf = _kept_rows(sims, norms, upper, labels, drop, margin, s, s + m, failed)
+        bounds.kept += m - nf
+        if nf:
+            idx = failed[:nf]
+            before = labels[idx]
+            np.take(x, idx, axis=0, out=tile[:nf])
+            np.matmul(tile[:nf], ct, out=dot[:nf])
+            _scan_rows(dot[:nf], idx, x, unit, norms, eps, abs_err, labels, sims, upper, clear)
+            changed = labels[idx] != before
+            dirty[before[changed]] = True
+            dirty[labels[idx][changed]] = True
+    costs = cosine_costs(sims, norms)
+    if bounds.sums is None:
+        sums = np.zeros((k, d), dtype=np.float64)
+        wsum = np.zeros(k, dtype=np.float64)
+        inertia = _dense_sums(x, w, unit_w, norms, labels, costs, sums, wsum, 0.0)
+    else:
+        sums, wsum = bounds.sums.copy(), bounds.wsum.copy()
+        sums[dirty] = 0.0
+        wsum[dirty] = 0.0
+        inertia = _dirty_sums(x, w, unit_w, norms, labels, dirty, costs, sums, wsum)
+    if sums.nbytes <= max(1 << 20, SUMS_SHARE * x.nbytes):
+        bounds.sums, bounds.wsum = sums.copy(), wsum.copy()
+    return labels.copy(), costs, sums, wsum, float(inertia)
+
+
 __all__ = [
+    "CosineBounds",
     "all_similarities",
     "assign_and_sum",
+    "bounded_assign_and_sum",
     "check_no_zero_rows",
     "cosine_costs",
     "direction_sums",

@@ -31,9 +31,11 @@ import attrs
 import numpy as np
 
 from kmeans._kernels.cosine import (
+    CosineBounds,
     UnitCenters,
     all_similarities,
     assign_and_sum,
+    bounded_assign_and_sum,
     check_no_zero_rows,
     cosine_costs,
     direction_sums,
@@ -122,14 +124,12 @@ class Cosine:
             )
 
 
-def _norms(block: Block, memory: RunMemory | None) -> Float64Array:
-    """The block's row norms, kept in ``memory`` for the run (computed once per block)."""
-    if memory is None:
-        return check_no_zero_rows(block.points, start=block.start)
-    norms = memory.get(block.start)
-    if norms is None or norms.shape[0] != block.n_rows:
-        norms = memory[block.start] = check_no_zero_rows(block.points, start=block.start)
-    return norms  # type: ignore[no-any-return]
+def _bounds(block: Block, memory: RunMemory) -> CosineBounds:
+    """The block's row norms and cosine bounds, kept in ``memory`` for the run (norms computed once per block)."""
+    bounds = memory.get(block.start)
+    if not isinstance(bounds, CosineBounds) or bounds.norms.shape[0] != block.n_rows:
+        bounds = CosineBounds(check_no_zero_rows(block.points, start=block.start))
+    return bounds
 
 
 #: The ``memory`` key of the pass's prepared centers: one entry that every block of a pass
@@ -167,15 +167,26 @@ class SphericalMean(WeightedMean):
     ) -> tuple[tuple[Float64Array, Float64Array], float, Float64Array] | None:
         """Assignment, summary and cost in one read of the block; the row norms kept in ``memory``.
 
-        Same labels and costs as :meth:`Cosine.assign`. Declines (``None``) for an assign
-        step other than :class:`Cosine` itself.
+        Same labels and costs as :meth:`Cosine.assign`. With ``memory`` (one Lloyd run), each
+        block keeps its row norms and Hamerly-style bounds on its rows' cosines between passes
+        (:class:`~kmeans._kernels.cosine.CosineBounds`; 16 bytes per row while the run lasts),
+        so rows that provably keep their center cost one dot product instead of ``k``; the
+        results are bit-identical. Declines (``None``) for an assign step other than
+        :class:`Cosine` itself.
         """
         if type(assign) is not Cosine:
             return None
-        norms = _norms(block, memory)
-        _, _, sums, weights, inertia = assign_and_sum(
-            block.points, _unit(centers, memory), norms, block.weights, assign.chunk_elements
+        if memory is None:
+            norms = check_no_zero_rows(block.points, start=block.start)
+            _, _, sums, weights, inertia = assign_and_sum(
+                block.points, _unit(centers, memory), norms, block.weights, assign.chunk_elements
+            )
+            return (sums, weights), inertia, weights
+        bounds = _bounds(block, memory)
+        _, _, sums, weights, inertia = bounded_assign_and_sum(
+            block.points, _unit(centers, memory), bounds, block.weights, assign.chunk_elements
         )
+        memory[block.start] = bounds
         return (sums, weights), inertia, weights
 
     def finalize(
