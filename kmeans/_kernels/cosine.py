@@ -156,48 +156,6 @@ def _dots(x: Any, C: Any, rows: Any, n_rows: int, labels: Any, sims: Any) -> Non
 
 
 @njit(**_JIT)  # type: ignore[untyped-decorator]
-def _scan(
-    dot: Any, s0: int, x: Any, C: Any, nx: Any, eps: float, abs_err: float, labels: Any, sims: Any, clear: Any
-) -> int:  # pragma: no cover - compiled
-    # Rows s0 .. s0 + len(dot): the candidate window of the BLAS similarities, exact ones for the
-    # candidates; rows with one candidate are listed in ``clear`` and get their exact s in one batch.
-    k = dot.shape[1]
-    rechecked = 0
-    n_clear = 0
-    for r in range(dot.shape[0]):
-        i = s0 + r
-        m1 = -np.inf
-        for c in range(k):
-            m1 = max(m1, np.float64(dot[r, c]))
-        threshold = m1 - 2.0 * (eps * nx[i] + abs_err)
-        nc = 0
-        first = 0
-        for c in range(k):
-            if np.float64(dot[r, c]) >= threshold:
-                if nc == 0:
-                    first = c
-                nc += 1
-        if nc == 1:
-            labels[i] = first
-            clear[n_clear] = i
-            n_clear += 1
-            continue
-        rechecked += 1
-        best = -1
-        bs = -np.inf
-        for c in range(first, k):
-            if np.float64(dot[r, c]) >= threshold:
-                s = _dot(x, i, C, c)
-                if s > bs:
-                    bs = s
-                    best = c
-        labels[i] = best
-        sims[i] = bs
-    _dots(x, C, clear, n_clear, labels, sims)
-    return rechecked
-
-
-@njit(**_JIT)  # type: ignore[untyped-decorator]
 def _scan_rows(
     dot: Any,
     idx: Any,
@@ -211,8 +169,10 @@ def _scan_rows(
     upper: Any,
     clear: Any,
 ) -> None:  # pragma: no cover - compiled
-    # _scan for the rows idx[r] of tile r, which also writes upper[i] >= max_{j != label} s_j / ||x||:
-    # the largest other BLAS similarity plus its error bound (the margin of the test covers the rest).
+    # Rows idx[r] of tile r: the candidate window of the BLAS similarities, exact ones for the
+    # candidates; rows with one candidate are listed in ``clear`` and get their exact s in one
+    # batch. Also upper[i] >= max_{j != label} s_j / ||x||: the largest other BLAS similarity
+    # plus its error bound (the margin of the bounds' test covers the rest).
     k = dot.shape[1]
     n_clear = 0
     for r in range(dot.shape[0]):
@@ -377,10 +337,11 @@ def _dense_tiles(
     step = _tile_step(n, k, x.shape[1] * x.dtype.itemsize, tile_elements)
     dot = np.empty((step, k), dtype=x.dtype)
     clear = np.empty(step, dtype=np.intp)
+    upper = np.empty(n, dtype=np.float64)  # unused here: bounds need it (bounded_assign_and_sum)
     for s in range(0, n, step):
         m = min(step, n - s)
         np.matmul(x[s : s + m], ct, out=dot[:m])
-        _scan(dot[:m], s, x, centers.unit, norms, eps, abs_err, labels, sims, clear)
+        _scan_rows(dot[:m], np.arange(s, s + m), x, centers.unit, norms, eps, abs_err, labels, sims, upper, clear)
         if after is not None:
             after(s, m)
 
