@@ -55,7 +55,7 @@ class SparseRows:
 
     @property
     def dtype(self) -> np.dtype[Any]:
-        return self.data.dtype  # type: ignore[no-any-return]
+        return self.data.dtype  # type: ignore[no-any-return,unused-ignore]
 
     @property
     def nnz(self) -> int:

@@ -151,7 +151,7 @@ class FaissEngine(Engine):
     memory = "rss"
 
     def fit(self, X: NDArray[Any], centers: NDArray[np.float64], iterations: int, partitions: int) -> tuple[float, int]:
-        import faiss  # type: ignore[import-not-found]
+        import faiss  # type: ignore[import-not-found,unused-ignore]
 
         Xf = np.ascontiguousarray(X, dtype=np.float32)
         km = faiss.Kmeans(

@@ -61,7 +61,7 @@ class _Setter:
         return lambda value: obj._set(**{self.param: value})
 
 
-class _KMeansParams(HasFeaturesCol, HasPredictionCol, HasWeightCol, HasMaxIter, HasTol, HasSeed):  # type: ignore[misc]
+class _KMeansParams(HasFeaturesCol, HasPredictionCol, HasWeightCol, HasMaxIter, HasTol, HasSeed):  # type: ignore[misc,unused-ignore]
     """The Params shared by :class:`KMeans` and :class:`KMeansModel`."""
 
     k: Param[int] = Param(
@@ -107,7 +107,7 @@ class _KMeansParams(HasFeaturesCol, HasPredictionCol, HasWeightCol, HasMaxIter, 
         return self.getWeightCol() if self.isDefined(self.weightCol) and self.getWeightCol() else None
 
 
-class KMeans(  # type: ignore[misc]
+class KMeans(  # type: ignore[misc,unused-ignore]
     Estimator["KMeansModel"], _KMeansParams, DefaultParamsReadable["KMeans"], DefaultParamsWritable
 ):
     """K-means as a ``pyspark.ml`` Estimator: ``fit(df)`` gives a :class:`KMeansModel`.
@@ -137,7 +137,7 @@ class KMeans(  # type: ignore[misc]
         distance: str = "l2",
     ) -> KMeans:
         """Set the given Params (keyword arguments only)."""
-        return self._set(**self._input_kwargs)  # type: ignore[attr-defined,no-any-return]
+        return self._set(**self._input_kwargs)  # type: ignore[attr-defined,no-any-return,unused-ignore]
 
     setK = _Setter("k")
     setInitMode = _Setter("initMode")
@@ -163,10 +163,10 @@ class KMeans(  # type: ignore[misc]
         )
         estimator.fit(dataset, sample_weight=self._weight_column(), features=self.getFeaturesCol())
         model = KMeansModel(estimator)
-        return self._copyValues(model)  # type: ignore[no-any-return]
+        return self._copyValues(model)  # type: ignore[no-any-return,unused-ignore]
 
 
-class KMeansModel(Model, _KMeansParams, MLWritable, MLReadable["KMeansModel"]):  # type: ignore[misc]
+class KMeansModel(Model, _KMeansParams, MLWritable, MLReadable["KMeansModel"]):  # type: ignore[misc,unused-ignore]
     """A fitted :class:`KMeans`: ``transform(df)`` adds ``predictionCol``, the closest center of each row.
 
     ``kmeans_model`` is the fitted :class:`kmeans.KMeans` behind it (``inertia_``,
@@ -215,7 +215,7 @@ class KMeansModel(Model, _KMeansParams, MLWritable, MLReadable["KMeansModel"]): 
         return _ModelReader()
 
 
-class _ModelWriter(MLWriter):  # type: ignore[misc]
+class _ModelWriter(MLWriter):  # type: ignore[misc,unused-ignore]
     """Spark's layout for a K-means model: ``metadata/`` (params, JSON) and ``data/`` (parquet, one row per center)."""
 
     def __init__(self, instance: KMeansModel) -> None:
@@ -241,7 +241,7 @@ class _ModelWriter(MLWriter):  # type: ignore[misc]
         frame.coalesce(1).write.parquet(os.path.join(path, "data"))
 
 
-class _ModelReader(MLReader["KMeansModel"]):  # type: ignore[misc]
+class _ModelReader(MLReader["KMeansModel"]):  # type: ignore[misc,unused-ignore]
     def load(self, path: str) -> KMeansModel:
         from kmeans.interop import from_centers
 
