@@ -304,3 +304,38 @@ def test_bounded_passes_skip_the_gaps_only_when_they_keep_nothing(
             step_c = step_c.copy()
             step_c[nz] = sums[nz] / wsum[nz, None]
     assert bool(computed) == pays
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**16),
+    d=st.integers(1, 3),
+    layout=st.sampled_from(["spread", "clumped", "flat-column", "huge", "duplicated-centers"]),
+)
+def test_a_fresh_pass_started_from_grid_cells_is_the_brute_force(seed: int, d: int, layout: str) -> None:
+    # From GRID_MIN_CENTERS centers a fresh pass starts each row from the center found last in
+    # its grid cell: only a start, so labels and costs are the full comparison's whatever it is.
+    rng = np.random.default_rng(seed)
+    k = nb.GRID_MIN_CENTERS + int(rng.integers(0, 64))
+    n = 3000
+    X = rng.uniform(-50, 50, size=(n, d))
+    if layout == "clumped":
+        X = np.round(X / 25) * 25 + rng.normal(scale=0.01, size=(n, d))  # most cells empty
+    elif layout == "flat-column":
+        X[:, 0] = 7.0  # a zero span: one bin along it
+    elif layout == "huge":
+        X *= 1e150
+    centers = X[rng.choice(n, k, replace=False)] + rng.normal(scale=1e-3, size=(k, d)) * np.abs(X).max()
+    if layout == "duplicated-centers":
+        centers[1::2] = centers[::2][: centers[1::2].shape[0]]  # exact ties: the lowest index wins
+    labels = np.empty(n, np.int32)
+    lower = np.empty(n, np.float32)
+    costs = np.empty(n)
+    nb.ball_phase(X, centers, labels, lower, np.zeros(k), costs, np.empty(0, np.int64), True)
+    want_labels, want_costs = assign_sqeuclidean(X, centers)
+    np.testing.assert_array_equal(labels, want_labels)
+    np.testing.assert_array_equal(costs, want_costs)
+    np.testing.assert_array_equal(labels, oracle.assign(X, centers)[0])
+    dist = np.sqrt(oracle.sq_euclidean(X, centers))
+    dist[np.arange(n), labels] = np.inf
+    assert np.all(lower <= dist.min(axis=1))  # every lower bound holds for every other center

@@ -387,6 +387,10 @@ def _ball_phase(
     half_gap: Any,
     costs: Any,
     failed: Any,
+    grid: Any,
+    grid_lo: Any,
+    grid_scale: Any,
+    grid_label: Any,
 ) -> int:  # pragma: no cover - compiled
     # Hamerly's test, then the ball search; rows neither settles are listed in ``failed``.
     # Centers not listed for a are at least outer[a] from it. ``fresh``:
@@ -398,9 +402,18 @@ def _ball_phase(
     dist = np.empty(k, dtype=np.float64)
     nf = 0
     guess = 0
+    bins = grid.shape[0] if fresh else 0
+    cell = 0
     for i in range(x.shape[0]):
         low = 0.0
         if fresh:
+            if bins:  # the center found last for a row of the same grid cell, if any
+                cell = 0
+                for j in range(x.shape[1]):
+                    v = int((np.float64(x[i, j]) - grid_lo[j]) * grid_scale[j])
+                    cell = cell * bins + min(max(v, 0), bins - 1)
+                if grid_label[cell] >= 0:
+                    guess = grid_label[cell]
             a = guess
             ua2 = _exact(x, i, C, a)
         else:
@@ -429,6 +442,8 @@ def _ball_phase(
             if fresh:
                 best, bd, second = _closest_and_second(x, i, ct, dist)
                 guess = best
+                if bins:
+                    grid_label[cell] = best
                 labels[i] = best
                 costs[i] = bd
                 lower[i] = _lower32(np.sqrt(second))
@@ -473,6 +488,8 @@ def _ball_phase(
         # Every center past the ball is at least (its gap to a) - u away.
         outside = (min(ndist[a, t], outer[a]) if t < m else outer[a]) - ua
         guess = best
+        if bins:
+            grid_label[cell] = best
         labels[i] = best
         costs[i] = bd
         lower[i] = _lower32(min(np.sqrt(second), outside) * (1.0 - _MARGIN))
@@ -481,6 +498,29 @@ def _ball_phase(
 
 #: Up to this many features the ball reaches u + low past the row's center, above it 2u + low.
 NARROW_MAX_FEATURES = 8
+
+
+#: A fresh pass over rows with at most this many features, and at least GRID_MIN_CENTERS
+#: centers, starts each row from the center found last in its cell of a grid of about
+#: GRID_CELLS cells over the rows' bounding box (else from its predecessor's center).
+GRID_MAX_FEATURES = 3
+GRID_MIN_CENTERS = 512
+GRID_CELLS = 1 << 15
+_NO_GRID = (np.empty(0), np.empty(0), np.empty(0), np.empty(0, dtype=np.int64))
+
+
+def _guess_grid(points: Any, k: int) -> tuple[Float64Array, Float64Array, Float64Array, NDArray[np.int64]]:
+    """``(grid, lo, scale, labels)``: ``bins`` cells per feature (``grid`` has ``bins`` entries),
+    the box's corner, cells per unit, and a label per cell (-1: none yet)."""
+    n, d = points.shape
+    if d > GRID_MAX_FEATURES or k < GRID_MIN_CENTERS or n == 0:
+        return _NO_GRID
+    bins = max(1, int(GRID_CELLS ** (1.0 / d)))
+    lo = np.asarray(points.min(axis=0), dtype=np.float64)
+    span = np.asarray(points.max(axis=0), dtype=np.float64) - lo
+    with np.errstate(divide="ignore", over="ignore"):
+        scale = np.where((span > 0) & np.isfinite(bins / span), bins / span, 0.0)
+    return np.empty(bins), lo, scale, np.full(bins**d, -1, dtype=np.int64)
 
 
 def ball_phase(
@@ -504,6 +544,7 @@ def ball_phase(
     table = neighbors_of(centers)
     drop = table.listed_max(moves)  # the largest move among each center's listed neighbours
     ct = np.ascontiguousarray(centers.T) if fresh else np.zeros((1, 1))
+    grid, lo, scale, cells = _guess_grid(points, centers.shape[0]) if fresh else _NO_GRID
     return int(
         _ball_phase(
             points,
@@ -523,6 +564,10 @@ def ball_phase(
             table.half_gap,
             costs,
             failed,
+            grid,
+            lo,
+            scale,
+            cells,
         )
     )
 
