@@ -13,6 +13,7 @@ from kmeans._kernels.gemm import (
     GemmCenters,
     _key,
     ball_candidates,
+    center_gap_table,
     error_factor,
     gemm_assign,
     gemm_labels,
@@ -336,3 +337,18 @@ def test_grouped_passes_equal_the_brute_force_and_the_full_tiles(dtype: type, of
         sums, wsum, _ = out["full"]
         C = np.where(wsum[:, None] > 0, sums / np.maximum(wsum, 1e-300)[:, None], C)
         C = C + rng.normal(scale=0.3 / (step + 1), size=C.shape) * (rng.random((k, 1)) < 0.2)
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e6, -3e9])
+def test_the_gap_table_bounds_every_squared_gap_from_below(offset: float) -> None:
+    rng = np.random.default_rng(3)
+    C = rng.normal(size=(300, 7)) * rng.uniform(1e-3, 10, size=(300, 1)) + offset
+    C[150:160] = C[:10]  # duplicates: zero gaps
+    table = center_gap_table(C)
+    assert table.dtype == np.float32 and table.shape == (300, 300)
+    true = oracle.sq_euclidean(C, C)
+    assert np.all(table.astype(np.float64) <= true)
+    assert np.all(np.diag(table) == 0)
+    assert center_gap_table(C.copy()) is table  # one table per set of centers (a pass's blocks share it)
+    apart = true > 1e-3
+    assert np.all(table[apart] >= 0.999 * true[apart])  # and tight: the expansion is about the centers' mean

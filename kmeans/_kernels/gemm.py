@@ -33,6 +33,7 @@ they keep their center skip the tiles and cost one exact distance.
 from __future__ import annotations
 
 import math
+import threading
 from typing import Any
 
 import numpy as np
@@ -55,9 +56,11 @@ CENTERS_MAJOR_ROWS = 128
 #: rows that fail their bounds go cluster by cluster against the centers within reach
 #: (:func:`grouped_labels`): at d=32, k=4096 a cluster's ball holds ~224 centers, and one
 #: pass over a 262,144-row block costs 0.5-0.8 s CPU instead of 1.5 s. The candidate lists
-#: cost a k x k product per block, hence the rows per center.
+#: cost a scan of the pass's k x k gap table per block, hence the rows per center.
 GROUPED_MIN_CENTERS = 1024
 GROUPED_ROWS_PER_CENTER = 8
+#: ... and up to this many centers: the pass keeps their k x k gap table (256 MiB of float32 here).
+GROUPED_MAX_CENTERS = 8192
 #: Rows of one sub-block: its three phases (bounds, tiles, sums) run while it is in cache.
 SUB_BLOCK_BYTES = 1 << 20
 
@@ -88,6 +91,11 @@ def _exact(x: Any, i: int, C: Any, c: int) -> float:  # pragma: no cover - compi
         t = np.float64(x[i, j]) - C[c, j]
         s += t * t
     return s
+
+
+#: The exact distance's terms summed in any order (so it vectorizes): the differences and
+#: squares round identically, so ``|fast - exact| <= 2 (d - 1) u exact`` (nonnegative terms).
+_fast_sq = njit(**{**_JIT, "fastmath": {"reassoc", "nsz", "nnan"}})(_exact.py_func)
 
 
 @njit(**_JIT)  # type: ignore[untyped-decorator]
@@ -496,8 +504,107 @@ def gemm_labels(
     return int(rechecked)
 
 
-#: Rows of centers per BLAS product when :func:`ball_candidates` computes the gaps.
+#: Rows of centers per BLAS product when :func:`center_gap_table` computes the gaps.
 _GAP_ROWS = 256
+
+
+@njit(**_JIT)  # type: ignore[untyped-decorator]
+def _lower_gaps(g: Any, a0: int, sq: Any, radius: Any, c_err: float, out: Any) -> None:  # pragma: no cover
+    # out[r, b] <= ||c_{a0+r} - c_b||² as float32 from the products g = c[a0:] @ c.T: the
+    # expansion less its rounding bound, then rounded down (2^-22 relative covers float32's
+    # rounding in its normal range, 1e-44 its subnormals).
+    for r in range(g.shape[0]):
+        a = a0 + r
+        for b in range(g.shape[1]):
+            v = (sq[a] + sq[b]) - 2.0 * g[r, b]
+            v -= c_err * (radius[a] + radius[b]) ** 2
+            out[r, b] = np.float32(v - abs(v) * 2.0**-22 - 1e-44)
+        out[r, a] = 0.0
+
+
+class CentersCache:
+    """One value per set of centers, made by the first caller and shared by the blocks of a pass.
+
+    ``get(centers, make)`` returns the value for these exact centers, calling ``make(centers)``
+    under the lock when the last one was for others (a pass's blocks wait for one build).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: list[tuple[Float64Array, Any]] = []
+
+    def get(self, centers: Float64Array, make: Any) -> Any:
+        with self._lock:
+            for cached, value in self._held:
+                if cached.shape == centers.shape and np.array_equal(cached, centers):
+                    return value
+            value = make(centers)
+            self._held[:] = [(centers.copy(), value)]
+            return value
+
+
+_tables = CentersCache()
+
+
+def _gap_table(centers: Float64Array) -> NDArray[np.float32]:
+    k, d = centers.shape
+    c = centers - centers.mean(axis=0)
+    sq = np.einsum("ij,ij->i", c, c)
+    radius = np.sqrt(sq)
+    table = np.empty((k, k), dtype=np.float32)
+    for s in range(0, k, _GAP_ROWS):
+        e = min(s + _GAP_ROWS, k)
+        _lower_gaps(c[s:e] @ c.T, s, sq, radius, (d + 8) * 2.0**-53 * 1.01, table[s:e])
+    return table
+
+
+def center_gap_table(centers: Float64Array) -> NDArray[np.float32]:
+    """``(k, k)`` float32 lower bounds on ``||c_a - c_b||²``, made once per set of centers (blocks share it).
+
+    From a float64 BLAS product about the centers' mean with its rounding bound,
+    ``(d + 8) 2⁻⁵³ (|c_a| + |c_b|)²``, taken off, then rounded down to float32.
+    """
+    table: NDArray[np.float32] = _tables.get(centers, _gap_table)
+    return table
+
+
+@njit(**_JIT)  # type: ignore[untyped-decorator]
+def _nearest_other(table: Any, out: Any) -> None:  # pragma: no cover - compiled
+    for a in range(table.shape[0]):
+        low = np.inf
+        for b in range(table.shape[1]):
+            v = np.float64(table[a, b])
+            low = v if b != a and v < low else low
+        out[a] = low
+
+
+def nearest_other(table: NDArray[np.float32]) -> Float64Array:
+    """``min_{b != a} table[a, b]`` per row of a gap table (``inf`` for a single center)."""
+    out = np.empty(table.shape[0], dtype=np.float64)
+    _nearest_other(table, out)
+    return out
+
+
+@njit(**_JIT)  # type: ignore[untyped-decorator]
+def _ball_lists(table: Any, r2: Any, indptr: Any, indices: Any, reach: Any, fill: bool) -> None:  # pragma: no cover
+    # Pass 1 (fill False): indptr[a + 1] = how many b have table[a, b] <= r2[a] (a itself always).
+    # Pass 2: those b in ascending order, and reach[a] from the smallest bound past them.
+    k = table.shape[0]
+    for a in range(k):
+        t = indptr[a] if fill else 0
+        low = np.inf
+        for b in range(k):
+            v = np.float64(table[a, b])
+            if v <= r2[a] or b == a:
+                if fill:
+                    indices[t] = b
+                t += 1
+            else:
+                low = min(low, v)
+        if fill:
+            reach[a] = np.sqrt(max(low, 0.0)) * (1.0 - _MARGIN)
+        else:
+            indptr[a + 1] = t
 
 
 def ball_candidates(
@@ -507,34 +614,19 @@ def ball_candidates(
 
     ``indices[indptr[a]:indptr[a + 1]]`` ascending, ``a`` included; every other center is
     more than ``rho[a]`` and at least ``reach[a]`` from ``c_a`` (``inf`` when there is
-    none). The gaps come from a float64 BLAS product about the centers' mean with its
-    rounding bound, ``(d + 8) 2⁻⁵³ (|c_a| + |c_b|)²``, taken off: a lower bound, so no
-    center within ``rho[a]`` is missed.
+    none). The gaps are :func:`center_gap_table`'s lower bounds, so no center within
+    ``rho[a]`` is missed.
     """
-    k, d = centers.shape
-    c = centers - centers.mean(axis=0)
-    sq = np.einsum("ij,ij->i", c, c)
-    radius = np.sqrt(sq)
+    k = centers.shape[0]
+    table = center_gap_table(centers)
     r2 = rho * rho * (1.0 + _MARGIN)
-    counts = np.empty(k, dtype=np.int64)
-    reach = np.empty(k, dtype=np.float64)
-    parts: list[NDArray[np.int64]] = []
-    for s in range(0, k, _GAP_ROWS):
-        rows = np.arange(s, min(s + _GAP_ROWS, k))
-        g = c[rows] @ c.T
-        g *= -2.0
-        g += sq[rows, None]
-        g += sq[None, :]
-        g -= (d + 8) * 2.0**-53 * 1.01 * (radius[rows, None] + radius[None, :]) ** 2
-        inside = g <= r2[rows, None]
-        inside[np.arange(rows.shape[0]), rows] = True
-        counts[rows] = inside.sum(axis=1)
-        parts.append(np.nonzero(inside)[1].astype(np.int64))
-        g[inside] = np.inf
-        reach[rows] = np.sqrt(np.maximum(g.min(axis=1), 0.0)) * (1.0 - _MARGIN)
     indptr = np.zeros(k + 1, dtype=np.int64)
-    np.cumsum(counts, out=indptr[1:])
-    return indptr, np.concatenate(parts), reach
+    reach = np.empty(k, dtype=np.float64)
+    _ball_lists(table, r2, indptr, np.empty(0, dtype=np.int64), reach, False)
+    np.cumsum(indptr, out=indptr)
+    indices = np.empty(int(indptr[-1]), dtype=np.int64)
+    _ball_lists(table, r2, indptr, indices, reach, True)
+    return indptr, indices, reach
 
 
 @njit(**_JIT)  # type: ignore[untyped-decorator]
@@ -638,7 +730,7 @@ def gemm_lloyd(
     costs = np.empty(n, dtype=np.float64)
     k = centers.shape[0]
     if grouped is None:
-        grouped = k >= GROUPED_MIN_CENTERS and n >= GROUPED_ROWS_PER_CENTER * k
+        grouped = GROUPED_MIN_CENTERS <= k <= GROUPED_MAX_CENTERS and n >= GROUPED_ROWS_PER_CENTER * k
     if grouped and not fresh and n:
         failed = np.empty(n, dtype=np.int64)
         nf = _kept_phase(points, gc.C, labels, lower, drop, half_gap, costs, failed)

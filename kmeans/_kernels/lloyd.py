@@ -7,8 +7,6 @@
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 from numpy.typing import NDArray
 
@@ -24,7 +22,17 @@ from kmeans._kernels.bounds import (
     center_shifts,
     largest_other,
 )
-from kmeans._kernels.gemm import GemmCenters, _accumulate, gemm_labels, gemm_lloyd
+from kmeans._kernels.gemm import (
+    GROUPED_MAX_CENTERS,
+    GROUPED_MIN_CENTERS,
+    CentersCache,
+    GemmCenters,
+    _accumulate,
+    center_gap_table,
+    gemm_labels,
+    gemm_lloyd,
+    nearest_other,
+)
 from kmeans._kernels.neighbors import ball_phase, full_rows
 from kmeans._types import Float64Array, FloatArray, IntArray
 
@@ -69,20 +77,14 @@ def center_moves(old: Float64Array, new: Float64Array, drop: Float64Array) -> No
     drop[:] = largest_other(center_shifts(old, new))
 
 
-_gap_lock = threading.Lock()
-_gap_cache: list[tuple[Float64Array, Float64Array]] = []
+_half_gaps = CentersCache()
 
 
-def half_gaps(centers: Float64Array) -> Float64Array:
-    """``min_{j != a} ||c_a - c_j|| / 2`` per center, rounded down, by BLAS in row chunks.
-
-    Computed once per set of centers (the blocks of a pass share it).
-    """
-    with _gap_lock:
-        for cached, gaps in _gap_cache:
-            if cached.shape == centers.shape and np.array_equal(cached, centers):
-                return gaps
-        k, d = centers.shape
+def _half_gaps_of(centers: Float64Array) -> Float64Array:
+    k, d = centers.shape
+    if GROUPED_MIN_CENTERS <= k <= GROUPED_MAX_CENTERS:  # the grouped passes' table has them
+        nearest = nearest_other(center_gap_table(centers))
+    else:
         c = centers - centers.mean(axis=0)
         sq = np.einsum("ij,ij->i", c, c)
         radius = np.sqrt(sq)
@@ -96,9 +98,18 @@ def half_gaps(centers: Float64Array) -> Float64Array:
             g += sq[None, :]
             g[np.arange(rows.shape[0]), rows] = np.inf
             nearest[rows] = g.min(axis=1) + sq[rows] - err[rows]
-        gaps = 0.5 * np.sqrt(np.maximum(nearest, 0.0)) * (1.0 - _MARGIN)
-        _gap_cache[:] = [(centers.copy(), gaps)]
-        return gaps
+    gaps: Float64Array = 0.5 * np.sqrt(np.maximum(nearest, 0.0)) * (1.0 - _MARGIN)
+    return gaps
+
+
+def half_gaps(centers: Float64Array) -> Float64Array:
+    """``min_{j != a} ||c_a - c_j|| / 2`` per center, rounded down, by BLAS in row chunks.
+
+    Computed once per set of centers (the blocks of a pass share it); with as many centers
+    as the grouped passes take, from their gap table (:func:`~kmeans._kernels.gemm.center_gap_table`).
+    """
+    gaps: Float64Array = _half_gaps.get(centers, _half_gaps_of)
+    return gaps
 
 
 def _sample_rows(n: int) -> NDArray[np.int64]:

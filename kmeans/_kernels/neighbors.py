@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 from kmeans._kernels._common import _JIT
 from kmeans._kernels.assign import _closest_and_second
 from kmeans._kernels.bounds import _BOUND_MAX, _BOUND_MIN, _MARGIN, _lower32, center_shifts, largest_other
-from kmeans._kernels.gemm import _exact
+from kmeans._kernels.gemm import _exact, _fast_sq
 from kmeans._types import Float64Array
 
 #: Neighbours kept per center: balls larger than this take the full path.
@@ -361,11 +361,6 @@ def neighbors_of(centers: Float64Array) -> CenterNeighbors:
 #: From this many features the ball's candidates are first compared through a
 #: vectorized distance (any summation order), confirmed exactly only when close.
 FAST_MIN_FEATURES = 16
-
-
-#: The exact distance's terms summed in any order (so it vectorizes): the differences and
-#: squares round identically, so ``|fast - exact| <= 2 (d - 1) u exact`` (nonnegative terms).
-_fast_sq = njit(**{**_JIT, "fastmath": {"reassoc", "nsz", "nnan"}})(_exact.py_func)
 
 
 @njit(**_JIT)  # type: ignore[untyped-decorator]
