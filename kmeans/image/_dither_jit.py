@@ -1,9 +1,9 @@
-"""The compiled Floyd-Steinberg kernel: :func:`kmeans.image.dither._floyd_steinberg` through Numba.
+"""The compiled error-diffusion kernel: :func:`kmeans.image.dither._floyd_steinberg` through Numba.
 
 A module of its own so that a small image, dithered by the same function in the
 interpreter, never imports Numba. The compiled copy sees ``numba.literally`` where the
 interpreted one calls an identity, so Numba compiles one kernel per number of dimensions
-(3, or 4 for RGBA) with that number a constant.
+(3, or 4 for RGBA) and per mode (plain or edge-aware) with those numbers constants.
 """
 
 from __future__ import annotations

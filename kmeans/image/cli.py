@@ -93,7 +93,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--dither",
         choices=DITHERS,
         default="none",
-        help="map pixels by error diffusion in the color space (default none: nearest palette color)",
+        help=(
+            "map pixels by error diffusion in the color space: floyd-steinberg everywhere, edge-aware "
+            "only in smooth areas that would band (default none: nearest palette color)"
+        ),
     )
     p.add_argument(
         "--dither-strength",

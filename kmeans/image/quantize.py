@@ -547,6 +547,7 @@ def apply_palette(
             strength=dither_strength,
             inverse=None if in_rgb else fold.inverse,
             space_colors=None if in_rgb else to_features(fold.colors, color_space),
+            edge_aware=dither == "edge-aware",
         )
         counts = np.bincount(pixel_labels, minlength=k).astype(np.int64)
     out = np.take(fit.palette, pixel_labels, axis=0).reshape(*image.shape[:2], channels)  # faster than fancy indexing
@@ -618,7 +619,9 @@ def quantize(
     ``dither="floyd-steinberg"`` maps pixels by error diffusion in ``color_space``
     against the fitted palette, passing on ``dither_strength`` (0 to 1, default
     :data:`~kmeans.image.dither.DEFAULT_STRENGTH`) of each error
-    (:mod:`kmeans.image.dither`); ``mse``, ``psnr`` and ``counts`` are then those of the
+    (:mod:`kmeans.image.dither`); ``dither="edge-aware"`` passes on less of it on edges,
+    in texture and where the nearest-color map already varies, so it dithers only smooth
+    areas that would band; ``mse``, ``psnr`` and ``counts`` are then those of the
     dithered image. ``on_stage``, if given, is called with ``"fold"``, ``"fit"`` and
     ``"map"`` (or ``"dither"``) as each stage starts (the command line's progress bar).
     ``quality=(min, max)`` on pngquant's 0-100 scale makes ``n_clusters`` the most colors
