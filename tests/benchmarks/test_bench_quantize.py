@@ -95,12 +95,17 @@ def test_quantize_beats_pillow_quality_within_3x_of_median_cut_time(
 
 #: A 24-megapixel image (6000x4000) must dither in well under a second of one core.
 DITHER_GOAL_S = 1.0
+#: The edge-aware mode may take at most this much more CPU time than Floyd-Steinberg (same image).
+EDGE_AWARE_MAX_RATIO = 1.3
 
 
+@pytest.mark.parametrize("mode", ["floyd-steinberg", "edge-aware"])
 @pytest.mark.parametrize("space", ["rgb", "oklab"])
 def test_floyd_steinberg_dithers_24_megapixels_in_well_under_a_second_per_core(
-    benchmark: Any, raccoon: np.ndarray, space: str
+    benchmark: Any, raccoon: np.ndarray, space: str, mode: str
 ) -> None:
+    """Floyd-Steinberg under :data:`DITHER_GOAL_S` of CPU; edge-aware within
+    :data:`EDGE_AWARE_MAX_RATIO` of Floyd-Steinberg's time, the two dithers interleaved."""
     from kmeans.image import to_space
     from kmeans.image.dither import floyd_steinberg
     from kmeans.image.quantize import fold_colors
@@ -115,23 +120,36 @@ def test_floyd_steinberg_dithers_24_megapixels_in_well_under_a_second_per_core(
     d2 = ((space_colors[:, None, :] - palette[None, :, :]) ** 2).sum(axis=2)
     start = np.argmin(d2, axis=1)[fold.inverse]
     fold_args = {} if space == "rgb" else {"inverse": fold.inverse, "space_colors": space_colors}
+    edge_aware = mode == "edge-aware"
     cpu: list[float] = []
+    plain_cpu: list[float] = []
+
+    def run_plain() -> None:  # the edge-aware rounds' setup: Floyd-Steinberg on the same image, untimed there
+        t0 = time.process_time()
+        floyd_steinberg(pixels, start, palette, result.palette, strength=1.0, **fold_args)
+        plain_cpu.append(time.process_time() - t0)
 
     def dither() -> Any:
         t0 = time.process_time()
-        out = floyd_steinberg(pixels, start, palette, result.palette, strength=1.0, **fold_args)
+        out = floyd_steinberg(pixels, start, palette, result.palette, strength=1.0, edge_aware=edge_aware, **fold_args)
         cpu.append(time.process_time() - t0)
         return out
 
-    floyd_steinberg(pixels[:2, :2], start[:4] * 0, palette, result.palette)  # compile or load the kernel, untimed
-    labels, sq = benchmark.pedantic(dither, rounds=3 if full else 1, iterations=1)
-    mse = sq / (3 * labels.size)
-    benchmark.extra_info.update(
-        {"size": f"{pixels.shape[1]}x{pixels.shape[0]}", "space": space, "cpu_s": min(cpu), "psnr": psnr_from(mse)}
+    for aware in (False, True):  # compile or load both kernels, untimed
+        floyd_steinberg(pixels[:2, :2], start[:4] * 0, palette, result.palette, edge_aware=aware)
+    labels, sq = benchmark.pedantic(
+        dither, setup=run_plain if edge_aware else None, rounds=3 if full else 1, iterations=1
     )
+    mse = sq / (3 * labels.size)
+    info = {"size": f"{pixels.shape[1]}x{pixels.shape[0]}", "space": space, "mode": mode, "cpu_s": min(cpu)}
+    benchmark.extra_info.update({**info, "psnr": psnr_from(mse)})
     assert labels.min() >= 0 and labels.max() < 16
     assert psnr_from(mse) > 20
-    if full:
+    if full and edge_aware:
+        ratio = min(cpu) / min(plain_cpu)
+        benchmark.extra_info["ratio_to_floyd_steinberg"] = ratio
+        assert ratio <= EDGE_AWARE_MAX_RATIO, f"{space}: edge-aware {ratio:.2f}x Floyd-Steinberg's CPU time"
+    elif full:
         assert min(cpu) < DITHER_GOAL_S, f"{space}: {min(cpu):.2f} s of CPU for 24 MP (goal < {DITHER_GOAL_S} s)"
 
 
@@ -158,16 +176,23 @@ def _png_bytes(image: Any) -> int:
     return len(buf.getvalue())
 
 
-@pytest.mark.parametrize("dither", [False, True], ids=["plain", "dithered"])
+#: Edge-aware dithering's PNG may be at most this much larger than libimagequant's dithered one.
+MAX_BYTES_RATIO = 1.1
+
+
+@pytest.mark.parametrize("mode", ["none", "floyd-steinberg", "edge-aware"], ids=["plain", "dithered", "edge-aware"])
 @pytest.mark.parametrize("k", COMPARE_K)
 @pytest.mark.parametrize("name", COMPARE_IMAGES)
 def test_quantize_against_pillow_and_libimagequant(
-    benchmark: Any, raccoon: np.ndarray, name: str, k: int, dither: bool
+    benchmark: Any, raccoon: np.ndarray, name: str, k: int, mode: str
 ) -> None:
-    """PSNR, SSIM, mean CIEDE2000, PNG bytes and wall time of ours, Pillow's median cut and
-    fast octree, and libimagequant (pngquant's engine), each with or without dithering.
+    """PSNR, SSIM, mean CIEDE2000, PNG bytes and wall time of ours (``dither=mode``), Pillow's
+    median cut and fast octree, and libimagequant (pngquant's engine), the three baselines
+    dithered unless ``mode`` is ``"none"``.
 
-    Goal asserted at full size: without dithering our PSNR is at least libimagequant's.
+    Goals asserted at full size: without dithering our PSNR is at least libimagequant's;
+    edge-aware, our PSNR and SSIM are at least, and mean CIEDE2000 at most, libimagequant's
+    dithered ones, and the PNG within :data:`MAX_BYTES_RATIO` of its size.
     """
     imagequant = pytest.importorskip("imagequant", reason="the libimagequant baseline (pip install 'kmeans[bench]')")
     metrics = pytest.importorskip("kmeans.image.metrics")
@@ -178,6 +203,7 @@ def test_quantize_against_pillow_and_libimagequant(
         pixels = np.ascontiguousarray(pixels[::16, ::16])
     pil_image = Image.fromarray(pixels)
     rounds = 3 if full else 1
+    dither = mode != "none"
 
     def timed(fn: Any) -> tuple[Any, float]:
         times, out = [], None
@@ -207,7 +233,7 @@ def test_quantize_against_pillow_and_libimagequant(
         rows[impl] = {"psnr": psnr(rgb, pixels), **metrics.quality(pixels, rgb), "bytes": _png_bytes(out), "s": seconds}
 
     def ours() -> Any:
-        return quantize(pixels, n_clusters=k, seed=0, dither="floyd-steinberg" if dither else "none")
+        return quantize(pixels, n_clusters=k, seed=0, dither=mode)
 
     result = benchmark.pedantic(ours, rounds=rounds, iterations=1)
     ours_s = benchmark.stats.stats.median if benchmark.stats is not None else float("nan")
@@ -217,11 +243,16 @@ def test_quantize_against_pillow_and_libimagequant(
         "bytes": len(result.to_bytes("PNG")),
         "s": ours_s,
     }
-    benchmark.extra_info.update(
-        {"image": name, "k": k, "dither": dither, "size": f"{pixels.shape[1]}x{pixels.shape[0]}"}
-    )
+    benchmark.extra_info.update({"image": name, "k": k, "dither": mode, "size": f"{pixels.shape[1]}x{pixels.shape[0]}"})
     benchmark.extra_info.update({f"{impl} {key}": value for impl, row in rows.items() for key, value in row.items()})
     for row in rows.values():
         assert 0 < row["ssim"] <= 1 and row["ciede2000"] >= 0 and row["bytes"] > 0
+    liq, cell = rows["libimagequant"], f"{name} k={k} {mode}"
     if full and not dither:
-        assert result.psnr >= rows["libimagequant"]["psnr"], f"{name} k={k}: PSNR below libimagequant's"
+        assert result.psnr >= liq["psnr"], f"{cell}: PSNR below libimagequant's"
+    if full and mode == "edge-aware":
+        ours_row = rows["ours"]
+        missed = [key for key in ("psnr", "ssim") if ours_row[key] < liq[key]]
+        missed += ["ciede2000"] if ours_row["ciede2000"] > liq["ciede2000"] else []
+        missed += ["bytes"] if ours_row["bytes"] > MAX_BYTES_RATIO * liq["bytes"] else []
+        assert not missed, f"{cell}: {', '.join(missed)} behind libimagequant's dithered output"
