@@ -16,6 +16,9 @@ its 8-bit channels, and ``a`` is the share of its (up to 24) neighbours in the 5
 around it whose undithered entry is its own. On edges and in texture (large ``e``), and
 where the undithered map already changes from pixel to pixel (small ``a``), it maps to
 the nearest entry; in smooth areas that the undithered map bands it is Floyd-Steinberg.
+An error carried to a pixel that is under :data:`QUIET_LEVELS` 8-bit levels is dropped
+(as libimagequant does): where the undithered entry already matches well, small errors
+do not pile up into isolated flipped pixels.
 
 The nearest entry is exact (ties to the lowest index) without scanning the whole
 palette: the search starts at the undithered pixel's entry ``c`` and visits the other
@@ -45,6 +48,10 @@ DEFAULT_STRENGTH: Final = 0.5
 #: Edge-aware: a second difference of this many 8-bit levels (a tenth of the range) or more
 #: counts as an edge, and its pixel passes no error on.
 EDGE_LEVELS: Final = 25.5
+
+#: Edge-aware: an error carried to a pixel smaller than this many 8-bit levels (libimagequant's
+#: threshold) is dropped, so near-matches are not flipped by errors accumulated from elsewhere.
+QUIET_LEVELS: Final = math.sqrt(2.0)
 
 #: Up to this many pixels the kernel runs in the interpreter (as Python, the same source):
 #: quicker than loading Numba (~0.8 s) for a small image, and the same labels.
@@ -89,6 +96,7 @@ def _floyd_steinberg(
     gaps: Any,
     strength: float,
     edge: float,
+    quiet: float,
     labels: Any,
     cur: Any,
     nxt: Any,
@@ -124,13 +132,20 @@ def _floyd_steinberg(
             if channels == 4 and rgb[p, 3] == 0:
                 labels[p] = cand  # fully transparent: no error taken or passed on
                 continue
+            keep = 1.0
+            if aware:  # edge-aware: an error carried in below QUIET_LEVELS is dropped, not accumulated
+                carried = 0.0
+                for j in range(dims):
+                    carried += cur[x + 1, j] * cur[x + 1, j]
+                if carried < quiet:
+                    keep = 0.0
             if in_rgb:
                 for j in range(dims):
-                    v[j] = min(max(float(rgb[p, j]) + cur[x + 1, j], lo[j]), hi[j])
+                    v[j] = min(max(float(rgb[p, j]) + keep * cur[x + 1, j], lo[j]), hi[j])
             else:
                 c = inverse[p]
                 for j in range(dims):
-                    v[j] = min(max(space_colors[c, j] + cur[x + 1, j], lo[j]), hi[j])
+                    v[j] = min(max(space_colors[c, j] + keep * cur[x + 1, j], lo[j]), hi[j])
             share = strength
             if aware:  # edge-aware: strength x flatness x (same-entry share of the 5x5 block)^2
                 row = y * width
@@ -221,6 +236,7 @@ def floyd_steinberg(
     inverse: NDArray[np.intp] | None = None,
     space_colors: NDArray[np.float64] | None = None,
     edge_aware: bool = False,
+    level: float = 1.0,
 ) -> tuple[NDArray[np.intp], float]:
     """Dither ``image`` ``(h, w, 3|4)`` uint8; return ``(h w,)`` palette labels and the summed squared error.
 
@@ -231,7 +247,9 @@ def floyd_steinberg(
     ``(h w,)`` into ``space_colors`` ``(m, d)``. The error is summed over RGB channels in
     8-bit levels, for RGBA over premultiplied RGB and alpha; fully transparent pixels keep
     their ``start`` entry and take and pass no error. ``edge_aware`` scales each pixel's
-    share of the error by its flatness and its agreement with ``start`` (module docstring).
+    share of the error by its flatness and its agreement with ``start``, and drops errors
+    carried to a pixel below :data:`QUIET_LEVELS` of ``level`` (one 8-bit level in the
+    working space's units) (module docstring).
     """
     height, width, channels = image.shape
     n = height * width
@@ -263,5 +281,16 @@ def floyd_steinberg(
         from kmeans.image._dither_jit import floyd_steinberg_kernel as kernel
 
         a = arrays
-    sq = kernel(*a[:4], height, width, *a[4:8], float(strength), EDGE_LEVELS, *a[8:], dims, int(edge_aware))
+    sq = kernel(
+        *a[:4],
+        height,
+        width,
+        *a[4:8],
+        float(strength),
+        EDGE_LEVELS,
+        (QUIET_LEVELS * level) ** 2,
+        *a[8:],
+        dims,
+        int(edge_aware),
+    )
     return labels, float(sq)

@@ -548,6 +548,7 @@ def apply_palette(
             inverse=None if in_rgb else fold.inverse,
             space_colors=None if in_rgb else to_features(fold.colors, color_space),
             edge_aware=dither == "edge-aware",
+            level=10 * DEFAULT_TOL[color_space],  # one 8-bit level in the space's units (the tol is a tenth)
         )
         counts = np.bincount(pixel_labels, minlength=k).astype(np.int64)
     out = np.take(fit.palette, pixel_labels, axis=0).reshape(*image.shape[:2], channels)  # faster than fancy indexing

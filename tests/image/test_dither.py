@@ -15,8 +15,8 @@ from image_helpers import KNOWN_COLORS, tiled_image, write_png
 
 from kmeans import ValidationError
 from kmeans.image import dither, load_image, quantize
-from kmeans.image.colorspace import to_features
-from kmeans.image.dither import EDGE_LEVELS, floyd_steinberg
+from kmeans.image.colorspace import DEFAULT_TOL, to_features
+from kmeans.image.dither import EDGE_LEVELS, QUIET_LEVELS, floyd_steinberg
 from kmeans.image.quantize import pixel_mse
 
 
@@ -45,10 +45,12 @@ def reference_floyd_steinberg(
     palette_rgb: np.ndarray,
     strength: float,
     share: np.ndarray | None = None,
+    quiet: float = 0.0,
 ) -> tuple[np.ndarray, float]:
     """Serpentine Floyd-Steinberg with a brute-force nearest entry (ties to the lowest index),
-    passing on ``strength`` of each error or, given, each pixel's ``share``; the error is
-    summed over RGB levels, or premultiplied RGB and alpha for RGBA."""
+    passing on ``strength`` of each error or, given, each pixel's ``share`` and dropping a
+    carried error whose squared norm is under ``quiet``; the error is summed over RGB
+    levels, or premultiplied RGB and alpha for RGBA."""
     h, w, dims = features.shape
     lo, hi = palette.min(axis=0), palette.max(axis=0)
     cur, nxt = np.zeros((w + 2, dims)), np.zeros((w + 2, dims))
@@ -60,7 +62,8 @@ def reference_floyd_steinberg(
             if image.shape[2] == 4 and image[y, x, 3] == 0:
                 labels[y, x] = int(np.argmin(((features[y, x] - palette) ** 2).sum(axis=1)))
                 continue
-            v = np.minimum(np.maximum(features[y, x] + cur[x + 1], lo), hi)
+            carried = cur[x + 1] if float(np.sum(cur[x + 1] ** 2)) >= quiet else 0.0
+            v = np.minimum(np.maximum(features[y, x] + carried, lo), hi)
             d = [sum((v[j] - palette[e, j]) ** 2 for j in range(dims)) for e in range(palette.shape[0])]
             best = min(range(len(d)), key=lambda e: (d[e], e))
             labels[y, x] = best
@@ -113,10 +116,12 @@ def test_the_kernel_gives_the_labels_and_error_of_the_reference(
         palette_rgb,
         strength=strength,
         edge_aware=edge_aware,
+        level=10 * DEFAULT_TOL[space],
         **({} if space == "rgb" else fold),
     )
     share = reference_edge_share(image, start, strength) if edge_aware else None
-    want_labels, want_sq = reference_floyd_steinberg(features, image, palette, palette_rgb, strength, share)
+    quiet = (QUIET_LEVELS * 10 * DEFAULT_TOL[space]) ** 2 if edge_aware else 0.0
+    want_labels, want_sq = reference_floyd_steinberg(features, image, palette, palette_rgb, strength, share, quiet)
     assert np.array_equal(labels.reshape(9, 11), want_labels)
     assert sq == pytest.approx(want_sq, rel=1e-12)
     if edge_aware:  # the case has pixels that dither and pixels that do not
@@ -149,10 +154,34 @@ def test_edge_aware_is_floyd_steinberg_on_a_flat_area() -> None:
     image, start, palette = _compiled_case(
         np.full((70, 90, 3), 100, np.uint8), np.array([[90] * 3, [120] * 3], np.uint8)
     )
-    plain, plain_sq = floyd_steinberg(image, start, palette, palette.astype(np.uint8), strength=1.0)
-    aware, aware_sq = floyd_steinberg(image, start, palette, palette.astype(np.uint8), strength=1.0, edge_aware=True)
-    assert np.array_equal(aware, plain) and aware_sq == plain_sq
-    assert 0 < np.count_nonzero(aware) < aware.size  # and that is a dither of both entries
+    pal8 = palette.astype(np.uint8)
+    plain, plain_sq = floyd_steinberg(image, start, palette, pal8, strength=1.0)
+    exact, exact_sq = floyd_steinberg(image, start, palette, pal8, strength=1.0, edge_aware=True, level=0.0)
+    assert np.array_equal(exact, plain) and exact_sq == plain_sq  # no carried error dropped: the same labels
+    aware, _ = floyd_steinberg(image, start, palette, pal8, strength=1.0, edge_aware=True)
+    # Dropping the carried errors under sqrt(2) levels keeps the mix: 1/3 of the pixels at 120 (mean 100).
+    assert np.mean(aware) == pytest.approx(np.mean(plain), abs=0.01)
+    assert np.mean(aware) == pytest.approx(1 / 3, abs=0.01)
+
+
+@pytest.mark.parametrize("interpreted", [True, False], ids=["interpreted", "compiled"])
+def test_edge_aware_drops_small_carried_errors_so_a_near_match_stays(
+    interpreted: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Gray 100 against entries one red level below and 40 above: Floyd-Steinberg piles up the
+    # one-level errors until a pixel flips; edge-aware drops every carried error (at most one
+    # level here) under sqrt(2) levels.
+    monkeypatch.setattr(dither, "INTERPRETED_PIXELS", 1 << 20 if interpreted else 0)
+    image = np.full((30, 40, 3), 100, np.uint8)
+    palette_rgb = np.array([[99, 100, 100], [140, 100, 100]], np.uint8)
+    palette = palette_rgb.astype(np.float64)
+    start = np.zeros(30 * 40, np.intp)
+    plain, _ = floyd_steinberg(image, start, palette, palette_rgb, strength=1.0)
+    aware, sq = floyd_steinberg(image, start, palette, palette_rgb, strength=1.0, edge_aware=True)
+    share = reference_edge_share(image, start, 1.0)
+    want, want_sq = reference_floyd_steinberg(image.astype(np.float64), image, palette, palette_rgb, 1.0, share, 2.0)
+    assert np.array_equal(aware, want.reshape(-1)) and sq == pytest.approx(want_sq, rel=1e-12)
+    assert np.count_nonzero(aware) == 0 and np.count_nonzero(plain) > 0
 
 
 def test_edge_aware_leaves_texture_and_edges_at_the_nearest_entry() -> None:
