@@ -70,17 +70,34 @@ def test_spark_rdd_on_sparse_vectors_equals_numpy_on_the_csr_matrix(
     assert model.predict(rdd).collect() == ref.labels_.tolist()
 
 
-def test_sparse_blocks_are_csr_in_the_cache_and_out_of_the_store(sc: Any) -> None:
+def test_sparse_blocks_are_csr_in_the_cache_and_in_the_store(sc: Any) -> None:
     X = _csr(2)
     data = to_blocks(sc.parallelize(_vectors(X), 2))
     try:
         assert data.sparse and not data.integer_valued
         stored = data.cached.collect()
         assert all(isinstance(points, SparseRows) for points, *_ in stored)
-        assert data.store is None or all(data.store.read(p) is None for p in range(data.num_partitions))
+        assert data.store is not None  # local master: the partitions' CSR arrays are files too
+        files = [item for p in range(data.num_partitions) for item in data.store.read(p) or []]
+        assert len(files) == len(stored)
+        for (points, *rest), (cached, *cached_rest) in zip(files, stored, strict=True):
+            assert isinstance(points, SparseRows) and rest == cached_rest
+            assert points.indices.dtype == np.int32 and points.indptr.dtype == np.int64
+            np.testing.assert_array_equal(points.toarray(), cached.toarray())
         assert data.max_abs == pytest.approx(float(np.abs(X.data).max()))
     finally:
         data.unpersist()
+
+
+def test_a_sparse_fit_with_the_store_equals_one_without(sc: Any) -> None:
+    from kmeans.backends.spark_rdd import SparkRDDBackend
+
+    rdd = sc.parallelize(_vectors(_csr(6)), 2)
+    fit = {"n_clusters": 3, "init": "k-means||", "n_init": 1, "seed": 2, "max_iter": 6, "tol": 0.0}
+    with_store = KMeans(**fit, backend=SparkRDDBackend()).fit(rdd)
+    plain = KMeans(**fit, backend=SparkRDDBackend(local_store=False)).fit(rdd)
+    np.testing.assert_array_equal(with_store.cluster_centers_, plain.cluster_centers_)
+    assert with_store.inertia_ == plain.inertia_ and with_store.n_iter_ == plain.n_iter_
 
 
 def test_bad_sparse_rows_give_the_dense_messages(sc: Any) -> None:

@@ -33,12 +33,13 @@ from typing import Any
 import attrs
 import numpy as np
 
-from kmeans.sparse import is_sparse
+from kmeans.sparse import SparseRows, is_sparse
 
 #: The stored form of one block: ``(points, weights or None, local_start, integer)``.
 Stored = tuple[Any, Any, int, bool]
 
 _MANIFEST = "blocks.json"
+_CSR = ("data", "indices", "indptr")
 
 
 def _remove(path: str) -> None:
@@ -55,19 +56,31 @@ class BlockStore:
         return Path(self.root) / str(partition)
 
     def write(self, partition: int, stored: list[Stored]) -> None:
-        """Executor-side: write ``partition``'s blocks, atomically (best effort: a full disk only costs speed)."""
+        """Executor-side: write ``partition``'s blocks, atomically (best effort: a full disk only costs speed).
+
+        A CSR block (:class:`~kmeans.sparse.SparseRows`) is written as its three arrays.
+        """
         final = self._dir(partition)
-        if final.exists() or any(is_sparse(item[0]) for item in stored):
-            return  # sparse partitions stay out of the store: the cached RDD serves them
+        if final.exists():
+            return
         tmp = Path(self.root) / f".{partition}-{uuid.uuid4().hex}"
         try:
             tmp.mkdir(parents=True)
             manifest = []
             for i, (points, weights, start, integer) in enumerate(stored):
-                np.save(tmp / f"{i}.points.npy", points, allow_pickle=False)
+                sparse = is_sparse(points)
+                if sparse:  # the block's own rows, from row pointer 0
+                    first, last = int(points.indptr[0]), int(points.indptr[-1])
+                    csr = points.data[first:last], points.indices[first:last], points.indptr - first
+                    for part, array in zip(_CSR, csr, strict=True):
+                        np.save(tmp / f"{i}.{part}.npy", array, allow_pickle=False)
+                else:
+                    np.save(tmp / f"{i}.points.npy", points, allow_pickle=False)
                 if weights is not None:
                     np.save(tmp / f"{i}.weights.npy", weights, allow_pickle=False)
-                manifest.append([i, weights is not None, int(start), bool(integer)])
+                manifest.append(
+                    [i, weights is not None, int(start), bool(integer), list(points.shape) if sparse else None]
+                )
             (tmp / _MANIFEST).write_text(json.dumps(manifest))
             tmp.rename(final)  # a whole directory appears at once; another attempt's copy wins a race
         except OSError:
@@ -76,13 +89,21 @@ class BlockStore:
     def read(self, partition: int) -> list[Stored] | None:
         """Executor-side: ``partition``'s blocks, or ``None`` when they are not (all) here."""
         where = self._dir(partition)
+
+        def load(name: str) -> Any:
+            # mapped copy-on-write: no read into fresh memory, and nothing written reaches the file
+            return np.load(where / name, mmap_mode="c", allow_pickle=False)
+
         try:
             manifest = json.loads((where / _MANIFEST).read_text())
             out: list[Stored] = []
-            for i, weighted, start, integer in manifest:
-                # mapped copy-on-write: no read into fresh memory, and nothing written reaches the file
-                points = np.load(where / f"{i}.points.npy", mmap_mode="c", allow_pickle=False)
-                weights = np.load(where / f"{i}.weights.npy", mmap_mode="c", allow_pickle=False) if weighted else None
+            for i, weighted, start, integer, shape in manifest:
+                if shape is None:
+                    points = load(f"{i}.points.npy")
+                else:
+                    data, indices, indptr = (load(f"{i}.{part}.npy") for part in _CSR)
+                    points = SparseRows(data, indices, indptr, (shape[0], shape[1]))
+                weights = load(f"{i}.weights.npy") if weighted else None
                 out.append((points, weights, start, integer))
             return out
         except (OSError, ValueError):
