@@ -1,7 +1,9 @@
-"""Spark SparseVector rows on spark-rdd: CSR blocks (never dense), the same model as numpy on the CSR matrix."""
+"""Spark SparseVector rows (RDDs and DataFrame vector columns) on spark-rdd: CSR blocks (never dense), the
+same model as numpy on the CSR matrix."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -9,6 +11,7 @@ import pytest
 import scipy.sparse as sp
 
 from kmeans import KMeans, ValidationError
+from kmeans.backends._spark import frames
 from kmeans.backends._spark.blocks import rows_to_array
 from kmeans.backends._spark.inputs import to_blocks
 from kmeans.sparse import SparseRows
@@ -32,6 +35,40 @@ def _vectors(X: Any, module: str = "ml") -> list[Any]:
     ]
 
 
+def _frame(spark: Any, X: Any, *, weights: Any = None, dense_every: int = 0, nulls: tuple[int, ...] = ()) -> Any:
+    """A 2-partition DataFrame of ``X``'s rows as a ``features`` vector column (every ``dense_every``-th
+    row a DenseVector, rows in ``nulls`` null), with a weight column ``w`` when ``weights`` is given."""
+    from pyspark.ml.linalg import Vectors, VectorUDT
+    from pyspark.sql.types import DoubleType, StructField, StructType
+
+    vectors: list[Any] = _vectors(X)
+    if dense_every:
+        vectors = [
+            Vectors.dense(v.toArray()) if i % dense_every == dense_every - 1 else v for i, v in enumerate(vectors)
+        ]
+    vectors = [None if i in nulls else v for i, v in enumerate(vectors)]
+    fields = [StructField("features", VectorUDT(), True)]
+    if weights is None:
+        return spark.createDataFrame([(v,) for v in vectors], StructType(fields)).coalesce(2)
+    fields.append(StructField("w", DoubleType(), False))
+    rows = [(v, float(w)) for v, w in zip(vectors, weights, strict=True)]
+    return spark.createDataFrame(rows, StructType(fields)).coalesce(2)
+
+
+def _declared(df: Any, size: int) -> Any:
+    """``df`` with its ``features`` column declared ``size`` wide, as ``VectorAssembler`` or ``HashingTF`` declare."""
+    from pyspark.sql import functions as sf
+
+    return df.select(sf.col("features").alias("features", metadata={"ml_attr": {"num_attrs": size}}))
+
+
+def _assert_same_model(model: Any, ref: Any) -> None:
+    """A Spark fit (lazy labels) is the numpy fit: labels equal, centers and inertia to rounding."""
+    np.testing.assert_array_equal(np.asarray(model.labels_.collect()), ref.labels_)
+    np.testing.assert_allclose(model.cluster_centers_, ref.cluster_centers_, rtol=1e-12, atol=1e-14)
+    assert model.inertia_ == pytest.approx(ref.inertia_, rel=1e-10)
+
+
 def test_the_block_builder_keeps_sparse_vectors_in_csr_near_its_size() -> None:
     X = _csr(0, n=2000, d=5000, density=0.002)
     rows = _vectors(X)
@@ -49,25 +86,31 @@ def test_the_block_builder_keeps_sparse_vectors_in_csr_near_its_size() -> None:
 
 
 @pytest.mark.parametrize(
-    ("distance", "init", "module"),
+    ("source", "distance", "init"),
     [
-        ("l2", "k-means++", "ml"),
-        ("l2", "k-means||", "mllib"),
-        ("cosine", "random", "ml"),
+        ("rdd-ml", "l2", "k-means++"),
+        ("rdd-mllib", "l2", "k-means||"),
+        ("rdd-ml", "cosine", "random"),
+        ("frame", "l2", "k-means||"),
+        ("frame", "cosine", "k-means++"),
+        ("frame-mixed", "l2", "k-means||"),  # every third vector dense
     ],
 )
-def test_spark_rdd_on_sparse_vectors_equals_numpy_on_the_csr_matrix(
-    sc: Any, distance: str, init: str, module: str
-) -> None:
+def test_sparse_vectors_equal_numpy_on_the_csr_matrix(spark: Any, source: str, distance: str, init: str) -> None:
     X = _csr(1)
     fit = {"n_clusters": 3, "init": init, "n_init": 1, "seed": 5, "max_iter": 8, "distance": distance}
     ref = KMeans(**fit).fit(X)
-    rdd = sc.parallelize(_vectors(X, module), 2)
-    model = KMeans(**fit, backend="spark-rdd").fit(rdd)
-    np.testing.assert_array_equal(np.asarray(model.labels_.collect()), ref.labels_)
-    np.testing.assert_allclose(model.cluster_centers_, ref.cluster_centers_, rtol=1e-12, atol=1e-14)
-    assert model.inertia_ == pytest.approx(ref.inertia_, rel=1e-10)
-    assert model.predict(rdd).collect() == ref.labels_.tolist()
+    if source.startswith("rdd"):
+        rdd = spark.sparkContext.parallelize(_vectors(X, source.removeprefix("rdd-")), 2)
+        model = KMeans(**fit, backend="spark-rdd").fit(rdd)
+        predicted = model.predict(rdd).collect()
+    else:
+        df = _frame(spark, X, dense_every=3 if source == "frame-mixed" else 0)
+        assert df.rdd.getNumPartitions() == 2
+        model = KMeans(**fit, backend="spark-rdd").fit(df)
+        predicted = [r.prediction for r in model.predict(df).select("prediction").collect()]
+    _assert_same_model(model, ref)
+    assert predicted == ref.labels_.tolist()
 
 
 def test_sparse_blocks_are_csr_in_the_cache_and_in_the_store(sc: Any) -> None:
@@ -140,3 +183,115 @@ def test_sparse_rows_at_an_extreme_scale_are_rescaled_exactly(sc: Any) -> None:
     assert model.labels_.collect() == ref.labels_.collect()
     assert np.all(model.cluster_centers_.max(axis=1) > 0)  # no cost underflowed into an empty or zero center
     np.testing.assert_allclose(model.cluster_centers_, ref.cluster_centers_, rtol=1e-12, atol=0)
+
+
+# -- DataFrames: a vector column of SparseVectors --------------------------------------------------
+
+
+def test_a_sparse_vector_dataframe_is_cached_and_stored_as_csr_near_its_size(spark: Any) -> None:
+    X = _csr(8, n=40, d=1 << 18, density=4 / (1 << 18))  # HashingTF's default width, and its declaration
+    csr_bytes = X.data.nbytes + X.indices.astype(np.int32).nbytes + X.indptr.astype(np.int64).nbytes
+    df = _declared(_frame(spark, X), 1 << 18)
+    for store in (True, False):
+        data = frames.blocks_from_dataframe(df, store=store)
+        try:
+            assert data.sparse and data.n_features == 1 << 18 and (data.store is not None) == store
+            cached = [points for points, *_ in data.cached.collect()]
+            assert all(isinstance(points, SparseRows) for points in cached)
+            assert sum(points.nbytes for points in cached) <= csr_bytes + 8 * len(cached)  # one indptr entry per block
+            got = sp.vstack([points.to_scipy() for points in cached]).tocsr()
+            assert (got != X).nnz == 0
+            if data.store is not None:
+                files = [points for p in range(2) for points, *_ in data.store.read(p) or []]
+                assert len(files) == len(cached) and all(isinstance(points, SparseRows) for points in files)
+                on_disk = sum(f.stat().st_size for f in Path(data.store.root).rglob("*.npy"))
+                assert on_disk < csr_bytes + 1024 * len(files)  # npy headers only beyond the CSR arrays
+        finally:
+            data.unpersist()
+
+
+@pytest.mark.parametrize("why", ["first-rows-dense", "declared-narrow"])
+def test_a_dataframe_read_dense_has_the_same_model(spark: Any, why: str) -> None:
+    from pyspark.ml.linalg import Vectors
+
+    X = sp.vstack([_csr(9)] * 2).tocsr()
+    if why == "first-rows-dense":  # the rows that choose the form are all dense
+        rows = [Vectors.dense(v.toArray()) if i < frames.SPARSE_PROBE_ROWS else v for i, v in enumerate(_vectors(X))]
+        df = spark.createDataFrame([(v,) for v in rows], ["features"]).coalesce(2)
+    else:  # every vector sparse, but at most DENSE_WIDTH features: no probe
+        df = _declared(_frame(spark, X), X.shape[1])
+        assert X.shape[1] <= frames.DENSE_WIDTH
+    data = frames.blocks_from_dataframe(df)
+    try:
+        assert not data.sparse
+        assert all(isinstance(points, np.ndarray) for points, *_ in data.cached.collect())
+    finally:
+        data.unpersist()
+    fit = {"n_clusters": 3, "init": "k-means||", "n_init": 1, "seed": 1, "max_iter": 6}
+    _assert_same_model(KMeans(**fit, backend="spark-rdd").fit(df), KMeans(**fit).fit(X))
+
+
+def test_the_arrow_vector_reader_builds_canonical_csr_and_refuses_bad_vectors() -> None:
+    import pyarrow as pa
+    from pyspark.ml.linalg import VectorUDT
+
+    struct = pa.struct(
+        [
+            ("type", pa.int8()),
+            ("size", pa.int32()),
+            ("indices", pa.list_(pa.int32())),
+            ("values", pa.list_(pa.float64())),
+        ]
+    )
+    assert [f.name for f in VectorUDT().sqlType().fields] == struct.names  # the UDT's own layout
+
+    def vectors(*rows: tuple[int, Any, Any, Any]) -> Any:
+        return pa.array([dict(zip(struct.names, r, strict=True)) for r in rows], type=struct)
+
+    mixed = frames._vector_rows(vectors((1, None, None, [0.0, 2.0, 0.0]), (0, 3, [0, 2], [0.0, 5.0])), "v")
+    assert isinstance(mixed, SparseRows) and mixed.nnz == 2  # zeros dropped, dense or explicit
+    np.testing.assert_array_equal(mixed.toarray(), [[0.0, 2.0, 0.0], [0.0, 0.0, 5.0]])
+    dense = frames._vector_rows(vectors((1, None, None, [1.0, 2.0])), "v")
+    assert isinstance(dense, np.ndarray) and dense.shape == (1, 2)
+    with pytest.raises(ValueError, match=r"column 'v' has vectors of different lengths \[3, 4\]"):
+        frames._vector_rows(vectors((0, 3, [0], [1.0]), (1, None, None, [1.0, 2.0, 3.0, 4.0])), "v")
+    with pytest.raises(ValueError, match=r"indices outside 0\.\.2"):
+        frames._vector_rows(vectors((0, 3, [5], [1.0])), "v")
+
+
+def test_a_weight_column_with_sparse_vectors_equals_numpy_with_sample_weight(spark: Any) -> None:
+    X = _csr(10)
+    w = np.random.default_rng(10).uniform(0.25, 3.0, size=X.shape[0]).round(2)
+    fit = {"n_clusters": 3, "init": "k-means||", "n_init": 1, "seed": 6, "max_iter": 8}
+    ref = KMeans(**fit).fit(X, sample_weight=w)
+    model = KMeans(**fit, backend="spark-rdd").fit(_frame(spark, X, weights=w), sample_weight="w")
+    _assert_same_model(model, ref)
+
+
+def test_a_sparse_vector_dataframe_at_an_extreme_scale_is_the_unscaled_fit_scaled(spark: Any) -> None:
+    X = _csr(11)
+    fit = {"n_clusters": 3, "init": "k-means||", "n_init": 1, "seed": 8, "max_iter": 6, "tol": 0.0}
+    ref = KMeans(**fit).fit(X)
+    model = KMeans(**fit, backend="spark-rdd").fit(_frame(spark, X * 2.0**-560))  # squared distances underflow (#14)
+    np.testing.assert_array_equal(np.asarray(model.labels_.collect()), ref.labels_)
+    np.testing.assert_allclose(model.cluster_centers_, ref.cluster_centers_ * 2.0**-560, rtol=1e-12, atol=0)
+    assert model.inertia_ == pytest.approx(ref.inertia_ * 2.0**-1120, rel=1e-10)
+
+
+def test_bad_sparse_vector_dataframes_give_the_dense_messages(spark: Any) -> None:
+    X = _csr(12, n=40)
+    with pytest.raises(ValidationError) as sparse_null:
+        frames.blocks_from_dataframe(_frame(spark, X, nulls=(25,)))
+    with pytest.raises(ValidationError) as dense_null:
+        frames.blocks_from_dataframe(_frame(spark, X, dense_every=1, nulls=(25,)))
+    assert str(sparse_null.value) == str(dense_null.value)
+    assert "column 'features' has 1 null values" in str(sparse_null.value)
+    nan = X.copy()
+    nan.data[nan.indptr[30]] = np.nan
+    with pytest.raises(ValidationError, match=r"NaN or infinite values in 1 of 40 rows \(first at row 30\)"):
+        frames.blocks_from_dataframe(_frame(spark, nan))
+    from pyspark.ml.linalg import Vectors
+
+    ragged = spark.createDataFrame([(Vectors.sparse(3, [0], [1.0]),), (Vectors.sparse(4, [2], [1.0]),)], ["features"])
+    with pytest.raises(ValidationError, match="different lengths"):
+        frames.blocks_from_dataframe(ragged.coalesce(1))

@@ -21,6 +21,7 @@ from kmeans.backends._spark.blocks import (
 )
 from kmeans.backends._spark.store import BlockStore, store_for
 from kmeans.errors import ValidationError
+from kmeans.sparse import SparseRows, is_sparse
 
 
 @attrs.frozen
@@ -30,16 +31,15 @@ class FeatureSpec:
     ``kind`` is ``"columns"`` (one numeric column per feature), ``"vector"`` (one
     ``pyspark.ml`` vector column) or ``"array"`` (one array-of-numbers column);
     ``weight`` is the weight column or None; ``integer`` is True when every feature
-    column has an integral type.
+    column has an integral type; ``sparse`` is True when a vector column is read in its
+    struct form (it holds ``SparseVector`` rows, see :func:`has_sparse_vectors`).
     """
 
     columns: tuple[str, ...]
     kind: str
     weight: str | None = None
     integer: bool = False
-
-
-_INTEGRAL = ("ByteType", "ShortType", "IntegerType", "LongType", "BooleanType")
+    sparse: bool = False
 
 
 _INTEGRAL = ("ByteType", "ShortType", "IntegerType", "LongType", "BooleanType")
@@ -124,11 +124,49 @@ def vector_values(name: str) -> Any:
     return sf.when(column(name).isNotNull(), vector_to_array(column(name)))
 
 
+#: How many of a vector column's first non-null rows :func:`has_sparse_vectors` looks at.
+SPARSE_PROBE_ROWS = 64
+
+#: A vector column whose ML attributes declare at most this many features is read dense (no probe).
+DENSE_WIDTH = 64
+
+
+def declared_size(df: Any, name: str) -> int | None:
+    """The vector size that column ``name``'s ML attribute metadata declares, if any.
+
+    ``VectorAssembler``, ``HashingTF``, ``OneHotEncoder`` and others write it (``ml_attr.num_attrs``).
+    """
+    size = df.schema[name].metadata.get("ml_attr", {}).get("num_attrs")
+    return size if isinstance(size, int) else None
+
+
+def has_sparse_vectors(df: Any, name: str) -> bool:
+    """Whether the vector column ``name`` holds a ``SparseVector`` among its first non-null rows.
+
+    One small job on the JVM alone (no Python worker): a vector's string form starts with
+    ``(`` when it is sparse, ``[`` when dense. Spark writes a vector column's struct form to
+    Arrow several times slower than the ``array<double>`` of ``vector_to_array``, which makes
+    every sparse vector dense: these rows choose the form. A column declared at most
+    :data:`DENSE_WIDTH` wide is dense without the job (its rows take at most 512 bytes).
+    """
+    size = declared_size(df, name)
+    if size is not None and size <= DENSE_WIDTH:
+        return False
+    first = column(name).cast("string").substr(1, 1).alias("c")
+    rows = df.where(column(name).isNotNull()).select(first).limit(SPARSE_PROBE_ROWS).collect()
+    return any(row.c == "(" for row in rows)
+
+
 def feature_frame(df: Any, spec: FeatureSpec) -> Any:
-    """``df`` reduced to the feature columns (vectors as ``array<double>``) and the weight column."""
-    if spec.kind == "vector":
+    """``df`` reduced to the feature columns and the weight column.
+
+    A vector column is ``array<double>`` (:func:`vector_values`), or with ``spec.sparse`` the
+    vectors themselves: Arrow reads their struct form (``type`` 0 sparse / 1 dense, ``size``,
+    ``indices``, ``values``), so sparse vectors arrive as their stored values only.
+    """
+    if spec.kind == "vector" and not spec.sparse:
         cols = [vector_values(spec.columns[0]).alias("__features")]
-    elif spec.kind == "array":
+    elif spec.kind in ("vector", "array"):
         cols = [column(spec.columns[0]).alias("__features")]
     else:
         types = {f.name: _type_name(f.dataType) for f in df.schema.fields}
@@ -142,13 +180,13 @@ def feature_frame(df: Any, spec: FeatureSpec) -> Any:
     return df.select(*cols)
 
 
-def arrow_batch_to_array(batch: Any, spec: FeatureSpec) -> NDArray[Any]:
-    """The features of one Arrow record batch of :func:`feature_frame` as an ``(n, d)`` array.
+def arrow_batch_to_array(batch: Any, spec: FeatureSpec) -> NDArray[Any] | SparseRows:
+    """The features of one Arrow record batch of :func:`feature_frame` as ``(n, d)`` rows.
+
+    Rows are an array, or :class:`SparseRows` for vectors when the batch holds a sparse one.
 
     Raises ``ValueError`` naming the column for null values or ragged vectors.
     """
-    import pyarrow.compute as pc
-
     shown = spec.columns if spec.kind == "columns" else spec.columns[:1]
     inner = [f"__x{j}" for j in range(len(spec.columns))] if spec.kind == "columns" else ["__features"]
     for name, label in zip(inner, shown, strict=True):
@@ -162,33 +200,91 @@ def arrow_batch_to_array(batch: Any, spec: FeatureSpec) -> NDArray[Any]:
         if all(c.dtype.kind in "biu" for c in cols) and batch.num_rows:
             return np.column_stack(cols).astype(np.int64, copy=False)
         return np.column_stack([c.astype(dtype, copy=False) for c in cols]) if cols else np.empty((0, 0))
-    lists = batch.column("__features")
+    if spec.sparse:
+        return _vector_rows(batch.column("__features"), spec.columns[0])
+    return _list_rows(batch.column("__features"), spec.columns[0])
+
+
+def _list_rows(lists: Any, label: str) -> NDArray[Any]:
+    """An Arrow list array of equal-length number lists as an ``(n, d)`` array."""
+    import pyarrow.compute as pc
+
     values = lists.flatten()
     if values.null_count:
-        raise ValueError(f"column {spec.columns[0]!r} has null elements inside its vectors; drop or impute them first")
+        raise ValueError(f"column {label!r} has null elements inside its vectors; drop or impute them first")
     lengths = pc.list_value_length(lists).to_numpy(zero_copy_only=False)
-    n = batch.num_rows
+    n = len(lists)
     if n == 0:
         return np.empty((0, 0))
     d = int(lengths[0])
     if (lengths != d).any():
-        raise ValueError(
-            f"column {spec.columns[0]!r} has vectors of different lengths {sorted(set(lengths.tolist()))[:5]}"
-        )
+        raise ValueError(f"column {label!r} has vectors of different lengths {sorted(set(lengths.tolist()))[:5]}")
     arr: NDArray[Any] = values.to_numpy(zero_copy_only=False).reshape(n, d)
     return arr.astype(np.int64) if arr.dtype.kind == "b" else arr
 
 
-_ARROW_SCHEMA = "points binary, weights binary, dtype string, n long, d long, start long, integer boolean, error string"
+def _vector_rows(vectors: Any, label: str) -> NDArray[Any] | SparseRows:
+    """ML vectors in their Arrow struct form (no nulls) as rows: dense when every vector is dense, else CSR.
+
+    A batch with a sparse vector becomes :class:`SparseRows` straight from the Arrow arrays
+    (its dense vectors' zeros dropped), never an ``(n, d)`` array.
+    """
+    import pyarrow.compute as pc
+
+    kinds = pc.struct_field(vectors, "type").to_numpy(zero_copy_only=False)
+    values = pc.struct_field(vectors, "values")
+    if kinds.all():  # type 1: every vector dense
+        return _list_rows(values, label)
+    lengths = pc.list_value_length(values).to_numpy(zero_copy_only=False).astype(np.int64)
+    sparse_rows = kinds == 0
+    sizes = pc.struct_field(vectors, "size").fill_null(0).to_numpy(zero_copy_only=False)
+    sizes = np.where(sparse_rows, sizes, lengths)
+    d = int(sizes[0])
+    if (sizes != d).any():
+        raise ValueError(f"column {label!r} has vectors of different lengths {sorted(set(sizes.tolist()))[:5]}")
+    n = len(vectors)
+    data = values.flatten().to_numpy(zero_copy_only=False)
+    stored = pc.struct_field(vectors, "indices").flatten().to_numpy(zero_copy_only=False)
+    if stored.size and (int(stored.min()) < 0 or int(stored.max()) >= d):
+        raise ValueError(f"column {label!r} has sparse vectors with indices outside 0..{d - 1}")
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    if sparse_rows.all():
+        indices = stored
+    else:  # a dense vector's values sit at 0..d-1
+        indices = np.arange(data.size, dtype=np.int64) - np.repeat(indptr[:-1], lengths)
+        indices[np.repeat(sparse_rows, lengths)] = stored
+    from scipy import sparse
+
+    return SparseRows.from_scipy(sparse.csr_matrix((data, indices, indptr), shape=(n, d)))
+
+
+def _stack(parts: list[Any]) -> Any:
+    """Row blocks one after another: an array, or :class:`SparseRows` when any part is sparse."""
+    if not any(is_sparse(p) for p in parts):
+        return np.concatenate(parts)
+    from scipy import sparse
+
+    csr = [p.to_scipy() if is_sparse(p) else sparse.csr_array(p) for p in parts]
+    return SparseRows.from_scipy(csr[0] if len(csr) == 1 else sparse.vstack(csr, format="csr"))
+
+
+_ARROW_SCHEMA = (
+    "points binary, weights binary, dtype string, n long, d long, start long, integer boolean, error string, "
+    "indices binary, indptr binary"
+)
 
 
 def _arrow_stored(batches: Iterable[Any], spec: FeatureSpec, block_rows: int) -> Iterator[Any]:
     """Executor-side: Arrow batches of :func:`feature_frame` -> blocks in the stored form, or one ParseError."""
     start, pending, pending_w, error, rows = 0, [], [], "", 0
 
-    def emit(parts: list[NDArray[Any]], wparts: list[NDArray[Any]], at: int) -> Any:
-        points, integer = as_points(np.concatenate(parts))
+    def emit(parts: list[NDArray[Any] | SparseRows], wparts: list[NDArray[Any]], at: int) -> Any:
         w = np.concatenate(wparts).astype(np.float64) if wparts else None
+        stacked = _stack(parts)
+        if is_sparse(stacked):
+            return (stacked, w, at, False)
+        points, integer = as_points(stacked)
         return (np.ascontiguousarray(points), w, at, integer)
 
     for batch in batches:  # always consume every batch, even after an error
@@ -218,21 +314,45 @@ def _arrow_stored(batches: Iterable[Any], spec: FeatureSpec, block_rows: int) ->
 
 
 def _arrow_partition(spec: FeatureSpec, block_rows: int) -> Any:
-    """Executor-side ``mapInArrow`` function: Arrow batches -> one row per block (array bytes)."""
+    """Executor-side ``mapInArrow`` function: Arrow batches -> one row per block (array bytes).
+
+    CSR rows travel as their three arrays: values in ``points``, then ``indices`` and ``indptr``.
+    """
 
     def fn(batches: Iterable[Any]) -> Iterator[Any]:
         import pyarrow as pa
 
-        names = ("points", "weights", "dtype", "n", "d", "start", "integer", "error")
-        types = (pa.binary(), pa.binary(), pa.string(), pa.int64(), pa.int64(), pa.int64(), pa.bool_(), pa.string())
-        schema = pa.schema(list(zip(names, types, strict=True)))
+        types = {
+            "points": pa.binary(),
+            "weights": pa.binary(),
+            "dtype": pa.string(),
+            "n": pa.int64(),
+            "d": pa.int64(),
+            "start": pa.int64(),
+            "integer": pa.bool_(),
+            "error": pa.string(),
+            "indices": pa.binary(),
+            "indptr": pa.binary(),
+        }
+        schema = pa.schema(list(types.items()))
         for item in _arrow_stored(batches, spec, block_rows):
             if isinstance(item, ParseError):
-                row = dict(zip(names, (b"", None, "", 0, 0, 0, False, item.message), strict=True))
+                row = {"points": b"", "dtype": "", "n": 0, "d": 0, "start": 0, "integer": False, "error": item.message}
             else:
                 points, w, at, integer = item
-                values = (points.tobytes(), None if w is None else w.tobytes(), points.dtype.str)
-                row = dict(zip(names, (*values, *points.shape, at, integer, ""), strict=True))
+                sparse = is_sparse(points)
+                row = {
+                    "points": (points.data if sparse else points).tobytes(),
+                    "weights": None if w is None else w.tobytes(),
+                    "dtype": points.dtype.str,
+                    "n": points.shape[0],
+                    "d": points.shape[1],
+                    "start": at,
+                    "integer": integer,
+                    "error": "",
+                    "indices": points.indices.tobytes() if sparse else None,
+                    "indptr": points.indptr.tobytes() if sparse else None,
+                }
             yield pa.RecordBatch.from_pylist([row], schema=schema)
 
     return fn
@@ -262,9 +382,12 @@ def _arrow_store(spec: FeatureSpec, block_rows: int, store: BlockStore) -> Any:
 def _decode(row: Any) -> Any:
     if row.error:
         return ParseError(row.error)
-    points = np.frombuffer(row.points, dtype=np.dtype(row.dtype)).reshape(row.n, row.d)
     weights = None if row.weights is None else np.frombuffer(row.weights, dtype=np.float64)
-    return (points, weights, row.start, row.integer)
+    values = np.frombuffer(row.points, dtype=np.dtype(row.dtype))
+    if row.indptr is not None:
+        indices, indptr = np.frombuffer(row.indices, dtype=np.int32), np.frombuffer(row.indptr, dtype=np.int64)
+        return (SparseRows(values, indices, indptr, (row.n, row.d)), weights, row.start, row.integer)
+    return (values.reshape(row.n, row.d), weights, row.start, row.integer)
 
 
 def blocks_from_dataframe(
@@ -275,6 +398,8 @@ def blocks_from_dataframe(
     ``sample_weight`` may name a weight column. Partitions keep the DataFrame's layout.
     """
     spec = resolve_features(df, features, sample_weight)
+    if spec.kind == "vector":
+        spec = attrs.evolve(spec, sparse=has_sparse_vectors(df, spec.columns[0]))
     frame = feature_frame(df, spec)
     converted = frame.mapInArrow(_arrow_partition(spec, block_rows), _ARROW_SCHEMA)
     parsed = converted.rdd.map(_decode, preservesPartitioning=True)
