@@ -120,11 +120,14 @@ def test_dataframe_vector_column(spark: Any) -> None:
     np.testing.assert_array_equal(_rows(data)[0], X)
 
 
-def test_dataframe_sparse_vectors_are_densified(spark: Any) -> None:
+def test_dataframe_sparse_and_dense_vectors_keep_their_values(spark: Any) -> None:
     from pyspark.ml.linalg import Vectors
+
+    from kmeans.sparse import is_sparse
 
     df = spark.createDataFrame([(Vectors.sparse(3, [1], [2.0]),), (Vectors.dense([1.0, 0.0, 0.0]),)], ["v"])
     data = frames.blocks_from_dataframe(df, features="v")
+    assert any(is_sparse(b.points) for b in data.blocks.collect())  # a block with a sparse row is CSR
     np.testing.assert_array_equal(_rows(data)[0], [[0.0, 2.0, 0.0], [1.0, 0.0, 0.0]])
 
 
