@@ -6,8 +6,10 @@ into new centers. Policies that must be identical on every engine live here:
 
 - **Convergence.** After an update, the fit stops when ``tol > 0`` and no center moved
   more than ``tol`` (``max_j dist(old_j, new_j) <= tol``, with ``dist`` the metric's own
-  distance: Euclidean for L2, Manhattan for L1, in the units of the data). With
-  ``tol = 0`` exactly ``max_iter`` updates run. ``n_iter`` counts updates.
+  distance: Euclidean for L2, Manhattan for L1, in the units of the data), or, whatever
+  ``tol``, when an update left every center exactly where it was: a fixed point, which every
+  later update would repeat (MLlib and scikit-learn stop there too). Otherwise ``max_iter``
+  updates run. ``n_iter`` counts updates.
 - **Empty clusters.** A cluster that receives no weight is moved onto the data point
   farthest from its closest center: the i-th empty cluster (ascending index) takes the
   i-th farthest *distinct* point (largest cost; equal costs ordered by the point's values,
@@ -321,6 +323,7 @@ def lloyd(
             summary = attrs.evolve(summarize(dataset, centers, assign, update, plan, moves), inertia=summary.inertia)
         new_centers = _update_centers(dataset, centers, assign, update, plan, summary, moves)
         shift = float(np.max(assign.shift(centers, new_centers)))
+        fixed = np.array_equal(new_centers, centers)  # every later update would give these again
         centers = new_centers
         n_iter = it + 1
         record = IterationRecord(
@@ -334,7 +337,7 @@ def lloyd(
         history.append(record)
         for cb in callbacks:
             cb(record)
-        if tol > 0 and shift <= tol:
+        if fixed or (tol > 0 and shift <= tol):
             converged = True
             break
     inertia, weights = evaluate(dataset, centers, assign, update, memory)

@@ -313,7 +313,8 @@ class KMeans:
     tol : float
         Stop after an update in which no center moved more than ``tol`` (the metric's
         own distance, Euclidean for L2 and Manhattan for L1, in data units; not
-        relative to the data's variance). ``0`` runs exactly ``max_iter`` updates.
+        relative to the data's variance). With any ``tol`` (``0`` included) the fit also stops at an exact
+        fixed point (an update that moved no center).
     seed : int or None
         The same seed gives the same result on every backend and any partitioning
         (see the user guide for the exceptions). ``None`` draws one from the operating

@@ -42,11 +42,17 @@ def _blobs(seed: int, n: int = 300, d: int = 2) -> np.ndarray:
 
 
 @pytest.mark.parametrize("max_iter", [1, 3, 17])
-def test_tol_zero_runs_exactly_max_iter_updates(max_iter: int) -> None:
-    X = np.array([[0.0], [2.0]])  # converges after one update, yet keeps iterating
-    result = _run(X, [[0.0]], max_iter=max_iter, tol=0.0)
-    assert result.n_iter == max_iter == len(result.history)
-    assert not result.converged
+def test_tol_zero_runs_max_iter_updates_unless_a_fixed_point_stops_it(max_iter: int) -> None:
+    X = np.array([[0.0], [2.0], [5.0], [6.0]])
+    # From 0 and 2 the centers keep moving for a few updates, then stop: a fixed point.
+    free = _run(X, [[0.0], [2.0]], max_iter=100, tol=0.0)
+    assert free.converged and free.n_iter == len(free.history) > 1
+    assert free.history[-1].center_shift == 0.0 and all(h.center_shift > 0 for h in free.history[:-1])
+    capped = _run(X, [[0.0], [2.0]], max_iter=max_iter, tol=0.0)
+    assert capped.n_iter == min(max_iter, free.n_iter) == len(capped.history)
+    assert capped.converged == (max_iter >= free.n_iter)
+    if max_iter >= free.n_iter:  # the fixed point is the model every further update would give
+        np.testing.assert_array_equal(capped.centers, free.centers)
 
 
 def test_converges_when_no_center_moves_more_than_tol() -> None:

@@ -27,8 +27,7 @@ calling MLlib costs plus one short read of the first rows.
 ``max_iter``. ``history_`` is empty: MLlib reports no per-iteration state.
 
 **Differences that remain** (documented in ``docs/spark-ml.md``): MLlib stops when every
-center moved at most ``tol`` (Euclidean), as we do, but with ``tol=0`` it also stops at
-an exact fixed point (we run exactly ``max_iter`` updates; the centers are the same); an
+center moved at most ``tol`` (Euclidean) or none moved, as we do, but an
 empty cluster keeps its old center (we move it to the farthest row); MLlib's random and
 k-means|| draws ignore sample weights and depend on the partitioning; its random
 initialization may return fewer than ``k`` centers when it draws duplicate rows, which

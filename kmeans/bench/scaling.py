@@ -2,9 +2,10 @@
 
 One parameter is swept at a time, the others held at their base values, on seeded
 synthetic data: Gaussian blobs (float32) or random 8-bit "images" (uint8 rows). Every
-engine starts from the same initial centers and runs exactly ``iterations`` Lloyd
-updates (``tol=0``). Engines: every available registered backend, scikit-learn's
-``KMeans(algorithm="lloyd")`` as an outside reference, and faiss when it is installed.
+engine starts from the same initial centers and runs ``iterations`` Lloyd updates
+(``tol=0``; fewer when a fit reaches an exact fixed point: times are per iteration run).
+Engines: every available registered backend, scikit-learn's ``KMeans(algorithm="lloyd")``
+as an outside reference, and faiss when it is installed.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ identical:
   largest exact gain (:mod:`kmeans.init._choice`, NumPy only);
 - Lloyd: ``||x - c||² = ((x_0 - c_0)² + (x_1 - c_1)²) + ...``, the lowest index on ties,
   sums, weights and inertia accumulated in row order (``bincount`` and ``cumsum`` are
-  sequential), stop when no center moved more than ``tol``.
+  sequential), stop when no center moved more than ``tol`` or none moved at all.
 
 It declines (``None``) where the compiled fit would take another road: an empty cluster
 (relocated by the driver's farthest-point rule), fewer distinct rows than ``k``.
@@ -171,12 +171,13 @@ def fit_small(
         new = sums / weights[:, None]
         diff = new - centers
         shift = float(np.max(np.sqrt(np.einsum("ij,ij->i", diff, diff))))  # SquaredEuclidean.shift
+        fixed = np.array_equal(new, centers)
         centers = new
         record = IterationRecord(
             iteration=it + 1, inertia=inertia, center_shift=shift, elapsed=time.perf_counter() - t0, n_empty=0
         )
         history.append(record)
-        if tol > 0 and shift <= tol:
+        if fixed or (tol > 0 and shift <= tol):
             break
     return SmallFit(centers, len(history), tuple(history))
 

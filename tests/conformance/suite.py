@@ -102,7 +102,7 @@ def _fit(backend: Any, data: np.ndarray, init: str, distance: str, weights: np.n
 def _assert_same_model(got: KMeans, want: KMeans, profile: Profile, what: str) -> None:
     np.testing.assert_allclose(got.cluster_centers_, want.cluster_centers_, rtol=1e-9, atol=1e-12, err_msg=what)
     assert got.inertia_ == pytest.approx(want.inertia_, rel=1e-9), what
-    if profile.driver_rules:  # tol=0 runs exactly max_iter updates
+    if profile.driver_rules:  # the driver's convergence rule (max_iter, or an exact fixed point)
         assert got.n_iter_ == want.n_iter_, what
     np.testing.assert_array_equal(profile.to_array(got.labels_), want.labels_, err_msg=what)
 

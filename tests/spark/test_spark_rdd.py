@@ -235,20 +235,26 @@ def test_one_task_fit_equals_one_job_per_iteration(spark: Any, params: dict[str,
         assert one.history_[0].n_empty > 0
 
 
+#: Uniform rows: k-means keeps moving the centers for a while (no fixed point within 12 updates).
+SLOW = np.random.default_rng(7).uniform(0, 10, size=(600, 2))
+
+
 def test_one_task_fit_runs_one_job_instead_of_one_per_iteration(sc: Any) -> None:
-    kw = {**FIT, "init": X[:3], "max_iter": 12}
-    one = _jobs_during(sc, lambda: KMeans(**kw, backend=SparkRDDBackend(num_partitions=1)).fit(X))
+    kw = {**FIT, "n_clusters": 5, "init": SLOW[:5], "max_iter": 12}
+    one = _jobs_during(sc, lambda: KMeans(**kw, backend=SparkRDDBackend(num_partitions=1)).fit(SLOW))
     per_iteration = _jobs_during(
-        sc, lambda: KMeans(**kw, backend=SparkRDDBackend(num_partitions=1, one_task=False)).fit(X)
+        sc, lambda: KMeans(**kw, backend=SparkRDDBackend(num_partitions=1, one_task=False)).fit(SLOW)
     )
-    two_parts = _jobs_during(sc, lambda: KMeans(**kw, backend=SparkRDDBackend(num_partitions=2)).fit(X))
+    two_parts = _jobs_during(sc, lambda: KMeans(**kw, backend=SparkRDDBackend(num_partitions=2)).fit(SLOW))
+    assert KMeans(**kw).fit(SLOW).n_iter_ == 12
     assert per_iteration >= 12 and two_parts >= 12  # one job per iteration (and a few more)
     assert one <= per_iteration - 11  # the 12 iterations + final pass are one task
 
 
 def test_one_task_fit_replays_every_iteration_to_the_callbacks(spark: Any) -> None:
     seen: list[Any] = []
-    model = KMeans(**FIT, callbacks=[seen.append], backend=SparkRDDBackend(num_partitions=1)).fit(X)
+    kw = {**FIT, "n_clusters": 5, "init": SLOW[:5]}
+    model = KMeans(**kw, callbacks=[seen.append], backend=SparkRDDBackend(num_partitions=1)).fit(SLOW)
     assert [r.iteration for r in seen] == [1, 2, 3, 4, 5]
     assert seen == model.history_
 
