@@ -520,6 +520,35 @@ def _predict_series(centers: Float64Array, assign: AssignStep) -> Callable[[Any]
     return run
 
 
+def _predict_vector_batches(centers: Float64Array, assign: AssignStep, name: str) -> Callable[[Any], Any]:
+    """A ``mapInArrow`` body: each batch with a ``prediction`` column from its vectors' struct form.
+
+    Sparse vectors stay CSR (:func:`~kmeans.backends._spark.frames.arrow_vectors`); a null
+    vector, or one with a NaN or infinite value, has no closest center: its prediction is null.
+    """
+
+    def run(batches: Iterable[Any]) -> Iterator[Any]:
+        import pyarrow as pa
+
+        for batch in batches:
+            vectors = batch.column(name)
+            out = np.zeros(batch.num_rows, dtype=np.int32)
+            missing = np.asarray(vectors.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+            keep = np.flatnonzero(~missing)
+            if keep.size:
+                points = frames.arrow_vectors(vectors.filter(pa.array(~missing)), name)
+                if points.shape[1] != centers.shape[1]:
+                    raise ValidationError(f"rows have {points.shape[1]} features, the model has {centers.shape[1]}")
+                finite = frames.finite_rows(points)
+                if finite.any():
+                    chosen: Any = points[np.flatnonzero(finite)] if not finite.all() else points
+                    out[keep[finite]] = assign.assign(chosen, centers)[0].astype(np.int32)
+                missing[keep[~finite]] = True
+            yield batch.append_column("prediction", pa.array(out, type=pa.int32(), mask=missing))
+
+    return run
+
+
 @attrs.frozen
 class SparkRDDBackend:
     """Fits on Spark with the generic Lloyd driver; blocks live in a cached RDD.
@@ -596,6 +625,15 @@ class SparkRDDBackend:
         spec = frames.resolve_features(df, features)
         if "prediction" in df.columns:
             raise ValidationError("the DataFrame already has a 'prediction' column; rename or drop it first")
+        if (
+            spec.kind == "vector"
+            and not any("`" in c for c in df.columns)  # mapInArrow cannot read a column named c`d
+            and frames.has_sparse_vectors(df, spec.columns[0])
+        ):
+            from pyspark.sql.types import IntegerType, StructField, StructType
+
+            schema = StructType([*df.schema.fields, StructField("prediction", IntegerType())])
+            return df.mapInArrow(_predict_vector_batches(centers, assign, spec.columns[0]), schema)
         if spec.kind == "columns":
             values = sf.array(*[frames.column(c).cast("double") for c in spec.columns])
         elif spec.kind == "vector":

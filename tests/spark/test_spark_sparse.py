@@ -295,3 +295,24 @@ def test_bad_sparse_vector_dataframes_give_the_dense_messages(spark: Any) -> Non
     ragged = spark.createDataFrame([(Vectors.sparse(3, [0], [1.0]),), (Vectors.sparse(4, [2], [1.0]),)], ["features"])
     with pytest.raises(ValidationError, match="different lengths"):
         frames.blocks_from_dataframe(ragged.coalesce(1))
+
+
+def test_predict_on_a_sparse_vector_column_stays_sparse_and_nulls_bad_rows(spark: Any) -> None:
+    # predict(df) reads a sparse column's struct form batch by batch (CSR, never n x d): the
+    # labels of the in-process model on the CSR rows; a null vector or one holding NaN gets null.
+    import pyspark.sql.functions as sf
+
+    X = _csr(6, n=40, d=3000, density=0.01)
+    bad = X.copy().tolil()
+    bad[7, 5] = np.nan
+    model = KMeans(n_clusters=3, init="k-means++", seed=2, max_iter=5).fit(X)  # numpy: the reference
+    df = _frame(spark, bad.tocsr(), dense_every=5, nulls=(3,)).withColumn("tag", sf.lit("x"))
+    spark_model = KMeans(n_clusters=3, init=model.cluster_centers_, max_iter=0, backend="spark-rdd")
+    spark_model.fit(_frame(spark, X))
+    out = spark_model.predict(df).collect()
+    assert [r.tag for r in out] == ["x"] * 40 and out[0].features is not None  # every column kept
+    got = [r.prediction for r in out]
+    want = model.predict(X).tolist()
+    assert got[3] is None and got[7] is None
+    assert [g for i, g in enumerate(got) if i not in (3, 7)] == [w for i, w in enumerate(want) if i not in (3, 7)]
+    assert spark_model.predict(_frame(spark, X)).select("prediction").rdd.map(lambda r: r[0]).collect() == want

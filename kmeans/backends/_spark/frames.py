@@ -223,6 +223,21 @@ def _list_rows(lists: Any, label: str) -> NDArray[Any]:
     return arr.astype(np.int64) if arr.dtype.kind == "b" else arr
 
 
+def arrow_vectors(vectors: Any, label: str) -> NDArray[Any] | SparseRows:
+    """ML vectors in their Arrow struct form (no nulls) as rows: dense when every vector is dense, else CSR."""
+    return _vector_rows(vectors, label)
+
+
+def finite_rows(points: NDArray[Any] | SparseRows) -> NDArray[np.bool_]:
+    """Per row: every stored value finite (a CSR row's zeros are)."""
+    if isinstance(points, SparseRows):
+        bad = np.concatenate([[0], np.cumsum(~np.isfinite(points.data))])
+        out: NDArray[np.bool_] = bad[points.indptr[1:]] == bad[points.indptr[:-1]]
+        return out
+    finite: NDArray[np.bool_] = np.isfinite(points).all(axis=1)
+    return finite
+
+
 def _vector_rows(vectors: Any, label: str) -> NDArray[Any] | SparseRows:
     """ML vectors in their Arrow struct form (no nulls) as rows: dense when every vector is dense, else CSR.
 
