@@ -523,7 +523,7 @@ def _predict_series(centers: Float64Array, assign: AssignStep) -> Callable[[Any]
 def _predict_vector_batches(centers: Float64Array, assign: AssignStep, name: str) -> Callable[[Any], Any]:
     """A ``mapInArrow`` body: each batch with a ``prediction`` column from its vectors' struct form.
 
-    Sparse vectors stay CSR (:func:`~kmeans.backends._spark.frames.arrow_vectors`); a null
+    Sparse vectors stay CSR (:func:`~kmeans.backends._spark.frames.vector_rows`); a null
     vector, or one with a NaN or infinite value, has no closest center: its prediction is null.
     """
 
@@ -536,10 +536,10 @@ def _predict_vector_batches(centers: Float64Array, assign: AssignStep, name: str
             missing = np.asarray(vectors.is_null().to_numpy(zero_copy_only=False), dtype=bool)
             keep = np.flatnonzero(~missing)
             if keep.size:
-                points = frames.arrow_vectors(vectors.filter(pa.array(~missing)), name)
+                points = frames.vector_rows(vectors.filter(pa.array(~missing)), name)
                 if points.shape[1] != centers.shape[1]:
                     raise ValidationError(f"rows have {points.shape[1]} features, the model has {centers.shape[1]}")
-                finite = frames.finite_rows(points)
+                finite = blocks.finite_rows(points)
                 if finite.any():
                     chosen: Any = points[np.flatnonzero(finite)] if not finite.all() else points
                     out[keep[finite]] = assign.assign(chosen, centers)[0].astype(np.int32)

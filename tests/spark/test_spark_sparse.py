@@ -248,15 +248,15 @@ def test_the_arrow_vector_reader_builds_canonical_csr_and_refuses_bad_vectors() 
     def vectors(*rows: tuple[int, Any, Any, Any]) -> Any:
         return pa.array([dict(zip(struct.names, r, strict=True)) for r in rows], type=struct)
 
-    mixed = frames._vector_rows(vectors((1, None, None, [0.0, 2.0, 0.0]), (0, 3, [0, 2], [0.0, 5.0])), "v")
+    mixed = frames.vector_rows(vectors((1, None, None, [0.0, 2.0, 0.0]), (0, 3, [0, 2], [0.0, 5.0])), "v")
     assert isinstance(mixed, SparseRows) and mixed.nnz == 2  # zeros dropped, dense or explicit
     np.testing.assert_array_equal(mixed.toarray(), [[0.0, 2.0, 0.0], [0.0, 0.0, 5.0]])
-    dense = frames._vector_rows(vectors((1, None, None, [1.0, 2.0])), "v")
+    dense = frames.vector_rows(vectors((1, None, None, [1.0, 2.0])), "v")
     assert isinstance(dense, np.ndarray) and dense.shape == (1, 2)
     with pytest.raises(ValueError, match=r"column 'v' has vectors of different lengths \[3, 4\]"):
-        frames._vector_rows(vectors((0, 3, [0], [1.0]), (1, None, None, [1.0, 2.0, 3.0, 4.0])), "v")
+        frames.vector_rows(vectors((0, 3, [0], [1.0]), (1, None, None, [1.0, 2.0, 3.0, 4.0])), "v")
     with pytest.raises(ValueError, match=r"indices outside 0\.\.2"):
-        frames._vector_rows(vectors((0, 3, [5], [1.0])), "v")
+        frames.vector_rows(vectors((0, 3, [5], [1.0])), "v")
 
 
 def test_a_weight_column_with_sparse_vectors_equals_numpy_with_sample_weight(spark: Any) -> None:

@@ -175,7 +175,7 @@ def partition_stats(index: int, iterator: Iterable[Any]) -> Iterator[_PartStats]
             dtype = "float64"
         integer = integer and bool(block_integer)
         sparse = sparse or is_sparse(points)
-        finite = _finite_rows(points)
+        finite = finite_rows(points)
         if not finite.all():
             nonfinite += int((~finite).sum())
             if first_bad < 0:
@@ -200,7 +200,7 @@ def partition_stats(index: int, iterator: Iterable[Any]) -> Iterator[_PartStats]
     yield (n, d, dtype, integer, nonfinite, first_bad, bad_w, total_w, error, big, wmax, sparse)
 
 
-def _finite_rows(points: Any) -> NDArray[np.bool_]:
+def finite_rows(points: Any) -> NDArray[np.bool_]:
     """``(n,)``: which rows (dense or :class:`SparseRows`) hold only finite values."""
     if not is_sparse(points):
         out: NDArray[np.bool_] = np.isfinite(points).all(axis=1)

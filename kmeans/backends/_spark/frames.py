@@ -201,7 +201,7 @@ def arrow_batch_to_array(batch: Any, spec: FeatureSpec) -> NDArray[Any] | Sparse
             return np.column_stack(cols).astype(np.int64, copy=False)
         return np.column_stack([c.astype(dtype, copy=False) for c in cols]) if cols else np.empty((0, 0))
     if spec.sparse:
-        return _vector_rows(batch.column("__features"), spec.columns[0])
+        return vector_rows(batch.column("__features"), spec.columns[0])
     return _list_rows(batch.column("__features"), spec.columns[0])
 
 
@@ -223,22 +223,7 @@ def _list_rows(lists: Any, label: str) -> NDArray[Any]:
     return arr.astype(np.int64) if arr.dtype.kind == "b" else arr
 
 
-def arrow_vectors(vectors: Any, label: str) -> NDArray[Any] | SparseRows:
-    """ML vectors in their Arrow struct form (no nulls) as rows: dense when every vector is dense, else CSR."""
-    return _vector_rows(vectors, label)
-
-
-def finite_rows(points: NDArray[Any] | SparseRows) -> NDArray[np.bool_]:
-    """Per row: every stored value finite (a CSR row's zeros are)."""
-    if isinstance(points, SparseRows):
-        bad = np.concatenate([[0], np.cumsum(~np.isfinite(points.data))])
-        out: NDArray[np.bool_] = bad[points.indptr[1:]] == bad[points.indptr[:-1]]
-        return out
-    finite: NDArray[np.bool_] = np.isfinite(points).all(axis=1)
-    return finite
-
-
-def _vector_rows(vectors: Any, label: str) -> NDArray[Any] | SparseRows:
+def vector_rows(vectors: Any, label: str) -> NDArray[Any] | SparseRows:
     """ML vectors in their Arrow struct form (no nulls) as rows: dense when every vector is dense, else CSR.
 
     A batch with a sparse vector becomes :class:`SparseRows` straight from the Arrow arrays
