@@ -485,8 +485,8 @@ class CosineBounds:
     any row, ``x·ĉ' - x·ĉ <= ||x|| ||ĉ' - ĉ||`` (Cauchy-Schwarz), so after the centers move
     by ``delta_j`` a row keeps ``a`` when ``s_a > ||x|| (U_i + max_{j != a} delta_j + margin)``;
     the margin (1e-9 plus a few ``d·2⁻⁵³``) covers every rounding of the float64 reference
-    and of the bound itself, so
-    the labels and costs are those of the full comparison, bit for bit.
+    and of the bound itself, so the labels and costs are those of the full comparison, bit
+    for bit.
     """
 
     __slots__ = ("centers", "kept", "labels", "norms", "sims", "sums", "upper", "wsum")

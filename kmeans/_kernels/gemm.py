@@ -100,6 +100,14 @@ def _exact(x: Any, i: int, C: Any, c: int) -> float:  # pragma: no cover - compi
 #: The exact distance's terms summed in any order (so it vectorizes): the differences and
 #: squares round identically, so ``|fast - exact| <= 2 (d - 1) u exact`` (nonnegative terms).
 _fast_sq = njit(**{**_JIT, "fastmath": {"reassoc", "nsz", "nnan"}})(_exact.py_func)
+#: From this many features candidates are first compared through :func:`_fast_sq`,
+#: confirmed exactly only when close (the ball search and the grouped passes' loop).
+FAST_MIN_FEATURES = 16
+
+
+def fast_rel(d: int) -> float:
+    """The relative error bound the candidate comparisons allow :func:`_fast_sq` over ``d`` features."""
+    return (2 * d + 4) * 2.0**-53
 
 
 @njit(**_JIT)  # type: ignore[untyped-decorator]
@@ -738,7 +746,7 @@ def grouped_labels(
     if not tiles:
         d = gc.C.shape[1]
         _listed_rows(
-            points, gc.C, rows[order], labels, costs, lower, indptr, indices, reach, d >= 16, (2 * d + 4) * 2.0**-53
+            points, gc.C, rows[order], labels, costs, lower, indptr, indices, reach, d >= FAST_MIN_FEATURES, fast_rel(d)
         )
         return
     sorted_rows = rows[order]

@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 from kmeans._kernels._common import _JIT
 from kmeans._kernels.assign import _closest_and_second
 from kmeans._kernels.bounds import _BOUND_MAX, _BOUND_MIN, _MARGIN, _lower32, center_shifts, largest_other
-from kmeans._kernels.gemm import _exact, _fast_sq
+from kmeans._kernels.gemm import FAST_MIN_FEATURES, _exact, _fast_sq, fast_rel
 from kmeans._types import Float64Array
 
 #: Neighbours kept per center: balls larger than this take the full path.
@@ -358,11 +358,6 @@ def neighbors_of(centers: Float64Array) -> CenterNeighbors:
     return new
 
 
-#: From this many features the ball's candidates are first compared through a
-#: vectorized distance (any summation order), confirmed exactly only when close.
-FAST_MIN_FEATURES = 16
-
-
 @njit(**_JIT)  # type: ignore[untyped-decorator]
 def _ball_phase(
     x: Any,
@@ -382,7 +377,7 @@ def _ball_phase(
     half_gap: Any,
     costs: Any,
     failed: Any,
-    grid: Any,
+    bins: int,
     grid_lo: Any,
     grid_scale: Any,
     grid_label: Any,
@@ -397,12 +392,11 @@ def _ball_phase(
     dist = np.empty(k, dtype=np.float64)
     nf = 0
     guess = 0
-    bins = grid.shape[0] if fresh else 0
     cell = 0
     for i in range(x.shape[0]):
         low = 0.0
         if fresh:
-            if bins:  # the center found last for a row of the same grid cell, if any
+            if bins:  # the center found last for a row of the same grid cell, if any (fresh passes only)
                 cell = 0
                 for j in range(x.shape[1]):
                     v = int((np.float64(x[i, j]) - grid_lo[j]) * grid_scale[j])
@@ -501,12 +495,12 @@ NARROW_MAX_FEATURES = 8
 GRID_MAX_FEATURES = 3
 GRID_MIN_CENTERS = 512
 GRID_CELLS = 1 << 15
-_NO_GRID = (np.empty(0), np.empty(0), np.empty(0), np.empty(0, dtype=np.int64))
+_NO_GRID = (0, np.empty(0), np.empty(0), np.empty(0, dtype=np.int64))
 
 
-def _guess_grid(points: Any, k: int) -> tuple[Float64Array, Float64Array, Float64Array, NDArray[np.int64]]:
-    """``(grid, lo, scale, labels)``: ``bins`` cells per feature (``grid`` has ``bins`` entries),
-    the box's corner, cells per unit, and a label per cell (-1: none yet)."""
+def _guess_grid(points: Any, k: int) -> tuple[int, Float64Array, Float64Array, NDArray[np.int64]]:
+    """``(bins, lo, scale, labels)``: cells per feature (0: no grid), the box's corner, cells
+    per unit, and a label per cell (-1: none yet)."""
     n, d = points.shape
     if d > GRID_MAX_FEATURES or k < GRID_MIN_CENTERS or n == 0:
         return _NO_GRID
@@ -515,7 +509,7 @@ def _guess_grid(points: Any, k: int) -> tuple[Float64Array, Float64Array, Float6
     span = np.asarray(points.max(axis=0), dtype=np.float64) - lo
     with np.errstate(divide="ignore", over="ignore"):
         scale = np.where((span > 0) & np.isfinite(bins / span), bins / span, 0.0)
-    return np.empty(bins), lo, scale, np.full(bins**d, -1, dtype=np.int64)
+    return bins, lo, scale, np.full(bins**d, -1, dtype=np.int64)
 
 
 def ball_phase(
@@ -539,7 +533,7 @@ def ball_phase(
     table = neighbors_of(centers)
     drop = table.listed_max(moves)  # the largest move among each center's listed neighbours
     ct = np.ascontiguousarray(centers.T) if fresh else np.zeros((1, 1))
-    grid, lo, scale, cells = _guess_grid(points, centers.shape[0]) if fresh else _NO_GRID
+    bins, lo, scale, cells = _guess_grid(points, centers.shape[0]) if fresh else _NO_GRID
     return int(
         _ball_phase(
             points,
@@ -552,14 +546,14 @@ def ball_phase(
             fresh,
             d >= FAST_MIN_FEATURES,
             d > NARROW_MAX_FEATURES,
-            (2 * d + 4) * 2.0**-53,
+            fast_rel(d),
             labels,
             lower,
             drop,
             table.half_gap,
             costs,
             failed,
-            grid,
+            bins,
             lo,
             scale,
             cells,

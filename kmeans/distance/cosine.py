@@ -169,7 +169,7 @@ class SphericalMean(WeightedMean):
 
         Same labels and costs as :meth:`Cosine.assign`. With ``memory`` (one Lloyd run), each
         block keeps its row norms and Hamerly-style bounds on its rows' cosines between passes
-        (:class:`~kmeans._kernels.cosine.CosineBounds`; 16 bytes per row while the run lasts),
+        (:class:`~kmeans._kernels.cosine.CosineBounds`; 24 bytes per row beside the norms while the run lasts),
         so rows that provably keep their center cost one dot product instead of ``k``; the
         results are bit-identical. Declines (``None``) for an assign step other than
         :class:`Cosine` itself.
